@@ -1,0 +1,54 @@
+"""The append-only event log: event types, their encoding, durable append,
+ordered reads and integrity checks. Knows nothing of the layers above it."""
+
+from events.errors import (
+    LogCorruptError,
+    LogError,
+    LogFormatError,
+    LogLockedError,
+    LogReadOnlyError,
+    RecordTooLargeError,
+)
+from events.framing import MAX_RECORD_BYTES, TornTail
+from events.hashing import canonical_json, commit_hash, content_hash, expected_hashes
+from events.log import GENESIS_HASH, LOG_FILE, Checkpoint, EventLog, SyncMode
+from events.types import (
+    EVENT_TYPES,
+    AnnotationAdded,
+    AnyEvent,
+    CommitCreated,
+    Event,
+    GenerationConfigRecorded,
+    Record,
+    TractCreated,
+    UsageRecorded,
+)
+
+__all__ = [
+    "EVENT_TYPES",
+    "GENESIS_HASH",
+    "LOG_FILE",
+    "MAX_RECORD_BYTES",
+    "AnnotationAdded",
+    "AnyEvent",
+    "Checkpoint",
+    "CommitCreated",
+    "Event",
+    "EventLog",
+    "GenerationConfigRecorded",
+    "LogCorruptError",
+    "LogError",
+    "LogFormatError",
+    "LogLockedError",
+    "LogReadOnlyError",
+    "Record",
+    "RecordTooLargeError",
+    "SyncMode",
+    "TornTail",
+    "TractCreated",
+    "UsageRecorded",
+    "canonical_json",
+    "commit_hash",
+    "content_hash",
+    "expected_hashes",
+]

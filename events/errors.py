@@ -1,0 +1,33 @@
+"""What can go wrong with a log, each naming where."""
+
+from __future__ import annotations
+
+
+class LogError(Exception):
+    """Base of every error raised by the event log."""
+
+
+class LogCorruptError(LogError):
+    """A record that cannot be trusted; `position` is the record's position."""
+
+    def __init__(self, message: str, *, position: int, kind: str, offset: int) -> None:
+        super().__init__(f"{message} (position {position}, byte offset {offset}, {kind})")
+        self.position = position
+        self.kind = kind
+        self.offset = offset
+
+
+class LogLockedError(LogError):
+    """Another writer holds the log."""
+
+
+class LogFormatError(LogError):
+    """Not a log, or a log written by a newer format version."""
+
+
+class LogReadOnlyError(LogError):
+    """A write was attempted on a log opened read-only."""
+
+
+class RecordTooLargeError(LogError):
+    """An event whose encoding does not fit the record format."""

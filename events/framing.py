@@ -1,0 +1,150 @@
+"""The byte layout of the log file and the scan that finds its whole records.
+
+File: a 12-byte header (magic, format version), then frames. A frame is
+``length | crc32(record) | crc32(length, crc) | record``; a record is one
+flags byte (batch end) followed by the msgpack-encoded `Record`. The header
+checksum lets a damaged length field be told apart from a write the OS never
+finished, so a torn tail is never confused with corruption in the middle.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from events.errors import LogCorruptError, LogFormatError
+
+MAGIC = b"TRACTLOG"
+FORMAT_VERSION = 1
+FILE_HEADER = struct.Struct("<8sI")
+FRAME_HEADER = struct.Struct("<III")
+_LENGTH_CRC = struct.Struct("<II")
+FLAG_BATCH_END = 0x01
+MAX_RECORD_BYTES = 64 * 1024 * 1024
+_CHUNK = 8 * 1024 * 1024
+
+
+def file_header() -> bytes:
+    return FILE_HEADER.pack(MAGIC, FORMAT_VERSION)
+
+
+def check_file_header(data: bytes, where: str) -> None:
+    if len(data) < FILE_HEADER.size:
+        raise LogFormatError(f"{where}: too short to be a tract log ({len(data)} bytes)")
+    magic, version = FILE_HEADER.unpack_from(data)
+    if magic != MAGIC:
+        raise LogFormatError(f"{where}: not a tract log (bad magic {magic!r})")
+    if version > FORMAT_VERSION:
+        raise LogFormatError(
+            f"{where}: log format version {version} is newer than this library "
+            f"supports ({FORMAT_VERSION}); upgrade tract-context to read it"
+        )
+
+
+def frame(record: bytes) -> bytes:
+    length = len(record)
+    crc = zlib.crc32(record)
+    return FRAME_HEADER.pack(length, crc, zlib.crc32(_LENGTH_CRC.pack(length, crc))) + record
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    position: int
+    offset: int
+    end: int
+    record: memoryview
+
+    @property
+    def batch_end(self) -> bool:
+        return bool(self.record[0] & FLAG_BATCH_END)
+
+    @property
+    def body(self) -> memoryview:
+        return self.record[1:]
+
+
+@dataclass(frozen=True, slots=True)
+class TornTail:
+    """Bytes after the last whole batch that a crash (or a write in flight) left."""
+
+    offset: int
+    position: int
+    reason: str
+
+
+class FrameScanner:
+    """Yields whole frames of complete batches from `offset` to the end of the data.
+
+    `read(offset, n)` returns up to n bytes at offset. After iteration, `end`
+    is the offset just past the last complete batch and `torn` describes any
+    trailing bytes that do not form one. Damage before the tail raises
+    `LogCorruptError` naming the record's position.
+    """
+
+    def __init__(self, read: Callable[[int, int], bytes], size: int, offset: int, position: int) -> None:
+        self._read = read
+        self._size = size
+        self.end = offset
+        self.next_position = position
+        self.torn: TornTail | None = None
+
+    def __iter__(self) -> Iterator[Frame]:
+        buf = memoryview(b"")
+        buf_start = self.end
+        offset, position = self.end, self.next_position
+        pending: list[Frame] = []
+        while offset < self._size:
+            rel = offset - buf_start
+            if len(buf) - rel < FRAME_HEADER.size:
+                buf, buf_start, rel = self._refill(offset, FRAME_HEADER.size)
+            if len(buf) - rel < FRAME_HEADER.size:
+                self._tear("partial frame header")
+                break
+            length, crc, header_crc = FRAME_HEADER.unpack_from(buf, rel)
+            if zlib.crc32(_LENGTH_CRC.pack(length, crc)) != header_crc:
+                if self._all_zero(offset):
+                    self._tear("zero-filled tail")
+                    break
+                raise LogCorruptError(
+                    "damaged frame header", position=position, kind="bad header", offset=offset
+                )
+            end = offset + FRAME_HEADER.size + length
+            if end > self._size:
+                self._tear("record cut short")
+                break
+            if len(buf) - rel < FRAME_HEADER.size + length:
+                buf, buf_start, rel = self._refill(offset, FRAME_HEADER.size + length)
+            record = buf[rel + FRAME_HEADER.size : rel + FRAME_HEADER.size + length]
+            if length == 0 or zlib.crc32(record) != crc:
+                if end == self._size:
+                    self._tear("last record fails its checksum")
+                    break
+                raise LogCorruptError(
+                    "record fails its checksum", position=position, kind="bad checksum", offset=offset
+                )
+            pending.append(Frame(position, offset, end, record))
+            offset, position = end, position + 1
+            if record[0] & FLAG_BATCH_END:
+                yield from pending
+                pending.clear()
+                self.end, self.next_position = offset, position
+        if pending and self.torn is None:
+            self._tear("batch never finished")
+
+    def _refill(self, offset: int, need: int) -> tuple[memoryview, int, int]:
+        data = self._read(offset, min(max(_CHUNK, need), self._size - offset))
+        return memoryview(data), offset, 0
+
+    def _all_zero(self, offset: int) -> bool:
+        while offset < self._size:
+            chunk = self._read(offset, min(_CHUNK, self._size - offset))
+            if chunk.count(0) != len(chunk):
+                return False
+            offset += len(chunk)
+        return True
+
+    def _tear(self, reason: str) -> None:
+        """Everything from the end of the last complete batch on is torn."""
+        self.torn = TornTail(offset=self.end, position=self.next_position, reason=reason)

@@ -1,0 +1,61 @@
+"""Content and commit hashes, derived only from an event's own fields.
+
+Both the writer and an auditor call these, so a commit's identity can be
+re-derived from the log alone. Canonical JSON is msgspec's JSON with keys
+sorted and no whitespace.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from events.types import CommitCreated
+
+_encoder = msgspec.json.Encoder(order="sorted")
+
+
+def canonical_json(value: Any) -> bytes:
+    return _encoder.encode(value)
+
+
+def content_hash(payload: dict[str, Any]) -> str:
+    return hashlib.sha256(canonical_json(payload)).hexdigest()
+
+
+def commit_hash(
+    *,
+    content_hash: str,
+    parent_hash: str | None,
+    content_type: str,
+    operation: str,
+    created_at: datetime,
+    response_to: str | None,
+) -> str:
+    """The commit's identity; config and metadata are deliberately left out."""
+    identity = {
+        "content_hash": content_hash,
+        "parent_hash": parent_hash,
+        "content_type": content_type,
+        "operation": operation,
+        "timestamp": created_at.isoformat(),
+        "response_to": response_to,
+    }
+    return hashlib.sha256(canonical_json(identity)).hexdigest()
+
+
+def expected_hashes(event: CommitCreated) -> tuple[str, str]:
+    """(content_hash, commit_hash) as they should be for this event's fields."""
+    derived_content = content_hash(event.content)
+    derived_commit = commit_hash(
+        content_hash=derived_content,
+        parent_hash=event.parent_hash,
+        content_type=event.content_type,
+        operation=event.operation,
+        created_at=event.created_at,
+        response_to=event.response_to,
+    )
+    return derived_content, derived_commit

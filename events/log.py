@@ -1,0 +1,280 @@
+"""The append-only, hash-chained event log.
+
+Positions are dense from 1. Each record carries the SHA-256 of the record
+before it, so the hash of the last record (the chain head) commits to the
+whole history. `append` writes a batch as one unit: a reader or a reopen
+after a crash sees all of it or none of it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import warnings
+from array import array
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+
+from events.errors import LogCorruptError, LogError, LogFormatError, LogReadOnlyError, RecordTooLargeError
+from events.framing import (
+    FILE_HEADER,
+    FLAG_BATCH_END,
+    MAX_RECORD_BYTES,
+    Frame,
+    FrameScanner,
+    TornTail,
+    check_file_header,
+    file_header,
+    frame,
+)
+from events.storage import FileStorage, MemoryStorage, sync_directory
+from events.types import Event, Record
+
+SyncMode = Literal["always", "batch"]
+LOG_FILE = "events.log"
+GENESIS_HASH = bytes(32)
+BATCH_SYNC_INTERVAL = 0.05
+"""With sync="batch", the longest a written record waits for its fsync (seconds)."""
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(Record)
+
+
+class Checkpoint(msgspec.Struct, frozen=True):
+    """Where a reader of the log got to: enough to resume without rescanning."""
+
+    position: int
+    offset: int
+    end: int
+    record_hash: bytes
+
+
+class EventLog:
+    """Append events, read them back in order, and know the chain head."""
+
+    def __init__(self, storage: FileStorage | MemoryStorage, *, readonly: bool, sync: SyncMode) -> None:
+        self._storage = storage
+        self.readonly = readonly
+        self.sync_mode: SyncMode = sync
+        self.torn_tail: TornTail | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+        self._end = FILE_HEADER.size
+        self._next_position = 1
+        self._last_hash = GENESIS_HASH
+        self._index_base = 1
+        self._offsets = array("Q")
+        self._sync_timer: threading.Timer | None = None
+        self.resumed = False
+
+    @classmethod
+    def memory(cls) -> EventLog:
+        log = cls(MemoryStorage(), readonly=False, sync="always")
+        log._storage.write(file_header())
+        return log
+
+    @classmethod
+    def open(
+        cls,
+        directory: str | Path,
+        *,
+        readonly: bool = False,
+        sync: SyncMode = "always",
+        resume: Checkpoint | None = None,
+    ) -> EventLog:
+        """Open (a writer creates it if missing) the log in `directory`.
+
+        `resume` lets the scan start after a known record instead of from the
+        start; it is ignored unless that record is really there with that hash.
+        """
+        if sync not in ("always", "batch"):
+            raise ValueError(f"sync must be 'always' or 'batch', not {sync!r}")
+        directory = Path(directory)
+        path = directory / LOG_FILE
+        if readonly and not path.exists():
+            raise LogFormatError(f"{directory}: no tract log here (missing {LOG_FILE})")
+        if not readonly:
+            directory.mkdir(parents=True, exist_ok=True)
+        storage = FileStorage(path, readonly=readonly)
+        log = cls(storage, readonly=readonly, sync=sync)
+        try:
+            if storage.size() == 0 and not readonly:
+                storage.write(file_header())
+                storage.sync()
+                sync_directory(directory)
+            check_file_header(storage.read(0, FILE_HEADER.size), str(path))
+            log.resumed = resume is not None and log._resume(resume)
+            log.refresh()
+            if log.torn_tail is not None and not readonly:
+                log._cut_torn_tail(str(path))
+        except BaseException:
+            storage.close()
+            raise
+        return log
+
+    # -- reading -------------------------------------------------------------
+
+    @property
+    def head_position(self) -> int:
+        """Position of the last whole record (0 for an empty log)."""
+        return self._next_position - 1
+
+    @property
+    def head_hash(self) -> bytes:
+        """Hash of the last whole record: the chain head an auditor writes down."""
+        return self._last_hash
+
+    def checkpoint(self) -> Checkpoint:
+        position = self.head_position
+        if position == 0:
+            return Checkpoint(0, FILE_HEADER.size, FILE_HEADER.size, GENESIS_HASH)
+        return Checkpoint(position, self._offset_of(position), self._end, self._last_hash)
+
+    def refresh(self) -> int:
+        """Pick up records appended since the last scan (by another process); returns the new head position."""
+        scanner = FrameScanner(self._storage.read, self._storage.size(), self._end, self._next_position)
+        last: Frame | None = None
+        for last in scanner:
+            self._offsets.append(last.offset)
+        if last is not None:
+            self._last_hash = hashlib.sha256(last.record).digest()
+        self._end, self._next_position = scanner.end, scanner.next_position
+        self.torn_tail = scanner.torn
+        return self.head_position
+
+    def read(self, from_position: int = 1, to_position: int | None = None) -> Iterator[Record]:
+        """Records from `from_position` to `to_position` (inclusive; default the head), in order."""
+        last = self.head_position if to_position is None else min(to_position, self.head_position)
+        if from_position < 1:
+            from_position = 1
+        if from_position > last:
+            return
+        start = self._offset_of(from_position)
+        scanner = FrameScanner(self._storage.read, self._end, start, from_position)
+        for item in scanner:
+            record = _decoder.decode(item.body)
+            if record.position != item.position:
+                raise LogCorruptError(
+                    f"record says position {record.position}",
+                    position=item.position,
+                    kind="position mismatch",
+                    offset=item.offset,
+                )
+            yield record
+            if item.position >= last:
+                return
+
+    def _offset_of(self, position: int) -> int:
+        if position < self._index_base:
+            self._index_from_start()
+        return self._offsets[position - self._index_base]
+
+    def _index_from_start(self) -> None:
+        scanner = FrameScanner(self._storage.read, self._end, FILE_HEADER.size, 1)
+        self._offsets = array("Q", (item.offset for item in scanner))
+        self._index_base = 1
+
+    def _resume(self, checkpoint: Checkpoint) -> bool:
+        if checkpoint.position == 0 or checkpoint.end > self._storage.size():
+            return False
+        scanner = FrameScanner(self._storage.read, checkpoint.end, checkpoint.offset, checkpoint.position)
+        try:
+            frames = list(scanner)
+        except LogError:
+            return False
+        if len(frames) != 1 or hashlib.sha256(frames[0].record).digest() != checkpoint.record_hash:
+            return False
+        self._end, self._next_position = checkpoint.end, checkpoint.position + 1
+        self._last_hash = checkpoint.record_hash
+        self._index_base = checkpoint.position
+        self._offsets = array("Q", [checkpoint.offset])
+        return True
+
+    # -- writing -------------------------------------------------------------
+
+    def append(self, events: Sequence[Event]) -> int:
+        """Write `events` as one atomic batch; returns the position of the last one."""
+        if self.readonly:
+            raise LogReadOnlyError("this log is open read-only")
+        if self._closed:
+            raise LogError("this log is closed")
+        if not events:
+            return self.head_position
+        with self._lock:
+            out = bytearray()
+            starts: list[int] = []
+            prev = self._last_hash
+            position = self._next_position
+            last_index = len(events) - 1
+            for index, event in enumerate(events):
+                body = _encoder.encode(Record(position, prev, event))
+                if len(body) + 1 > MAX_RECORD_BYTES:
+                    raise RecordTooLargeError(
+                        f"{type(event).__name__} encodes to {len(body)} bytes; a record holds at most "
+                        f"{MAX_RECORD_BYTES} bytes"
+                    )
+                record = bytes((FLAG_BATCH_END if index == last_index else 0,)) + body
+                starts.append(self._end + len(out))
+                out += frame(record)
+                prev = hashlib.sha256(record).digest()
+                position += 1
+            self._storage.write(bytes(out))
+            self._end += len(out)
+            self._next_position = position
+            self._last_hash = prev
+            self._offsets.extend(starts)
+            self._after_write()
+            return self.head_position
+
+    def _after_write(self) -> None:
+        if self.sync_mode == "always":
+            self._storage.sync()
+        elif self._sync_timer is None:
+            self._sync_timer = threading.Timer(BATCH_SYNC_INTERVAL, self._background_sync)
+            self._sync_timer.daemon = True
+            self._sync_timer.start()
+
+    def _background_sync(self) -> None:
+        with self._lock:
+            self._sync_timer = None
+            if not self._closed:
+                self._storage.sync()
+
+    def flush(self) -> None:
+        """Make every appended record durable now."""
+        with self._lock:
+            if not self._closed and not self.readonly:
+                self._storage.sync()
+
+    def _cut_torn_tail(self, where: str) -> None:
+        torn = self.torn_tail
+        assert torn is not None
+        self._storage.truncate(torn.offset)
+        self._storage.sync()
+        warnings.warn(
+            f"{where}: cut off a torn tail at byte {torn.offset} (from position {torn.position}): "
+            f"{torn.reason}",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            if self._sync_timer is not None:
+                self._sync_timer.cancel()
+                self._sync_timer = None
+            if not self.readonly:
+                self._storage.sync()
+            self._storage.close()
+            self._closed = True
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+

@@ -1,0 +1,59 @@
+"""Snapshots of the commit view, so opening a long log replays only its tail.
+
+A snapshot names the log record it reflects (position, offset, hash). It is
+written to a temporary file, fsynced and renamed into place, so a crash
+leaves the old snapshot or the new one, never half of one. Anything that does
+not decode, or was taken of another log, is reported and ignored: the cost
+of a bad snapshot is a full replay, never a wrong answer.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import msgspec
+
+from events import Checkpoint
+from events.storage import sync_directory
+from projections.commit_view import ViewState
+
+SNAPSHOT_FILE = "snapshot.bin"
+_MAGIC = b"TRACTSNAP1\n"
+
+
+class Snapshot(msgspec.Struct):
+    checkpoint: Checkpoint
+    state: ViewState
+
+
+_decoder = msgspec.msgpack.Decoder(Snapshot)
+
+
+def save_snapshot(directory: Path, checkpoint: Checkpoint, state: ViewState) -> None:
+    path = directory / SNAPSHOT_FILE
+    temporary = path.with_name(SNAPSHOT_FILE + ".tmp")
+    data = _MAGIC + msgspec.msgpack.encode(Snapshot(checkpoint, state))
+    with open(temporary, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+    sync_directory(directory)
+
+
+def load_snapshot(directory: Path) -> Snapshot | None:
+    path = directory / SNAPSHOT_FILE
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    if not data.startswith(_MAGIC):
+        warnings.warn(f"{path}: not a snapshot this version wrote; rebuilding from the log", RuntimeWarning, stacklevel=2)
+        return None
+    try:
+        return _decoder.decode(memoryview(data)[len(_MAGIC) :])
+    except msgspec.DecodeError as error:
+        warnings.warn(f"{path}: unreadable snapshot ({error}); rebuilding from the log", RuntimeWarning, stacklevel=2)
+        return None

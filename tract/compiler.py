@@ -1,0 +1,205 @@
+"""Compile a commit chain into messages, incrementally for the live HEAD.
+
+The cache holds one compiled HEAD as parallel lists (originals, messages,
+token counts, encoded configs). Moving HEAD forward applies only the new
+commits; a config recorded later updates one slot; only a SKIP flip (which
+changes which commits are messages) recompiles from the root. Token counts
+come from the commit events when they were counted with the same tokenizer,
+so a cold compile never re-tokenizes history.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+import msgspec
+
+from events import CommitCreated
+from projections import CommitView, StoredCommit, UsageEntry
+from tract.compiled import CompiledContext
+from tract.content import ContentRegistry
+from tract.models import Message
+from tract.tokens import CHAT_FORMULA, ChatFormula, TokenCounter
+
+EDIT_MARKER = "[edited] "
+_EMPTY_CONFIG = b"{}"
+_encode_json = msgspec.json.encode
+
+
+@dataclass
+class _Compiled:
+    head: str | None = None
+    head_position: int = 0
+    originals: list[str] = field(default_factory=list)
+    messages: list[Message] = field(default_factory=list)
+    tokens: list[int] = field(default_factory=list)
+    configs: list[bytes] = field(default_factory=list)
+    index: dict[str, int] = field(default_factory=dict)
+    edit_of: dict[str, str] = field(default_factory=dict)
+    edit_target: dict[str, str] = field(default_factory=dict)
+    total: int = 0
+    skip_changes_seen: int = 0
+    config_changes_seen: int = 0
+
+
+class Compiler:
+    def __init__(self, view: CommitView, registry: ContentRegistry, counter: TokenCounter) -> None:
+        self._view = view
+        self._registry = registry
+        self._counter = counter
+        self._formula: ChatFormula = getattr(counter, "formula", CHAT_FORMULA)
+        self._role_tokens: dict[str, int] = {}
+        self._live = _Compiled()
+
+    def invalidate(self) -> None:
+        self._live = _Compiled()
+
+    # -- public entry points -------------------------------------------------
+
+    def compile_live(self, head: str | None, usage: UsageEntry | None) -> CompiledContext:
+        """The context at the live HEAD, from the incremental cache."""
+        self._catch_up(head)
+        return self._result(self._live, usage)
+
+    def compile_at(
+        self, head: str | None, *, at_time: datetime | None = None, edit_markers: bool = False
+    ) -> CompiledContext:
+        """A one-off full compile (time travel, markers); leaves the cache alone."""
+        compiled = _Compiled()
+        self._build(compiled, head, at_time=at_time, edit_markers=edit_markers)
+        return self._result(compiled, None)
+
+    def tokens_with(self, head: str | None, event: CommitCreated) -> int:
+        """Compiled tokens if `event` were committed on top of `head` (for budgets)."""
+        live = self._catch_up(head)
+        _, tokens = self._render(event)
+        if event.operation == "append":
+            return self._formula.total(live.total + tokens, len(live.originals) + 1)
+        slot = live.index.get(event.response_to or "")
+        if slot is not None:
+            tokens -= live.tokens[slot]
+        else:
+            tokens = 0
+        return self._formula.total(live.total + tokens, len(live.originals))
+
+    # -- building ------------------------------------------------------------
+
+    def _catch_up(self, head: str | None) -> _Compiled:
+        live, view = self._live, self._view
+        if live.skip_changes_seen != view.skip_changes or not self._advance(live, head):
+            live = self._live = _Compiled()
+            self._build(live, head)
+        self._apply_config_changes(live)
+        return live
+
+    def _advance(self, live: _Compiled, head: str | None) -> bool:
+        """Apply the commits between the cached head and `head`; False if `head` does not descend from it."""
+        if head == live.head:
+            return True
+        if head is None:
+            return False
+        new: list[StoredCommit] = []
+        cursor: str | None = head
+        while cursor != live.head:
+            if cursor is None:
+                return False
+            stored = self._view.get(cursor)
+            if stored is None or stored.position <= live.head_position:
+                return False
+            new.append(stored)
+            cursor = stored.event.parent_hash
+        for stored in reversed(new):
+            self._apply(live, stored, None, False)
+        return True
+
+    def _build(
+        self, compiled: _Compiled, head: str | None, *, at_time: datetime | None = None, edit_markers: bool = False
+    ) -> None:
+        compiled.skip_changes_seen = self._view.skip_changes
+        compiled.config_changes_seen = len(self._view.config_changes)
+        for stored in self._view.chain(head):
+            if at_time is not None and stored.event.created_at > at_time:
+                break
+            self._apply(compiled, stored, at_time, edit_markers)
+
+    def _apply(self, compiled: _Compiled, stored: StoredCommit, at_time: datetime | None, markers: bool) -> None:
+        event = stored.event
+        compiled.head, compiled.head_position = event.commit_hash, stored.position
+        if self._view.is_skipped(event.commit_hash, at_time):
+            return
+        if event.operation == "edit":
+            target = event.response_to or ""
+            compiled.edit_of[target] = event.commit_hash
+            compiled.edit_target[event.commit_hash] = target
+            slot = compiled.index.get(target)
+            if slot is not None:
+                message, tokens, config = self._slot(compiled, target, at_time, markers)
+                compiled.total += tokens - compiled.tokens[slot]
+                compiled.messages[slot], compiled.tokens[slot], compiled.configs[slot] = message, tokens, config
+            return
+        message, tokens, config = self._slot(compiled, event.commit_hash, at_time, markers)
+        compiled.index[event.commit_hash] = len(compiled.originals)
+        compiled.originals.append(event.commit_hash)
+        compiled.messages.append(message)
+        compiled.tokens.append(tokens)
+        compiled.configs.append(config)
+        compiled.total += tokens
+
+    def _slot(
+        self, compiled: _Compiled, original: str, at_time: datetime | None, markers: bool
+    ) -> tuple[Message, int, bytes]:
+        """Message, tokens and config of one original, as its effective edit leaves it."""
+        edit = compiled.edit_of.get(original)
+        source = self._view.get(edit or original)
+        assert source is not None
+        message, tokens = self._render(source.event, marker=markers and edit is not None)
+        return message, tokens, self._config_for(original, edit, at_time)
+
+    def _config_for(self, original: str, edit: str | None, at_time: datetime | None) -> bytes:
+        view = self._view
+        config = view.config(edit, at_time) if edit is not None else None
+        if config is None:
+            config = view.config(original, at_time)
+        return _encode_json(config) if config else _EMPTY_CONFIG
+
+    def _apply_config_changes(self, compiled: _Compiled) -> None:
+        changes = self._view.config_changes
+        for commit_hash in changes[compiled.config_changes_seen :]:
+            original = compiled.edit_target.get(commit_hash, commit_hash)
+            slot = compiled.index.get(original)
+            if slot is not None:
+                compiled.configs[slot] = self._config_for(original, compiled.edit_of.get(original), None)
+        compiled.config_changes_seen = len(changes)
+
+    def _render(self, event: CommitCreated, *, marker: bool = False) -> tuple[Message, int]:
+        parts = self._registry.render(event.content_type, event.content)
+        text = EDIT_MARKER + parts.text if marker else parts.text
+        if event.tokenizer == self._counter.name and not marker:
+            content_tokens = event.token_count
+        else:
+            content_tokens = self._counter.count_text(text)
+        name_tokens = None if parts.name is None else self._count_label(parts.name)
+        tokens = self._formula.message(self._count_label(parts.role), content_tokens, name_tokens)
+        return Message.model_construct(role=parts.role, content=text, name=parts.name), tokens
+
+    def _count_label(self, label: str) -> int:
+        count = self._role_tokens.get(label)
+        if count is None:
+            count = self._role_tokens[label] = self._counter.count_text(label)
+        return count
+
+    def _result(self, compiled: _Compiled, usage: UsageEntry | None) -> CompiledContext:
+        if usage is not None and usage.head_hash == compiled.head:
+            token_count = usage.prompt_tokens
+            source = f"api:{usage.prompt_tokens}+{usage.completion_tokens}"
+        else:
+            token_count = self._formula.total(compiled.total, len(compiled.originals))
+            source = self._counter.name
+        return CompiledContext.build(
+            messages=compiled.messages.copy(),
+            token_count=token_count,
+            token_source=source,
+            commit_hashes=compiled.originals.copy(),
+            encoded_configs=compiled.configs.copy(),
+        )
+

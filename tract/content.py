@@ -1,0 +1,168 @@
+"""Typed context: the content models and how each becomes a chat message.
+
+Every content model carries its `content_type` name, so a stored payload
+says what it is. Rendering works from the stored payload (a plain dict), so
+compiling never re-validates history.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal, NamedTuple
+
+from pydantic import BaseModel, ConfigDict, JsonValue, ValidationError
+
+from events import canonical_json
+from tract.errors import ContentValidationError, TractError
+from tract.jsonvalues import ensure_encodable
+
+
+class MessageParts(NamedTuple):
+    role: str
+    text: str
+    name: str | None = None
+
+
+class ContentModel(BaseModel):
+    """Base for content types. Subclasses set `message_role` or override `render`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    content_type: str
+    message_role: ClassVar[str] = "assistant"
+
+    @classmethod
+    def render(cls, payload: dict[str, Any]) -> MessageParts:
+        """The message a stored payload compiles to; by default its text, else its JSON."""
+        return MessageParts(cls.message_role, _text_or_json(payload))
+
+
+def _text_or_json(payload: dict[str, Any]) -> str:
+    for key in ("text", "content"):
+        value = payload.get(key)
+        if isinstance(value, str):
+            return value
+    body = {key: value for key, value in payload.items() if key != "content_type"}
+    return canonical_json(body).decode()
+
+
+class InstructionContent(ContentModel):
+    content_type: Literal["instruction"] = "instruction"
+    text: str
+    message_role: ClassVar[str] = "system"
+
+
+class DialogueContent(ContentModel):
+    content_type: Literal["dialogue"] = "dialogue"
+    role: Literal["user", "assistant", "system"]
+    text: str
+    name: str | None = None
+
+    @classmethod
+    def render(cls, payload: dict[str, Any]) -> MessageParts:
+        return MessageParts(payload["role"], payload["text"], payload.get("name"))
+
+
+class ToolIOContent(ContentModel):
+    content_type: Literal["tool_io"] = "tool_io"
+    tool_name: str
+    direction: Literal["call", "result"]
+    payload: dict[str, JsonValue]
+    status: Literal["success", "error"] | None = None
+    message_role: ClassVar[str] = "tool"
+
+    @classmethod
+    def render(cls, payload: dict[str, Any]) -> MessageParts:
+        return MessageParts("tool", _text_or_json(payload), payload["tool_name"])
+
+
+class ReasoningContent(ContentModel):
+    content_type: Literal["reasoning"] = "reasoning"
+    text: str
+
+
+class ArtifactContent(ContentModel):
+    content_type: Literal["artifact"] = "artifact"
+    artifact_type: str
+    content: str
+    language: str | None = None
+
+
+class OutputContent(ContentModel):
+    content_type: Literal["output"] = "output"
+    text: str
+    format: Literal["text", "markdown", "json"] = "text"
+
+
+class FreeformContent(ContentModel):
+    content_type: Literal["freeform"] = "freeform"
+    payload: dict[str, JsonValue]
+
+
+BUILTIN_CONTENT_TYPES: dict[str, type[BaseModel]] = {
+    "instruction": InstructionContent,
+    "dialogue": DialogueContent,
+    "tool_io": ToolIOContent,
+    "reasoning": ReasoningContent,
+    "artifact": ArtifactContent,
+    "output": OutputContent,
+    "freeform": FreeformContent,
+}
+
+
+class ContentRegistry:
+    """The content types one tract accepts: the built-ins plus registered ones."""
+
+    def __init__(self) -> None:
+        self._models: dict[str, type[BaseModel]] = dict(BUILTIN_CONTENT_TYPES)
+
+    def register(self, name: str, model: type[BaseModel]) -> None:
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            raise TractError(f"content type {name!r} must be a pydantic model class, not {model!r}")
+        if name in BUILTIN_CONTENT_TYPES:
+            raise TractError(f"{name!r} is a built-in content type and cannot be replaced")
+        self._models[name] = model
+
+    def validate(self, content: BaseModel | dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """(content_type, JSON payload) for content given as a model or a dict with `content_type`."""
+        if isinstance(content, BaseModel):
+            name = self._name_of(content)
+            validated = content
+        elif isinstance(content, dict):
+            name = content.get("content_type")
+            if not isinstance(name, str):
+                raise ContentValidationError("a content dict needs a 'content_type' naming its type")
+            model = self._model(name)
+            if "content_type" not in model.model_fields:
+                content = {key: value for key, value in content.items() if key != "content_type"}
+            try:
+                validated = model.model_validate(content)
+            except ValidationError as error:
+                raise ContentValidationError(f"invalid {name} content: {error}") from None
+        else:
+            raise ContentValidationError(
+                f"content must be a content model or a dict with 'content_type', not {type(content).__name__}"
+            )
+        payload = validated.model_dump(mode="json")
+        payload["content_type"] = name
+        ensure_encodable(payload, f"{name} content")
+        return name, payload
+
+    def _model(self, name: str) -> type[BaseModel]:
+        model = self._models.get(name)
+        if model is None:
+            raise ContentValidationError(f"unknown content_type {name!r}; known: {', '.join(sorted(self._models))}")
+        return model
+
+    def _name_of(self, content: BaseModel) -> str:
+        for name, model in self._models.items():
+            if type(content) is model:
+                return name
+        raise ContentValidationError(
+            f"{type(content).__name__} is not a registered content type; use register_content_type(name, model)"
+        )
+
+    def render(self, content_type: str, payload: dict[str, Any]) -> MessageParts:
+        model = self._models.get(content_type)
+        if model is not None and issubclass(model, ContentModel):
+            return model.render(payload)
+        return MessageParts("assistant", _text_or_json(payload))

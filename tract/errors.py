@@ -1,0 +1,87 @@
+"""Every exception the SDK raises; all derive from `TractError`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import events
+
+
+class TractError(Exception):
+    """Base of every tract error."""
+
+
+class ContentValidationError(TractError, ValueError):
+    """Content that does not validate against its content type."""
+
+
+class InvalidJSONError(TractError, ValueError):
+    """A generation config, metadata or payload that is not plain JSON."""
+
+
+class EditTargetError(TractError, ValueError):
+    """An EDIT without a valid target commit."""
+
+
+class CommitNotFoundError(TractError, LookupError):
+    """No commit with that hash in this tract's log."""
+
+
+class BudgetExceededError(TractError):
+    """A commit would push the compiled context over a REJECT budget."""
+
+
+class UsageError(TractError, ValueError):
+    """Usage that cannot be recorded: unknown shape, nothing to record it for."""
+
+
+class ReadOnlyError(TractError):
+    """A writing method called on a read-only or detached view."""
+
+
+class TractClosedError(TractError):
+    """The tract was closed."""
+
+
+class StorageError(TractError):
+    """The log could not be opened, read or written. `position` names the record when known."""
+
+    def __init__(self, message: str, *, position: int | None = None, kind: str | None = None) -> None:
+        super().__init__(message)
+        self.position = position
+        self.kind = kind
+
+
+class CorruptLogError(StorageError):
+    """A damaged record (not a torn tail, which is recovered on open)."""
+
+
+class LogLockedError(StorageError):
+    """Another process has the log open for writing."""
+
+
+class LogFormatError(StorageError):
+    """Not a tract log, or one written by a newer version."""
+
+
+class RecordTooLargeError(StorageError):
+    """An event too large for one log record."""
+
+
+_FROM_LOG: dict[type[events.LogError], type[StorageError]] = {
+    events.LogCorruptError: CorruptLogError,
+    events.LogLockedError: LogLockedError,
+    events.LogFormatError: LogFormatError,
+    events.RecordTooLargeError: RecordTooLargeError,
+}
+
+
+@contextmanager
+def storage_errors() -> Iterator[None]:
+    """Re-raise the log's own errors as the SDK's, keeping position and kind."""
+    try:
+        yield
+    except events.LogError as error:
+        kind = _FROM_LOG.get(type(error), StorageError)
+        raise kind(str(error), position=getattr(error, "position", None), kind=getattr(error, "kind", None)) from error

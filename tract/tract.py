@@ -1,0 +1,512 @@
+"""The `Tract` facade: commit typed context, compile it, record what the API reported.
+
+Every write becomes events appended to the log; every read is answered by
+the commit view folded from that log (or by the compiler's cache over it).
+A lock serialises all calls, so one `Tract` may be shared by threads.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from events import (
+    AnnotationAdded,
+    CommitCreated,
+    Event,
+    EventLog,
+    GenerationConfigRecorded,
+    SyncMode,
+    TractCreated,
+    UsageRecorded,
+    commit_hash,
+    content_hash,
+)
+from projections import CommitView, StoredCommit, load_snapshot, save_snapshot
+from tract.compiled import CompiledContext
+from tract.compiler import Compiler
+from tract.content import ContentRegistry
+from tract.errors import (
+    BudgetExceededError,
+    CommitNotFoundError,
+    EditTargetError,
+    ReadOnlyError,
+    TractClosedError,
+    TractError,
+    UsageError,
+    storage_errors,
+)
+from tract.jsonvalues import json_object
+from tract.models import (
+    Annotation,
+    BudgetAction,
+    CommitInfo,
+    CommitOperation,
+    ConfigRecord,
+    Priority,
+    TokenUsage,
+    TractConfig,
+)
+from tract.tokens import TiktokenCounter, TokenCounter
+from tract.usage import parse_usage
+
+MEMORY = ":memory:"
+_ONE_MICROSECOND = timedelta(microseconds=1)
+
+
+class Tract:
+    """One tract (a line of context history) in a log. Use `Tract.open(...)`."""
+
+    def __init__(
+        self,
+        *,
+        log: EventLog,
+        view: CommitView,
+        directory: Path | None,
+        tract_id: str,
+        config: TractConfig,
+        counter: TokenCounter,
+    ) -> None:
+        self._log = log
+        self._view = view
+        self._directory = directory
+        self._tract_id = tract_id
+        self._config = config
+        self._counter = counter
+        self._registry = ContentRegistry()
+        self._compiler = Compiler(view, self._registry, counter)
+        self._lock = threading.RLock()
+        self._staged: list[Event] | None = None
+        self._closed = False
+
+    # -- opening and closing -------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        path: str | Path | None = None,
+        *,
+        tract_id: str | None = None,
+        config: TractConfig | None = None,
+        tokenizer: TokenCounter | None = None,
+        sync: SyncMode = "always",
+        readonly: bool = False,
+    ) -> Tract:
+        """Open the tract in log directory `path` (created if missing), or in memory.
+
+        Without `tract_id`, opens the tract the log was created with; with one,
+        opens that tract, creating it in the same log if it is new.
+        """
+        config = config or TractConfig()
+        counter = tokenizer if tokenizer is not None else TiktokenCounter(config.tokenizer_encoding)
+        directory = None if path is None or str(path) == MEMORY else Path(path)
+        if directory is None:
+            if readonly:
+                raise TractError("an in-memory tract cannot be opened read-only: there is nothing to read")
+            log, view = EventLog.memory(), CommitView()
+        else:
+            log, view = _open_directory(directory, readonly=readonly, sync=sync)
+        try:
+            chosen = tract_id or view.default_tract
+            if chosen is None or chosen not in view.state.tracts:
+                if readonly:
+                    raise TractError(f"{directory}: no tract {chosen!r} in this log" if chosen else f"{directory}: the log holds no tract")
+                chosen = chosen or uuid.uuid4().hex
+                created = TractCreated(tract_id=chosen, created_at=_now())
+                with storage_errors():
+                    position = log.append([created])
+                view.apply(position, created)
+        except BaseException:
+            log.close()
+            raise
+        return cls(log=log, view=view, directory=directory, tract_id=chosen, config=config, counter=counter)
+
+    def close(self) -> None:
+        """Snapshot the commit view (for a fast reopen) and release the log. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            try:
+                if self._directory is not None and not self._log.readonly and self._log.head_position:
+                    with storage_errors():
+                        self._log.flush()
+                    save_snapshot(self._directory, self._log.checkpoint(), self._view.state)
+            finally:
+                self._log.close()
+
+    def __enter__(self) -> Tract:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        where = str(self._directory) if self._directory is not None else MEMORY
+        head = self.head if not self._closed else None
+        return f"Tract(path={where!r}, tract_id={self._tract_id!r}, head={head!r}, closed={self._closed})"
+
+    # -- properties ----------------------------------------------------------
+
+    @property
+    def tract_id(self) -> str:
+        return self._tract_id
+
+    @property
+    def config(self) -> TractConfig:
+        return self._config
+
+    @property
+    def head(self) -> str | None:
+        return self._view.head(self._tract_id)
+
+    @property
+    def readonly(self) -> bool:
+        return self._log.readonly
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def register_content_type(self, name: str, model: type[BaseModel]) -> None:
+        self._registry.register(name, model)
+
+    # -- writing -------------------------------------------------------------
+
+    def commit(
+        self,
+        content: BaseModel | dict[str, Any],
+        *,
+        operation: CommitOperation | str = CommitOperation.APPEND,
+        message: str | None = None,
+        response_to: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        generation_config: dict[str, Any] | None = None,
+    ) -> CommitInfo:
+        """Validate and append one commit on HEAD; nothing is written if anything is wrong."""
+        with self._lock:
+            self._check_writable()
+            operation = CommitOperation(operation)
+            content_type, payload = self._registry.validate(content)
+            self._check_reference(operation, response_to)
+            if metadata is not None:
+                metadata = json_object(metadata, "metadata")
+            if generation_config is not None:
+                generation_config = json_object(generation_config, "generation_config")
+            parent = self.head
+            created_at = self._next_timestamp(parent)
+            digest = content_hash(payload)
+            event = CommitCreated(
+                tract_id=self._tract_id,
+                created_at=created_at,
+                commit_hash=commit_hash(
+                    content_hash=digest,
+                    parent_hash=parent,
+                    content_type=content_type,
+                    operation=operation.value,
+                    created_at=created_at,
+                    response_to=response_to,
+                ),
+                parent_hash=parent,
+                content_hash=digest,
+                content=payload,
+                content_type=content_type,
+                operation=operation.value,
+                response_to=response_to,
+                message=message,
+                token_count=self._counter.count_text(self._registry.render(content_type, payload).text),
+                tokenizer=self._counter.name,
+                metadata=metadata,
+                generation_config=generation_config,
+            )
+            self._check_budget(parent, event)
+            new: list[Event] = [event]
+            if content_type == "instruction" and operation is CommitOperation.APPEND:
+                new.append(self._annotation(event.commit_hash, Priority.PINNED, "instructions are pinned by default"))
+            self._write(new)
+            return self._info(self._view.state.commits[event.commit_hash])
+
+    def annotate(self, commit_hash: str, priority: Priority | str, reason: str | None = None) -> Annotation:
+        with self._lock:
+            self._check_writable()
+            self._require(commit_hash)
+            event = self._annotation(commit_hash, Priority(priority), reason)
+            self._write([event])
+            return _annotation_model(self._view.annotations(commit_hash)[-1])
+
+    def record_usage(
+        self,
+        usage: TokenUsage | Mapping[str, Any],
+        *,
+        head_hash: str | None = None,
+        generation_config: dict[str, Any] | None = None,
+    ) -> CompiledContext:
+        """Record the API's token usage (and optionally the config used) for HEAD."""
+        with self._lock:
+            self._check_writable()
+            parsed = parse_usage(usage)
+            head = self.head
+            if head is None:
+                raise UsageError("there are no commits to record usage for")
+            if head_hash is not None and head_hash != head:
+                raise UsageError(f"usage is recorded for HEAD ({head}), not {head_hash}")
+            now = _now()
+            new: list[Event] = []
+            if generation_config is not None:
+                config = json_object(generation_config, "generation_config")
+                new.append(
+                    GenerationConfigRecorded(
+                        tract_id=self._tract_id, created_at=now, commit_hash=head, generation_config=config
+                    )
+                )
+            new.append(
+                UsageRecorded(
+                    tract_id=self._tract_id,
+                    created_at=now,
+                    head_hash=head,
+                    prompt_tokens=parsed.prompt_tokens,
+                    completion_tokens=parsed.completion_tokens,
+                    total_tokens=parsed.total_tokens,
+                )
+            )
+            self._write(new)
+            return self.compile()
+
+    @contextmanager
+    def batch(self) -> Iterator[Tract]:
+        """Commits inside land together or not at all; an exception leaves log and HEAD as before."""
+        with self._lock:
+            self._check_writable()
+            if self._staged is not None:
+                yield self
+                return
+            self._staged = []
+            try:
+                yield self
+                staged = self._staged
+                self._staged = None
+                if staged:
+                    with storage_errors():
+                        self._log.append(staged)
+            except BaseException:
+                self._staged = None
+                self._rebuild_view()
+                raise
+
+    # -- reading -------------------------------------------------------------
+
+    def compile(
+        self,
+        *,
+        at_time: datetime | None = None,
+        at_commit: str | None = None,
+        include_edit_annotations: bool = False,
+    ) -> CompiledContext:
+        """The messages an LLM call would see now, at a past time, or at a past commit."""
+        with self._lock:
+            self._check_open()
+            if at_time is not None and at_commit is not None:
+                raise ValueError("compile() takes at_time or at_commit, not both")
+            if at_commit is not None:
+                self._require(at_commit)
+                return self._compiler.compile_at(at_commit, edit_markers=include_edit_annotations)
+            if at_time is not None:
+                return self._compiler.compile_at(
+                    self.head, at_time=_aware(at_time), edit_markers=include_edit_annotations
+                )
+            if include_edit_annotations:
+                return self._compiler.compile_at(self.head, edit_markers=True)
+            usage = self._view.usage(self._tract_id)
+            return self._compiler.compile_live(self.head, usage[-1] if usage else None)
+
+    def get_commit(self, commit_hash: str) -> CommitInfo | None:
+        with self._lock:
+            self._check_open()
+            stored = self._view.get(commit_hash)
+            if stored is None or stored.event.tract_id != self._tract_id:
+                return None
+            return self._info(stored)
+
+    def log(self, limit: int | None = 10) -> list[CommitInfo]:
+        """Commits from HEAD back along the parent chain, newest first."""
+        with self._lock:
+            self._check_open()
+            out: list[CommitInfo] = []
+            cursor = self.head
+            while cursor is not None and (limit is None or len(out) < limit):
+                stored = self._view.state.commits[cursor]
+                out.append(self._info(stored))
+                cursor = stored.event.parent_hash
+            return out
+
+    def get_annotations(self, commit_hash: str) -> list[Annotation]:
+        with self._lock:
+            self._check_open()
+            self._require(commit_hash)
+            return [_annotation_model(entry) for entry in self._view.annotations(commit_hash)]
+
+    def config_history(self, commit_hash: str) -> list[ConfigRecord]:
+        """Every generation config the commit has had, oldest first."""
+        with self._lock:
+            self._check_open()
+            self._require(commit_hash)
+            return [
+                ConfigRecord(
+                    generation_config=entry.config,
+                    source=entry.source,
+                    created_at=entry.created_at,
+                    position=entry.position,
+                )
+                for entry in self._view.config_history(commit_hash)
+            ]
+
+    # -- internals -----------------------------------------------------------
+
+    def _write(self, new: list[Event]) -> None:
+        if self._staged is not None:
+            first = self._log.head_position + len(self._staged) + 1
+            self._staged.extend(new)
+        else:
+            with storage_errors():
+                last = self._log.append(new)
+            first = last - len(new) + 1
+        for offset, event in enumerate(new):
+            self._view.apply(first + offset, event)
+
+    def _rebuild_view(self) -> None:
+        """Refold the view from the log: how a failed batch is forgotten."""
+        view = CommitView()
+        with storage_errors():
+            view.apply_records(self._log.read(1))
+        self._view = view
+        self._compiler = Compiler(view, self._registry, self._counter)
+
+    def _check_budget(self, parent: str | None, event: CommitCreated) -> None:
+        budget = self._config.token_budget
+        if budget is None:
+            return
+        total = self._compiler.tokens_with(parent, event)
+        if total <= budget.max_tokens:
+            return
+        if budget.action is BudgetAction.REJECT:
+            raise BudgetExceededError(
+                f"commit would bring the context to {total} tokens, over the budget of {budget.max_tokens}"
+            )
+        if budget.action is BudgetAction.CALLBACK:
+            assert budget.callback is not None
+            budget.callback(total, budget.max_tokens)
+        else:
+            warnings.warn(
+                f"context is {total} tokens, over the budget of {budget.max_tokens}", RuntimeWarning, stacklevel=4
+            )
+
+    def _check_reference(self, operation: CommitOperation, response_to: str | None) -> None:
+        if operation is CommitOperation.EDIT:
+            if response_to is None:
+                raise EditTargetError("an EDIT commit needs response_to naming the commit it replaces")
+            target = self._find(response_to)
+            if target is None:
+                raise EditTargetError(f"EDIT target {response_to} is not a commit of this tract")
+            if target.event.operation == CommitOperation.EDIT.value:
+                raise EditTargetError(f"EDIT target {response_to} is itself an edit; edit the original commit")
+        elif response_to is not None:
+            self._require(response_to)
+
+    def _annotation(self, commit_hash: str, priority: Priority, reason: str | None) -> AnnotationAdded:
+        return AnnotationAdded(
+            tract_id=self._tract_id, created_at=_now(), target_hash=commit_hash, priority=priority.value, reason=reason
+        )
+
+    def _next_timestamp(self, parent: str | None) -> datetime:
+        """Now, but never before the parent: history stays in time order even if the clock steps back."""
+        now = _now()
+        if parent is not None:
+            floor = self._view.state.commits[parent].event.created_at + _ONE_MICROSECOND
+            if now < floor:
+                return floor
+        return now
+
+    def _find(self, commit_hash: str) -> StoredCommit | None:
+        stored = self._view.get(commit_hash)
+        if stored is None or stored.event.tract_id != self._tract_id:
+            return None
+        return stored
+
+    def _require(self, commit_hash: str) -> StoredCommit:
+        stored = self._find(commit_hash)
+        if stored is None:
+            raise CommitNotFoundError(f"no commit {commit_hash!r} in tract {self._tract_id}")
+        return stored
+
+    def _info(self, stored: StoredCommit) -> CommitInfo:
+        event = stored.event
+        return CommitInfo(
+            commit_hash=event.commit_hash,
+            tract_id=event.tract_id,
+            parent_hash=event.parent_hash,
+            content_hash=event.content_hash,
+            content_type=event.content_type,
+            content=event.content,
+            operation=CommitOperation(event.operation),
+            response_to=event.response_to,
+            message=event.message,
+            token_count=event.token_count,
+            metadata=event.metadata,
+            generation_config=self._view.config(event.commit_hash),
+            created_at=event.created_at,
+            position=stored.position,
+        )
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise TractClosedError("this tract is closed")
+
+    def _check_writable(self) -> None:
+        self._check_open()
+        if self._log.readonly:
+            raise ReadOnlyError("this tract was opened read-only")
+
+
+def _open_directory(directory: Path, *, readonly: bool, sync: SyncMode) -> tuple[EventLog, CommitView]:
+    """Open the log and fold it into a view, starting from the snapshot when it matches."""
+    snapshot = load_snapshot(directory) if directory.is_dir() else None
+    with storage_errors():
+        log = EventLog.open(directory, readonly=readonly, sync=sync, resume=snapshot.checkpoint if snapshot else None)
+        try:
+            if snapshot is not None and log.resumed:
+                view = CommitView(snapshot.state)
+                view.apply_records(log.read(snapshot.checkpoint.position + 1))
+            else:
+                if snapshot is not None:
+                    warnings.warn(
+                        f"{directory}: snapshot does not match the log; rebuilding from the log",
+                        RuntimeWarning,
+                        stacklevel=3,
+                    )
+                view = CommitView()
+                view.apply_records(log.read(1))
+        except BaseException:
+            log.close()
+            raise
+    return log, view
+
+
+def _annotation_model(entry: Any) -> Annotation:
+    return Annotation(priority=Priority(entry.priority), reason=entry.reason, created_at=entry.created_at, position=entry.position)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _aware(moment: datetime) -> datetime:
+    """Naive datetimes are taken as UTC, like every timestamp in the log."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
