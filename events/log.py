@@ -177,15 +177,21 @@ class EventLog:
         self._offsets = array("Q", (item.offset for item in scanner))
         self._index_base = 1
 
-    def _resume(self, checkpoint: Checkpoint) -> bool:
-        if checkpoint.position == 0 or checkpoint.end > self._storage.size():
+    def contains(self, checkpoint: Checkpoint) -> bool:
+        """Is the record `checkpoint` names really in this log, at that place, with that hash?"""
+        if checkpoint.position == 0:
+            return checkpoint.record_hash == GENESIS_HASH
+        if checkpoint.end > self._storage.size():
             return False
         scanner = FrameScanner(self._storage.read, checkpoint.end, checkpoint.offset, checkpoint.position)
         try:
             frames = list(scanner)
         except LogError:
             return False
-        if len(frames) != 1 or hashlib.sha256(frames[0].record).digest() != checkpoint.record_hash:
+        return len(frames) == 1 and hashlib.sha256(frames[0].record).digest() == checkpoint.record_hash
+
+    def _resume(self, checkpoint: Checkpoint) -> bool:
+        if checkpoint.position == 0 or not self.contains(checkpoint):
             return False
         self._end, self._next_position = checkpoint.end, checkpoint.position + 1
         self._last_hash = checkpoint.record_hash

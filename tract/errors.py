@@ -36,6 +36,10 @@ class UsageError(TractError, ValueError):
     """Usage that cannot be recorded: unknown shape, nothing to record it for."""
 
 
+class QueryError(TractError, ValueError):
+    """An analytics query that was refused (not read-only) or failed."""
+
+
 class ReadOnlyError(TractError):
     """A writing method called on a read-only or detached view."""
 

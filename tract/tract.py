@@ -31,6 +31,7 @@ from events import (
     content_hash,
 )
 from projections import CommitView, StoredCommit, load_snapshot, save_snapshot
+from projections.analytics import ANALYTICS_FILE, Analytics, AnalyticsError, QueryResult
 from tract.compiled import CompiledContext
 from tract.compiler import Compiler
 from tract.content import ContentRegistry
@@ -38,6 +39,7 @@ from tract.errors import (
     BudgetExceededError,
     CommitNotFoundError,
     EditTargetError,
+    QueryError,
     ReadOnlyError,
     TractClosedError,
     TractError,
@@ -85,6 +87,7 @@ class Tract:
         self._compiler = Compiler(view, self._registry, counter)
         self._lock = threading.RLock()
         self._staged: list[Event] | None = None
+        self._analytics: Analytics | None = None
         self._closed = False
 
     # -- opening and closing -------------------------------------------------
@@ -141,6 +144,8 @@ class Tract:
                         self._log.flush()
                     save_snapshot(self._directory, self._log.checkpoint(), self._view.state)
             finally:
+                if self._analytics is not None:
+                    self._analytics.close()
                 self._log.close()
 
     def __enter__(self) -> Tract:
@@ -367,6 +372,46 @@ class Tract:
                 )
                 for entry in self._view.config_history(commit_hash)
             ]
+
+    # -- analytics -----------------------------------------------------------
+
+    def query_by_config(self, field: str, operator: str, value: Any) -> list[CommitInfo]:
+        """This tract's commits whose effective generation config matches, oldest first.
+
+        `field` may be a dotted path into nested configs; values compare with
+        their own JSON type; a commit without the field never matches.
+        Operators: = != > < >= <= in, not in.
+        """
+        with self._lock:
+            hashes = self._caught_up_analytics().commits_where_config(self._tract_id, field, operator, value)
+            return [self._info(self._view.state.commits[h]) for h in hashes]
+
+    def sql(self, query: str, params: list[Any] | dict[str, Any] | None = None) -> QueryResult:
+        """Run one read-only SELECT over the analytics tables (all tracts of the log)."""
+        with self._lock:
+            analytics = self._caught_up_analytics()
+            try:
+                return analytics.sql(query, params)
+            except AnalyticsError as error:
+                raise QueryError(str(error)) from None
+
+    def sql_relation(self, query: str, params: list[Any] | dict[str, Any] | None = None) -> Any:
+        """The same query as a lazy `duckdb.DuckDBPyRelation` (for `.df()`, `.arrow()`, chaining)."""
+        with self._lock:
+            analytics = self._caught_up_analytics()
+            try:
+                return analytics.relation(query, params)
+            except AnalyticsError as error:
+                raise QueryError(str(error)) from None
+
+    def _caught_up_analytics(self) -> Analytics:
+        self._check_open()
+        if self._analytics is None:
+            on_disk = self._directory is not None and not self._log.readonly
+            self._analytics = Analytics(self._directory / ANALYTICS_FILE if on_disk else None)
+        with storage_errors():
+            self._analytics.catch_up(self._log)
+        return self._analytics
 
     # -- internals -----------------------------------------------------------
 

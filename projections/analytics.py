@@ -1,0 +1,269 @@
+"""The DuckDB analytics projection: commits, configs, usage and annotations as tables.
+
+It is a cache of the log like the commit view. It records the log record it
+has applied (position and hash) and is caught up from there before every
+query, in bulk through DuckDB's appender inside one transaction, so a crash
+mid-load leaves the previous state. Nothing on the commit path touches it:
+`duckdb` is imported only when analytics are first used.
+
+User SQL runs with file access and extension loading disabled, must be a
+single SELECT (or EXPLAIN), and executes in a transaction that is rolled back.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from events import (
+    AnnotationAdded,
+    Checkpoint,
+    CommitCreated,
+    EventLog,
+    GenerationConfigRecorded,
+    Record,
+    UsageRecorded,
+)
+from projections.config_query import config_predicate
+
+if TYPE_CHECKING:
+    import duckdb
+
+ANALYTICS_FILE = "analytics.duckdb"
+SCHEMA_VERSION = 1
+READ_STATEMENTS = ("SELECT", "EXPLAIN")
+
+
+def _typed(kind: str, key: str) -> str:
+    """A virtual column for one top-level config key, NULL unless the JSON value has that type."""
+    if kind == "VARCHAR":
+        return f"CASE WHEN json_type(generation_config, '$.{key}') = 'VARCHAR' THEN json_extract_string(generation_config, '$.{key}') END"
+    return (
+        f"CASE WHEN json_type(generation_config, '$.{key}') IN ('BIGINT', 'UBIGINT', 'DOUBLE') "
+        f"THEN TRY_CAST(json_extract(generation_config, '$.{key}') AS DOUBLE) END"
+    )
+
+
+_SCHEMA = f"""
+CREATE TABLE projection_state (
+    schema_version INTEGER, position BIGINT, log_offset BIGINT, log_end BIGINT, record_hash BLOB);
+CREATE TABLE commits (
+    commit_hash VARCHAR, tract_id VARCHAR, parent_hash VARCHAR, content_type VARCHAR, operation VARCHAR,
+    response_to VARCHAR, message VARCHAR, token_count BIGINT, created_at TIMESTAMPTZ,
+    generation_config JSON, metadata JSON, position BIGINT,
+    model VARCHAR GENERATED ALWAYS AS ({_typed("VARCHAR", "model")}) VIRTUAL,
+    temperature DOUBLE GENERATED ALWAYS AS ({_typed("DOUBLE", "temperature")}) VIRTUAL,
+    top_p DOUBLE GENERATED ALWAYS AS ({_typed("DOUBLE", "top_p")}) VIRTUAL);
+CREATE TABLE config_records (
+    commit_hash VARCHAR, tract_id VARCHAR, source VARCHAR, generation_config JSON,
+    created_at TIMESTAMPTZ, position BIGINT);
+CREATE TABLE usage (
+    tract_id VARCHAR, head_hash VARCHAR, prompt_tokens BIGINT, completion_tokens BIGINT,
+    total_tokens BIGINT, created_at TIMESTAMPTZ, position BIGINT);
+CREATE TABLE annotations (
+    tract_id VARCHAR, target_hash VARCHAR, priority VARCHAR, reason VARCHAR,
+    created_at TIMESTAMPTZ, position BIGINT);
+"""
+_TABLES = ("projection_state", "commits", "config_records", "usage", "annotations")
+_COMMIT_COLUMNS = [
+    "commit_hash", "tract_id", "parent_hash", "content_type", "operation", "response_to", "message",
+    "token_count", "created_at", "generation_config", "metadata", "position",
+]  # fmt: skip
+_EFFECTIVE_CONFIGS = """
+UPDATE commits SET generation_config = latest.generation_config
+FROM (SELECT commit_hash, arg_max(generation_config, position) AS generation_config
+      FROM config_records WHERE source = 'record_usage' AND position > ? GROUP BY commit_hash) AS latest
+WHERE commits.commit_hash = latest.commit_hash
+"""
+
+
+class AnalyticsError(Exception):
+    """A refused or failed analytics query."""
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    columns: list[str]
+    rows: list[tuple[Any, ...]]
+
+    def dicts(self) -> list[dict[str, Any]]:
+        return [dict(zip(self.columns, row)) for row in self.rows]
+
+
+def _json(value: dict[str, Any] | None) -> str | None:
+    return None if value is None else msgspec.json.encode(value).decode()
+
+
+class Analytics:
+    """A DuckDB database (a file in the log directory, or in memory) mirroring the log."""
+
+    def __init__(self, path: Path | None) -> None:
+        self._path = path
+        self._con = self._connect()
+        self._checkpoint = self._load_state()
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        import duckdb
+
+        config = {
+            "enable_external_access": False,
+            "autoinstall_known_extensions": False,
+            "autoload_known_extensions": False,
+        }
+        target = ":memory:" if self._path is None else str(self._path)
+        try:
+            con = duckdb.connect(target, config=config)
+        except duckdb.Error as error:
+            if self._path is None:
+                raise
+            warnings.warn(f"{self._path}: unreadable analytics database ({error}); rebuilding", RuntimeWarning, stacklevel=3)
+            self._discard_files()
+            con = duckdb.connect(target, config=config)
+        con.execute("SET TimeZone = 'UTC'")
+        con.execute("SET lock_configuration = true")
+        return con
+
+    def _discard_files(self) -> None:
+        assert self._path is not None
+        for suffix in ("", ".wal"):
+            Path(str(self._path) + suffix).unlink(missing_ok=True)
+
+    def _load_state(self) -> Checkpoint | None:
+        tables = {row[0] for row in self._con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        if "projection_state" not in tables:
+            return None
+        row = self._con.execute(
+            "SELECT schema_version, position, log_offset, log_end, record_hash FROM projection_state"
+        ).fetchone()
+        if row is None or row[0] != SCHEMA_VERSION:
+            return None
+        return Checkpoint(position=row[1], offset=row[2], end=row[3], record_hash=bytes(row[4]))
+
+    def _reset(self) -> None:
+        con = self._con
+        for table in _TABLES:
+            con.execute(f"DROP TABLE IF EXISTS {table}")
+        con.execute(_SCHEMA)
+        self._checkpoint = Checkpoint(0, 0, 0, bytes(32))
+        self._save_state()
+
+    def _save_state(self) -> None:
+        assert self._checkpoint is not None
+        cp = self._checkpoint
+        self._con.execute("DELETE FROM projection_state")
+        self._con.execute(
+            "INSERT INTO projection_state VALUES (?, ?, ?, ?, ?)",
+            [SCHEMA_VERSION, cp.position, cp.offset, cp.end, cp.record_hash],
+        )
+
+    @property
+    def position(self) -> int:
+        return self._checkpoint.position if self._checkpoint is not None else 0
+
+    # -- catching up ---------------------------------------------------------
+
+    def catch_up(self, log: EventLog) -> None:
+        """Apply every record the log has beyond our position, as one transaction."""
+        if self._checkpoint is None or not log.contains(self._checkpoint) or self._checkpoint.position > log.head_position:
+            if self._checkpoint is not None and self._checkpoint.position > 0:
+                warnings.warn("analytics database does not match the log; rebuilding it", RuntimeWarning, stacklevel=3)
+            self._reset()
+        assert self._checkpoint is not None
+        if self._checkpoint.position >= log.head_position:
+            return
+        start = self._checkpoint.position
+        con = self._con
+        con.execute("BEGIN TRANSACTION")
+        try:
+            self._load(log.read(start + 1))
+            con.execute(_EFFECTIVE_CONFIGS, [start])
+            self._checkpoint = log.checkpoint()
+            self._save_state()
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            self._checkpoint = self._load_state()
+            raise
+
+    def _load(self, records: Iterable[Record]) -> None:
+        con = self._con
+        commits = con.appender("commits", columns=_COMMIT_COLUMNS)
+        configs = con.appender("config_records")
+        usage = con.appender("usage")
+        annotations = con.appender("annotations")
+        for record in records:
+            event, position = record.event, record.position
+            if isinstance(event, CommitCreated):
+                config = _json(event.generation_config)
+                commits.append_row(
+                    event.commit_hash, event.tract_id, event.parent_hash, event.content_type, event.operation,
+                    event.response_to, event.message, event.token_count, event.created_at, config,
+                    _json(event.metadata), position,
+                )  # fmt: skip
+                if config is not None:
+                    configs.append_row(event.commit_hash, event.tract_id, "commit", config, event.created_at, position)
+            elif isinstance(event, GenerationConfigRecorded):
+                configs.append_row(
+                    event.commit_hash, event.tract_id, "record_usage", _json(event.generation_config),
+                    event.created_at, position,
+                )  # fmt: skip
+            elif isinstance(event, UsageRecorded):
+                usage.append_row(
+                    event.tract_id, event.head_hash, event.prompt_tokens, event.completion_tokens,
+                    event.total_tokens, event.created_at, position,
+                )  # fmt: skip
+            elif isinstance(event, AnnotationAdded):
+                annotations.append_row(
+                    event.tract_id, event.target_hash, event.priority, event.reason, event.created_at, position
+                )
+        for appender in (commits, configs, usage, annotations):
+            appender.flush()
+
+    # -- querying ------------------------------------------------------------
+
+    def commits_where_config(self, tract_id: str, field: str, operator: str, value: Any) -> list[str]:
+        """Hashes of the tract's commits whose effective config matches, in creation order."""
+        predicate, params = config_predicate("generation_config", field, operator, value)
+        rows = self._con.execute(
+            f"SELECT commit_hash FROM commits WHERE tract_id = ? AND {predicate} ORDER BY position",
+            [tract_id, *params],
+        ).fetchall()
+        return [row[0] for row in rows]
+
+    def sql(self, query: str, params: list[Any] | dict[str, Any] | None = None) -> QueryResult:
+        self._check_read_only(query)
+        con = self._con
+        con.execute("BEGIN TRANSACTION")
+        try:
+            cursor = con.execute(query, params)
+            columns = [column[0] for column in cursor.description or []]
+            return QueryResult(columns, cursor.fetchall())
+        except Exception as error:
+            raise AnalyticsError(str(error).splitlines()[0]) from None
+        finally:
+            con.execute("ROLLBACK")
+
+    def relation(self, query: str, params: list[Any] | dict[str, Any] | None = None) -> duckdb.DuckDBPyRelation:
+        self._check_read_only(query)
+        return self._con.sql(query, params=params)
+
+    def _check_read_only(self, query: str) -> None:
+        if not isinstance(query, str) or not query.strip():
+            raise AnalyticsError("sql() needs a query string")
+        try:
+            statements = self._con.extract_statements(query)
+        except Exception as error:
+            raise AnalyticsError(str(error).splitlines()[0]) from None
+        if len(statements) != 1:
+            raise AnalyticsError(f"sql() runs exactly one statement, got {len(statements)}")
+        kind = str(statements[0].type).rsplit(".", 1)[-1]
+        if kind not in READ_STATEMENTS:
+            raise AnalyticsError(f"sql() is read-only: {kind} statements are refused")
+
+    def close(self) -> None:
+        self._con.close()
