@@ -38,12 +38,45 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sql(args: argparse.Namespace) -> int:
+    with Tract.open(_existing(args.directory), readonly=True) as tract:
+        result = tract.sql(args.query)
+    print(format_table(result.columns, result.rows))
+    return 0
+
+
+def format_table(columns: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """Rows as an aligned plain-text table, with the row count underneath."""
+    cells = [[_cell(value) for value in row] for row in rows]
+    widths = [max([len(name), *(len(row[i]) for row in cells)]) for i, name in enumerate(columns)]
+    lines = ["  ".join(name.ljust(width) for name, width in zip(columns, widths))]
+    lines.append("  ".join("-" * width for width in widths))
+    lines += ["  ".join(value.ljust(width) for value, width in zip(row, widths)) for row in cells]
+    lines.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _cell(value: object) -> str:
+    return "NULL" if value is None else str(value)
+
+
+def _existing(directory: str) -> Path:
+    path = Path(directory)
+    if not path.is_dir():
+        raise TractError(f"{directory}: no such log directory")
+    return path
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tract", description="Version control for LLM context windows.")
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="write a short conversation to a log directory and compile it")
     demo.add_argument("directory", nargs="?", default="tract-demo", help="log directory (default: ./tract-demo)")
     demo.set_defaults(run=_demo)
+    sql = commands.add_parser("sql", help="run a read-only SQL query over a log's analytics tables")
+    sql.add_argument("directory", help="log directory")
+    sql.add_argument("query", help='one SELECT, e.g. "SELECT model, count(*) FROM commits GROUP BY model"')
+    sql.set_defaults(run=_sql)
     return parser
 
 

@@ -36,3 +36,11 @@ def _first_problem(error: ValidationError) -> str:
     first = error.errors()[0]
     where = ".".join(str(part) for part in first["loc"]) or "(top level)"
     return f"{where}: {first['msg']} (got {type(first.get('input')).__name__})"
+
+
+def fresh(value: Any) -> Any:
+    """A deep copy of stored JSON, so callers can never mutate what the view holds."""
+    return None if value is None else _decode(msgspec.msgpack.encode(value))
+
+
+_decode = msgspec.msgpack.Decoder().decode

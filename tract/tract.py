@@ -46,7 +46,7 @@ from tract.errors import (
     UsageError,
     storage_errors,
 )
-from tract.jsonvalues import json_object
+from tract.jsonvalues import fresh, json_object
 from tract.models import (
     Annotation,
     BudgetAction,
@@ -365,7 +365,7 @@ class Tract:
             self._require(commit_hash)
             return [
                 ConfigRecord(
-                    generation_config=entry.config,
+                    generation_config=fresh(entry.config),
                     source=entry.source,
                     created_at=entry.created_at,
                     position=entry.position,
@@ -499,13 +499,13 @@ class Tract:
             parent_hash=event.parent_hash,
             content_hash=event.content_hash,
             content_type=event.content_type,
-            content=event.content,
+            content=fresh(event.content),
             operation=CommitOperation(event.operation),
             response_to=event.response_to,
             message=event.message,
             token_count=event.token_count,
-            metadata=event.metadata,
-            generation_config=self._view.config(event.commit_hash),
+            metadata=fresh(event.metadata),
+            generation_config=fresh(self._view.config(event.commit_hash)),
             created_at=event.created_at,
             position=stored.position,
         )

@@ -1,0 +1,651 @@
+"""Property tests: random operation sequences through the public API, then replay.
+
+A `RuleBasedStateMachine` drives a tract (on disk, on disk with group commit,
+or in memory) through random commits of every built-in content type, EDITs,
+annotations, `record_usage` in each provider's shape, batches that land or
+fail, close-and-reopen (with or without the snapshot) and compiles. Alongside
+it keeps a tiny pure-Python model of what the context should be.
+
+What a user relies on, checked as the sequence runs:
+
+* replay: a fresh `Tract.open(dir, readonly=True)` (while the writer is
+  open) and a fresh writer after `close()` see exactly the live state:
+  compile(), log(limit=None), annotations, config history, HEAD;
+* the incremental live compile equals a full `compile(at_commit=head)`;
+* compile() equals the model: messages (latest non-skipped edit wins, SKIP
+  leaves a commit out, latest annotation wins), generation configs, commit
+  hashes, token count (chat formula over tiktoken) and token source;
+* `compile(at_time=t)` for every earlier step gives what compile() gave then
+  (what an auditor reconstructs), live and after replay;
+* a failed batch leaves the log file, HEAD and history untouched.
+"""
+
+from __future__ import annotations
+
+import copy
+import shutil
+import tempfile
+import warnings
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+
+from tract import (
+    ArtifactContent,
+    CompiledContext,
+    ContentValidationError,
+    DialogueContent,
+    EditTargetError,
+    FreeformContent,
+    InstructionContent,
+    Message,
+    OutputContent,
+    Priority,
+    ReasoningContent,
+    TiktokenCounter,
+    TokenUsage,
+    ToolIOContent,
+    Tract,
+    UsageError,
+)
+
+LOG_FILE = "events.log"
+SNAPSHOT_FILE = "snapshot.bin"
+TOKENS = TiktokenCounter("o200k_base")  # the independent count the model expects
+PINNED_BY_DEFAULT = "instructions are pinned by default"
+
+# -- strategies -------------------------------------------------------------------
+
+json_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8)
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=6,
+)
+json_objects = st.dictionaries(st.text(max_size=8), json_values, max_size=3)
+texts = st.text(max_size=30) | st.sampled_from(
+    ["", "Hello, world!", "<|endoftext|>", "naïve café ☕ 日本語", "line one\nline two", "  spaced  "]
+)
+names = st.none() | st.text(alphabet="abcdefghij_-", min_size=1, max_size=8)
+generation_configs = st.builds(
+    lambda model, temperature, extra: {"model": model, "temperature": temperature, **extra},
+    st.sampled_from(["gpt-4o", "claude-3-5-sonnet", "gemini-1.5-pro"]),
+    st.floats(min_value=0, max_value=2),
+    json_objects,
+)
+maybe_configs = st.none() | generation_configs
+maybe_metadata = st.none() | json_objects
+maybe_messages = st.none() | st.text(max_size=12)
+priorities = st.sampled_from([Priority.SKIP, Priority.NORMAL, Priority.PINNED, "skip", "normal", "pinned"])
+indices = st.integers(min_value=0, max_value=10**6)
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """The message a payload should compile to."""
+
+    role: str
+    text: str
+    name: str | None = None
+
+    def message(self) -> Message:
+        return Message(role=self.role, content=self.text, name=self.name)
+
+
+@dataclass(frozen=True)
+class Drawn:
+    content: Any  # what is passed to commit(): a content model or a dict
+    payload: dict[str, Any]  # what CommitInfo.content should be
+    rendered: Rendered
+
+
+def _json_text(payload: dict[str, Any]) -> str:
+    body = {key: value for key, value in payload.items() if key != "content_type"}
+    return msgspec.json.encode(body, order="sorted").decode()
+
+
+@st.composite
+def contents(draw: st.DrawFn) -> Drawn:
+    kind = draw(st.sampled_from(["user", "assistant", "instruction", "tool_io", "reasoning", "freeform", "artifact", "output"]))
+    if kind in ("user", "assistant"):
+        name = draw(names)
+        model: Any = DialogueContent(role=kind, text=draw(texts), name=name)
+        rendered = Rendered(kind, model.text, name)
+    elif kind == "instruction":
+        model = InstructionContent(text=draw(texts))
+        rendered = Rendered("system", model.text)
+    elif kind == "reasoning":
+        model = ReasoningContent(text=draw(texts))
+        rendered = Rendered("assistant", model.text)
+    elif kind == "output":
+        model = OutputContent(text=draw(texts), format=draw(st.sampled_from(["text", "markdown", "json"])))
+        rendered = Rendered("assistant", model.text)
+    elif kind == "artifact":
+        model = ArtifactContent(artifact_type=draw(st.sampled_from(["code", "doc"])), content=draw(texts), language=draw(st.none() | st.just("python")))
+        rendered = Rendered("assistant", model.content)
+    elif kind == "tool_io":
+        tool = draw(st.sampled_from(["search", "calc", "read_file"]))
+        model = ToolIOContent(
+            tool_name=tool,
+            direction=draw(st.sampled_from(["call", "result"])),
+            payload=draw(json_objects),
+            status=draw(st.sampled_from([None, "success", "error"])),
+        )
+        rendered = Rendered("tool", _json_text(model.model_dump(mode="json")), tool)
+    else:
+        model = FreeformContent(payload=draw(json_objects))
+        rendered = Rendered("assistant", _json_text(model.model_dump(mode="json")))
+    payload = model.model_dump(mode="json")
+    as_dict = draw(st.booleans())  # a dict with content_type is validated into its type
+    return Drawn(copy.deepcopy(payload) if as_dict else model, payload, rendered)
+
+
+@st.composite
+def usages(draw: st.DrawFn) -> tuple[Any, int, int]:
+    prompt = draw(st.integers(min_value=0, max_value=10**6))
+    completion = draw(st.integers(min_value=0, max_value=10**5))
+    with_total = draw(st.booleans())
+    shape = draw(st.sampled_from(["openai", "anthropic", "gemini", "model"]))
+    if shape == "openai":
+        usage: Any = {"prompt_tokens": prompt, "completion_tokens": completion}
+        if with_total:
+            usage["total_tokens"] = prompt + completion
+    elif shape == "anthropic":
+        usage = {"input_tokens": prompt, "output_tokens": completion}
+        if with_total:
+            usage["cache_read_input_tokens"] = 0
+    elif shape == "gemini":
+        usage = {"promptTokenCount": prompt, "candidatesTokenCount": completion}
+        if with_total:
+            usage["totalTokenCount"] = prompt + completion
+    else:
+        usage = TokenUsage(prompt_tokens=prompt, completion_tokens=completion)
+    return usage, prompt, completion
+
+
+batch_ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("append"), contents(), maybe_configs, maybe_metadata),
+        st.tuples(st.just("edit"), indices, contents(), maybe_configs, maybe_metadata),
+        st.tuples(st.just("annotate"), indices, priorities),
+        st.tuples(st.just("usage"), usages(), maybe_configs),
+    ),
+    min_size=1,
+    max_size=4,
+)
+
+
+# -- the model --------------------------------------------------------------------
+
+
+@dataclass
+class ModelCommit:
+    commit_hash: str
+    content_type: str
+    payload: dict[str, Any]
+    rendered: Rendered
+    operation: str
+    target: str | None
+    own_config: dict[str, Any] | None
+    metadata: dict[str, Any] | None
+    message: str | None
+    recorded_configs: list[dict[str, Any]] = field(default_factory=list)
+    annotations: list[tuple[str, str | None]] = field(default_factory=list)
+
+    @property
+    def skipped(self) -> bool:
+        return bool(self.annotations) and self.annotations[-1][0] == "skip"
+
+    @property
+    def config(self) -> dict[str, Any] | None:
+        """The effective config: the latest recorded with usage, else the commit's own."""
+        return self.recorded_configs[-1] if self.recorded_configs else self.own_config
+
+
+@dataclass(frozen=True)
+class Expected:
+    messages: list[Message]
+    configs: list[dict[str, Any]]
+    hashes: list[str]
+    tiktoken_count: int
+    token_count: int
+    token_source: str
+
+
+@dataclass
+class Model:
+    commits: list[ModelCommit] = field(default_factory=list)
+    usage: tuple[str, int, int] | None = None  # (head, prompt, completion) of the latest record_usage
+
+    def find(self, commit_hash: str) -> ModelCommit:
+        return next(c for c in self.commits if c.commit_hash == commit_hash)
+
+    @property
+    def head(self) -> str | None:
+        return self.commits[-1].commit_hash if self.commits else None
+
+    def expected(self, upto: int | None = None) -> Expected:
+        """What compiling the first `upto` commits (default all) should give, with today's annotations."""
+        chain = self.commits if upto is None else self.commits[:upto]
+        latest_edit: dict[str, ModelCommit] = {}
+        for commit in chain:
+            if commit.operation == "edit" and not commit.skipped:
+                latest_edit[commit.target or ""] = commit
+        messages, configs, hashes = [], [], []
+        for commit in chain:
+            if commit.operation != "append" or commit.skipped:
+                continue
+            edit = latest_edit.get(commit.commit_hash)
+            source = edit or commit
+            config = edit.config if edit is not None else None
+            if config is None:
+                config = commit.config
+            messages.append(source.rendered.message())
+            configs.append(config or {})
+            hashes.append(commit.commit_hash)
+        counted = chat_tokens(messages)
+        head = chain[-1].commit_hash if chain else None
+        if upto is None and self.usage is not None and self.usage[0] == head:
+            return Expected(messages, configs, hashes, counted, self.usage[1], f"api:{self.usage[1]}+{self.usage[2]}")
+        return Expected(messages, configs, hashes, counted, counted, TOKENS.name)
+
+
+def chat_tokens(messages: list[Message]) -> int:
+    """The chat formula: 3 + role + content (+1 + name) per message, +3 to prime the reply."""
+    total = 0
+    for message in messages:
+        total += 3 + TOKENS.count_text(message.role) + TOKENS.count_text(message.content)
+        if message.name is not None:
+            total += 1 + TOKENS.count_text(message.name)
+    return total + 3 if messages else 0
+
+
+# -- comparisons ------------------------------------------------------------------
+
+
+def assert_compiled_is(compiled: CompiledContext, expected: Expected, *, live: bool = True) -> None:
+    assert compiled.messages == expected.messages
+    assert compiled.generation_configs == expected.configs
+    assert compiled.commit_hashes == expected.hashes
+    assert compiled.commit_count == len(expected.messages)
+    if live:
+        assert (compiled.token_count, compiled.token_source) == (expected.token_count, expected.token_source)
+    else:  # at_commit / at_time compiles never use API usage
+        assert (compiled.token_count, compiled.token_source) == (expected.tiktoken_count, TOKENS.name)
+
+
+def assert_same_compiled(a: CompiledContext, b: CompiledContext) -> None:
+    assert a.messages == b.messages
+    assert a.generation_configs == b.generation_configs
+    assert a.commit_hashes == b.commit_hashes
+    assert (a.token_count, a.token_source, a.commit_count) == (b.token_count, b.token_source, b.commit_count)
+    assert a == b
+
+
+def history(t: Tract) -> dict[str, Any]:
+    """Everything a reader can ask about the tract's history, without compiling."""
+    log = t.log(limit=None)
+    return {
+        "tract_id": t.tract_id,
+        "head": t.head,
+        "log": log,
+        "commits": {info.commit_hash: t.get_commit(info.commit_hash) for info in log},
+        "annotations": {info.commit_hash: t.get_annotations(info.commit_hash) for info in log},
+        "configs": {info.commit_hash: t.config_history(info.commit_hash) for info in log},
+    }
+
+
+def no_warnings_open(path: Path, **kwargs: Any) -> Tract:
+    """A clean log and snapshot must open without a repair or rebuild warning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        return Tract.open(path, **kwargs)
+
+
+class BatchFailure(Exception):
+    """What the agent code raises inside a batch."""
+
+
+# -- the state machine ------------------------------------------------------------
+
+
+class ReplayMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.model = Model()
+        self.tmp: str | None = None
+        self.path: Path | None = None
+        self.sync = "always"
+        self.t: Tract | None = None
+        self.timeline: list[tuple[datetime, Expected]] = []
+
+    @initialize(storage=st.sampled_from(["memory", "directory", "directory-group-commit"]))
+    def open_tract(self, storage: str) -> None:
+        if storage == "memory":
+            self.t = Tract.open()
+        else:
+            self.tmp = tempfile.mkdtemp(prefix="tract-props-")
+            self.path = Path(self.tmp) / "log"
+            self.sync = "batch" if storage == "directory-group-commit" else "always"
+            self.t = Tract.open(self.path, sync=self.sync)
+        assert self.t.head is None and self.t.compile().messages == []
+
+    def teardown(self) -> None:
+        try:
+            if self.t is not None and not self.t.closed:
+                self.check_live_compile()
+                self.check_timeline(self.t)
+                if self.path is not None:
+                    with no_warnings_open(self.path, readonly=True) as reader:
+                        self.check_timeline(reader)
+                    live = self.t.compile()
+                    before = history(self.t)
+                    self.t.close()
+                    with no_warnings_open(self.path) as again:
+                        assert history(again) == before
+                        assert_same_compiled(again.compile(), live)
+        finally:
+            if self.t is not None:
+                self.t.close()
+            if self.tmp is not None:
+                shutil.rmtree(self.tmp, ignore_errors=True)
+
+    # -- operations, shared by the rules and by batches ------------------------------
+
+    @property
+    def tract(self) -> Tract:
+        assert self.t is not None
+        return self.t
+
+    def _originals(self) -> list[ModelCommit]:
+        return [c for c in self.model.commits if c.operation == "append"]
+
+    def _append(self, drawn: Drawn, config: dict | None, metadata: dict | None, message: str | None = None) -> None:
+        info = self.tract.commit(drawn.content, message=message, metadata=metadata, generation_config=config)
+        self._record_commit(info, drawn, "append", None, config, metadata, message)
+
+    def _edit(self, index: int, drawn: Drawn, config: dict | None, metadata: dict | None, message: str | None = None) -> None:
+        target = self._originals()[index % len(self._originals())]
+        info = self.tract.commit(
+            drawn.content,
+            operation="edit",
+            response_to=target.commit_hash,
+            message=message,
+            metadata=metadata,
+            generation_config=config,
+        )
+        self._record_commit(info, drawn, "edit", target.commit_hash, config, metadata, message)
+
+    def _record_commit(self, info: Any, drawn: Drawn, operation: str, target: str | None, config: dict | None, metadata: dict | None, message: str | None) -> None:
+        assert info.parent_hash == self.model.head
+        assert self.tract.head == info.commit_hash
+        assert info.operation.value == operation and info.response_to == target
+        assert info.content == drawn.payload
+        assert info.generation_config == config and info.metadata == metadata and info.message == message
+        assert info.token_count == TOKENS.count_text(drawn.rendered.text)
+        content_type = drawn.payload["content_type"]
+        commit = ModelCommit(info.commit_hash, content_type, drawn.payload, drawn.rendered, operation, target, config, metadata, message)
+        if content_type == "instruction" and operation == "append":
+            commit.annotations.append(("pinned", PINNED_BY_DEFAULT))
+        self.model.commits.append(commit)
+
+    def _annotate(self, index: int, priority: Priority | str, reason: str | None = None) -> None:
+        target = self.model.commits[index % len(self.model.commits)]
+        annotation = self.tract.annotate(target.commit_hash, priority, reason=reason)
+        assert annotation.priority is Priority(priority) and annotation.reason == reason
+        target.annotations.append((Priority(priority).value, reason))
+
+    def _record_usage(self, usage: tuple[Any, int, int], config: dict | None, name_head: bool = False) -> CompiledContext:
+        raw, prompt, completion = usage
+        head = self.model.head
+        assert head is not None
+        compiled = self.tract.record_usage(raw, head_hash=head if name_head else None, generation_config=config)
+        if config is not None:
+            self.model.find(head).recorded_configs.append(config)
+        self.model.usage = (head, prompt, completion)
+        return compiled
+
+    # -- rules -----------------------------------------------------------------------
+
+    @rule(drawn=contents(), config=maybe_configs, metadata=maybe_metadata, message=maybe_messages)
+    def append(self, drawn: Drawn, config: dict | None, metadata: dict | None, message: str | None) -> None:
+        self._append(drawn, config, metadata, message)
+
+    @precondition(lambda self: any(c.operation == "append" for c in self.model.commits))
+    @rule(index=indices, drawn=contents(), config=maybe_configs, metadata=maybe_metadata, message=maybe_messages)
+    def edit(self, index: int, drawn: Drawn, config: dict | None, metadata: dict | None, message: str | None) -> None:
+        self._edit(index, drawn, config, metadata, message)
+
+    @precondition(lambda self: any(c.operation == "edit" for c in self.model.commits))
+    @rule(index=indices, drawn=contents())
+    def edit_of_an_edit_is_refused(self, index: int, drawn: Drawn) -> None:
+        edits = [c for c in self.model.commits if c.operation == "edit"]
+        before = history(self.tract)
+        with pytest.raises(EditTargetError):
+            self.tract.commit(drawn.content, operation="edit", response_to=edits[index % len(edits)].commit_hash)
+        assert history(self.tract) == before
+
+    @precondition(lambda self: bool(self.model.commits))
+    @rule(index=indices, priority=priorities, reason=st.none() | st.text(max_size=10))
+    def annotate(self, index: int, priority: Priority | str, reason: str | None) -> None:
+        self._annotate(index, priority, reason)
+
+    @precondition(lambda self: bool(self.model.commits))
+    @rule(usage=usages(), config=maybe_configs, name_head=st.booleans())
+    def record_usage(self, usage: tuple[Any, int, int], config: dict | None, name_head: bool) -> None:
+        returned = self._record_usage(usage, config, name_head)
+        assert_compiled_is(returned, self.model.expected())
+
+    @rule(ops=batch_ops, failure=st.sampled_from([None, None, None, "raise", "invalid content", "bad edit target", "bad usage"]), look_inside=st.booleans())
+    def batch(self, ops: list[tuple], failure: str | None, look_inside: bool) -> None:
+        t = self.tract
+        saved_model = copy.deepcopy(self.model)
+        before = history(t)
+        log_bytes = (self.path / LOG_FILE).read_bytes() if self.path is not None else None
+        try:
+            with t.batch():
+                for op in ops:
+                    if op[0] == "append":
+                        self._append(op[1], op[2], op[3])
+                    elif op[0] == "edit" and self._originals():
+                        self._edit(op[1], op[2], op[3], op[4])
+                    elif op[0] == "annotate" and self.model.commits:
+                        self._annotate(op[1], op[2])
+                    elif op[0] == "usage" and self.model.commits:
+                        self._record_usage(op[1], op[2])
+                if look_inside:  # inside the block HEAD and compile already see the batch
+                    assert t.head == self.model.head
+                    assert_compiled_is(t.compile(), self.model.expected())
+                if failure == "raise":
+                    raise BatchFailure("the agent crashed mid-batch")
+                if failure == "invalid content":
+                    t.commit({"content_type": "dialogue", "role": "robot", "text": "x"})
+                if failure == "bad edit target":
+                    t.commit(DialogueContent(role="user", text="x"), operation="edit", response_to="0" * 64)
+                if failure == "bad usage":
+                    t.record_usage({"tokens": 3})
+        except (BatchFailure, ContentValidationError, EditTargetError, UsageError) as error:
+            assert failure is not None, error
+            self.model = saved_model
+            assert history(t) == before
+            if log_bytes is not None:
+                assert (self.path / LOG_FILE).read_bytes() == log_bytes
+        else:
+            assert failure is None
+
+    @precondition(lambda self: self.path is not None)
+    @rule(delete_snapshot=st.booleans())
+    def close_and_reopen(self, delete_snapshot: bool) -> None:
+        assert self.path is not None
+        live = self.tract.compile()
+        before = history(self.tract)
+        self.tract.close()
+        assert (self.path / SNAPSHOT_FILE).exists()
+        if delete_snapshot:
+            (self.path / SNAPSHOT_FILE).unlink()
+        self.t = no_warnings_open(self.path, sync=self.sync)
+        assert history(self.tract) == before
+        assert_same_compiled(self.tract.compile(), live)
+
+    @rule()
+    def compile(self) -> None:
+        self.check_live_compile()
+
+    @precondition(lambda self: bool(self.model.commits))
+    @rule(index=indices)
+    def compile_at_a_past_commit(self, index: int) -> None:
+        upto = index % len(self.model.commits) + 1
+        compiled = self.tract.compile(at_commit=self.model.commits[upto - 1].commit_hash)
+        assert_compiled_is(compiled, self.model.expected(upto), live=False)
+
+    @precondition(lambda self: bool(self.timeline))
+    @rule(index=indices)
+    def compile_at_a_past_time(self, index: int) -> None:
+        moment, expected = self.timeline[index % len(self.timeline)]
+        assert_compiled_is(self.tract.compile(at_time=moment), expected, live=False)
+
+    # -- checks ----------------------------------------------------------------------
+
+    def check_live_compile(self) -> None:
+        t = self.tract
+        expected = self.model.expected()
+        live = t.compile()
+        assert_compiled_is(live, expected)
+        if t.head is not None:
+            full = t.compile(at_commit=t.head)
+            assert full.messages == live.messages
+            assert full.generation_configs == live.generation_configs
+            assert full.commit_hashes == live.commit_hashes
+            if live.token_source == TOKENS.name:
+                assert full.token_count == live.token_count
+            assert (full.token_count, full.token_source) == (expected.tiktoken_count, TOKENS.name)
+
+    def check_timeline(self, t: Tract) -> None:
+        for moment, expected in self.timeline:
+            assert_compiled_is(t.compile(at_time=moment), expected, live=False)
+
+    def check_history_against_model(self, t: Tract) -> None:
+        state = history(t)
+        assert state["head"] == self.model.head
+        log = state["log"]
+        assert [info.commit_hash for info in log] == [c.commit_hash for c in reversed(self.model.commits)]
+        for info, commit in zip(log, reversed(self.model.commits)):
+            assert state["commits"][info.commit_hash] == info
+            assert info.content_type == commit.content_type and info.content == commit.payload
+            assert info.operation.value == commit.operation and info.response_to == commit.target
+            assert info.metadata == commit.metadata and info.message == commit.message
+            assert info.generation_config == commit.config
+            assert info.token_count == TOKENS.count_text(commit.rendered.text)
+            annotations = state["annotations"][info.commit_hash]
+            assert [(a.priority.value, a.reason) for a in annotations] == commit.annotations
+            configs = state["configs"][info.commit_hash]
+            expected_configs = ([(commit.own_config, "commit")] if commit.own_config is not None else []) + [
+                (config, "record_usage") for config in commit.recorded_configs
+            ]
+            assert [(c.generation_config, c.source) for c in configs] == expected_configs
+        parents = [info.parent_hash for info in log]
+        assert parents == [info.commit_hash for info in log[1:]] + [None] * bool(log)
+
+    @invariant()
+    def replay_gives_the_live_state(self) -> None:
+        if self.t is None:
+            return
+        t = self.tract
+        self.check_history_against_model(t)
+        expected = self.model.expected()
+        if self.path is not None:
+            with no_warnings_open(self.path, readonly=True) as reader:
+                assert history(reader) == history(t)
+                assert_compiled_is(reader.compile(), expected)
+                if reader.head is not None:
+                    assert_compiled_is(reader.compile(at_commit=reader.head), expected, live=False)
+        # Note when this state was current, for compile(at_time=...) later on.
+        moment = datetime.now(timezone.utc)
+        if t.head is not None:
+            moment = max(moment, t.get_commit(t.head).created_at)
+        while datetime.now(timezone.utc) <= moment:
+            pass
+        self.timeline.append((moment, expected))
+
+
+ReplayMachine.TestCase.settings = settings(
+    max_examples=60,
+    stateful_step_count=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+TestReplay = ReplayMachine.TestCase
+
+
+# -- memory and disk agree ----------------------------------------------------------
+
+simple_ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("append"), contents(), maybe_configs),
+        st.tuples(st.just("edit"), indices, contents(), maybe_configs),
+        st.tuples(st.just("annotate"), indices, priorities),
+        st.tuples(st.just("usage"), usages(), maybe_configs),
+    ),
+    max_size=15,
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ops=simple_ops)
+def test_memory_and_directory_tracts_compile_alike_and_replay(ops: list[tuple]) -> None:
+    """The same operations give the same context in memory, on disk, and on disk after reopening."""
+    with tempfile.TemporaryDirectory(prefix="tract-props-") as tmp:
+        path = Path(tmp) / "log"
+        memory, disk = Tract.open(), Tract.open(path)
+        originals: list[tuple[str, str]] = []  # (memory hash, disk hash) of each non-edit commit
+        everything: list[tuple[str, str]] = []
+        head_usage: int | None = None  # prompt tokens recorded for the current HEAD, if any
+        try:
+            for op in ops:
+                if op[0] == "append":
+                    pair = tuple(t.commit(op[1].content, generation_config=op[2]).commit_hash for t in (memory, disk))
+                    originals.append(pair)
+                    everything.append(pair)
+                    head_usage = None
+                elif op[0] == "edit" and originals:
+                    targets = originals[op[1] % len(originals)]
+                    pair = tuple(
+                        t.commit(op[2].content, operation="edit", response_to=target, generation_config=op[3]).commit_hash
+                        for t, target in zip((memory, disk), targets)
+                    )
+                    everything.append(pair)
+                    head_usage = None
+                elif op[0] == "annotate" and everything:
+                    for t, target in zip((memory, disk), everything[op[1] % len(everything)]):
+                        t.annotate(target, op[2])
+                elif op[0] == "usage" and everything:
+                    for t in (memory, disk):
+                        t.record_usage(op[1][0], generation_config=op[2])
+                    head_usage = op[1][1]
+            in_memory, on_disk = memory.compile(), disk.compile()
+            expected_tokens = chat_tokens(in_memory.messages) if head_usage is None else head_usage
+            assert in_memory.token_count == on_disk.token_count == expected_tokens
+            assert in_memory.messages == on_disk.messages
+            assert in_memory.generation_configs == on_disk.generation_configs
+            assert (in_memory.token_count, in_memory.token_source) == (on_disk.token_count, on_disk.token_source)
+            assert [info.content for info in memory.log(limit=None)] == [info.content for info in disk.log(limit=None)]
+            disk.close()
+            with no_warnings_open(path) as again:
+                assert_same_compiled(again.compile(), on_disk)
+        finally:
+            memory.close()
+            disk.close()
+
