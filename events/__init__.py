@@ -9,9 +9,10 @@ from events.errors import (
     LogReadOnlyError,
     RecordTooLargeError,
 )
-from events.framing import MAX_RECORD_BYTES, TornTail
+from events.framing import GENESIS_HASH, LOG_FILE, MAX_RECORD_BYTES, TornTail
 from events.hashing import canonical_json, commit_hash, content_hash, expected_hashes
-from events.log import GENESIS_HASH, LOG_FILE, Checkpoint, EventLog, SyncMode
+from events.log import Checkpoint, EventLog, SyncMode
+from events.verify import Problem, VerifyReport, verify
 from events.types import (
     EVENT_TYPES,
     AnnotationAdded,
@@ -29,6 +30,9 @@ __all__ = [
     "GENESIS_HASH",
     "LOG_FILE",
     "MAX_RECORD_BYTES",
+    "Problem",
+    "VerifyReport",
+    "verify",
     "AnnotationAdded",
     "AnyEvent",
     "Checkpoint",

@@ -16,6 +16,9 @@ from dataclasses import dataclass
 
 from events.errors import LogCorruptError, LogFormatError
 
+LOG_FILE = "events.log"
+GENESIS_HASH = bytes(32)
+"""What the first record names as the hash of the record before it."""
 MAGIC = b"TRACTLOG"
 FORMAT_VERSION = 1
 FILE_HEADER = struct.Struct("<8sI")

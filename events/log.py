@@ -22,6 +22,8 @@ from events.errors import LogCorruptError, LogError, LogFormatError, LogReadOnly
 from events.framing import (
     FILE_HEADER,
     FLAG_BATCH_END,
+    GENESIS_HASH,
+    LOG_FILE,
     MAX_RECORD_BYTES,
     Frame,
     FrameScanner,
@@ -32,10 +34,9 @@ from events.framing import (
 )
 from events.storage import FileStorage, MemoryStorage, sync_directory
 from events.types import Event, Record
+from events.verify import Progress, VerifyReport, verify_storage
 
 SyncMode = Literal["always", "batch"]
-LOG_FILE = "events.log"
-GENESIS_HASH = bytes(32)
 BATCH_SYNC_INTERVAL = 0.05
 """With sync="batch", the longest a written record waits for its fsync (seconds)."""
 
@@ -69,6 +70,8 @@ class EventLog:
         self._offsets = array("Q")
         self._sync_timer: threading.Timer | None = None
         self.resumed = False
+        self._owns_storage = True
+        self._frozen = False
 
     @classmethod
     def memory(cls) -> EventLog:
@@ -135,6 +138,8 @@ class EventLog:
 
     def refresh(self) -> int:
         """Pick up records appended since the last scan (by another process); returns the new head position."""
+        if self._frozen:
+            return self.head_position
         scanner = FrameScanner(self._storage.read, self._storage.size(), self._end, self._next_position)
         last: Frame | None = None
         for last in scanner:
@@ -166,6 +171,28 @@ class EventLog:
             yield record
             if item.position >= last:
                 return
+
+    def prefix(self, position: int) -> EventLog:
+        """A read-only log of this one's records up to `position`, sharing its storage."""
+        position = max(0, min(position, self.head_position))
+        view = EventLog(self._storage, readonly=True, sync=self.sync_mode)
+        view._owns_storage, view._frozen = False, True
+        if position == self.head_position:
+            view._end, view._last_hash = self._end, self._last_hash
+        else:
+            view._end = self._offset_of(position + 1)
+            view._last_hash = next(self.read(position + 1, position + 1)).prev_hash
+        view._next_position = position + 1
+        view._index_base, view._offsets = self._index_base, self._offsets
+        return view
+
+    def verify(self, *, anchor: tuple[int, str] | None = None, progress: Progress | None = None) -> VerifyReport:
+        """Check every record of the log as stored (see `events.verify`)."""
+        return verify_storage(self._storage, anchor=anchor, progress=progress)
+
+    def frames(self) -> Iterator[Frame]:
+        """Every whole record as framed on disk (position, batch flag, raw bytes), from the start."""
+        return iter(FrameScanner(self._storage.read, self._end, FILE_HEADER.size, 1))
 
     def _offset_of(self, position: int) -> int:
         if position < self._index_base:
@@ -274,9 +301,10 @@ class EventLog:
             if self._sync_timer is not None:
                 self._sync_timer.cancel()
                 self._sync_timer = None
-            if not self.readonly:
-                self._storage.sync()
-            self._storage.close()
+            if self._owns_storage:
+                if not self.readonly:
+                    self._storage.sync()
+                self._storage.close()
             self._closed = True
 
     @property

@@ -102,8 +102,10 @@ def _json(value: dict[str, Any] | None) -> str | None:
 class Analytics:
     """A DuckDB database (a file in the log directory, or in memory) mirroring the log."""
 
-    def __init__(self, path: Path | None) -> None:
+    def __init__(self, path: Path | None, *, file_access: bool = False) -> None:
+        """`file_access` lets this connection write files (only for `export_parquet`)."""
         self._path = path
+        self._file_access = file_access
         self._con = self._connect()
         self._checkpoint = self._load_state()
 
@@ -111,7 +113,7 @@ class Analytics:
         import duckdb
 
         config = {
-            "enable_external_access": False,
+            "enable_external_access": self._file_access,
             "autoinstall_known_extensions": False,
             "autoload_known_extensions": False,
         }
@@ -264,6 +266,19 @@ class Analytics:
         kind = str(statements[0].type).rsplit(".", 1)[-1]
         if kind not in READ_STATEMENTS:
             raise AnalyticsError(f"sql() is read-only: {kind} statements are refused")
+
+    def export_parquet(self, directory: Path) -> list[Path]:
+        """Write each table as `<table>.parquet` in `directory`."""
+        if not self._file_access:
+            raise AnalyticsError("this analytics connection was opened without file access")
+        directory.mkdir(parents=True, exist_ok=True)
+        written = []
+        for table in _TABLES[1:]:
+            target = directory / f"{table}.parquet"
+            quoted = str(target).replace("'", "''")
+            self._con.execute(f"COPY (SELECT * FROM {table} ORDER BY position) TO '{quoted}' (FORMAT parquet)")
+            written.append(target)
+        return written
 
     def close(self) -> None:
         self._con.close()

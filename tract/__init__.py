@@ -31,9 +31,11 @@ from tract.errors import (
 from tract.models import (
     Annotation,
     BudgetAction,
+    ChainHead,
     CommitInfo,
     CommitOperation,
     ConfigRecord,
+    LoggedEvent,
     Message,
     Priority,
     TokenBudgetConfig,
@@ -41,6 +43,7 @@ from tract.models import (
     TractConfig,
 )
 from tract.tokens import NullTokenCounter, TiktokenCounter, TokenCounter
+from events import Problem, VerifyReport
 from tract.tract import Tract
 
 __all__ = [
@@ -48,6 +51,7 @@ __all__ = [
     "ArtifactContent",
     "BudgetAction",
     "BudgetExceededError",
+    "ChainHead",
     "CommitInfo",
     "CommitNotFoundError",
     "CommitOperation",
@@ -63,10 +67,12 @@ __all__ = [
     "InvalidJSONError",
     "LogFormatError",
     "LogLockedError",
+    "LoggedEvent",
     "Message",
     "NullTokenCounter",
     "OutputContent",
     "Priority",
+    "Problem",
     "QueryError",
     "ReadOnlyError",
     "ReasoningContent",
@@ -82,4 +88,5 @@ __all__ = [
     "TractError",
     "Tract",
     "UsageError",
+    "VerifyReport",
 ]

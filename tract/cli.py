@@ -1,15 +1,29 @@
-"""The `tract` command line. Every failure is one readable line on stderr and a non-zero exit."""
+"""The `tract` command line. Every failure is one readable line on stderr and a non-zero exit.
+
+Commands that only read open the log read-only: they take no lock, so they
+work while a writer runs, and never change a byte of the log.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
+import msgspec
+
+from events import LogError, verify
+from events.jsonl import import_jsonl
 from tract.content import DialogueContent, InstructionContent
-from tract.errors import TractError
+from tract.errors import TractError, storage_errors
 from tract.tract import Tract
+
+FORMATS = ("text", "openai", "anthropic", "json")
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -35,14 +49,105 @@ def _demo(args: argparse.Namespace) -> int:
         after = tract.record_usage({"prompt_tokens": 61, "completion_tokens": 19, "total_tokens": 80})
         print(f"recorded usage: {after.token_count} prompt tokens ({after.token_source})")
         print(f"HEAD {tract.head}")
+        print(f"chain head {tract.chain_head.position}:{tract.chain_head.hash}")
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    anchor = _anchor(args.anchor) if args.anchor else None
+    report = verify(_existing(args.directory), anchor=anchor, progress=_progress("verified"))
+    _end_progress()
+    if report.ok:
+        print(report)
+        return 0
+    print(f"tract verify: {report}", file=sys.stderr)
+    return 1
+
+
+def _log(args: argparse.Namespace) -> int:
+    with _reader(args) as tract:
+        for info in tract.log(limit=args.limit):
+            text = _preview(info.content)
+            print(f"{info.commit_hash[:12]}  {info.created_at:%Y-%m-%d %H:%M:%S}  {info.operation.value:<6} "
+                  f"{info.content_type:<11} {info.token_count:>5}  {text}")  # fmt: skip
+    return 0
+
+
+def _show(args: argparse.Namespace) -> int:
+    with _reader(args) as tract:
+        commit_hash = tract.resolve(args.hash)
+        info = tract.get_commit(commit_hash)
+        assert info is not None
+        shown: dict[str, Any] = info.model_dump(mode="json")
+        shown["annotations"] = [a.model_dump(mode="json") for a in tract.get_annotations(commit_hash)]
+        shown["config_history"] = [c.model_dump(mode="json") for c in tract.config_history(commit_hash)]
+        print(json.dumps(shown, indent=2, ensure_ascii=False))
+    return 0
+
+
+def _compile(args: argparse.Namespace) -> int:
+    with _reader(args) as tract:
+        view = tract if args.at is None else _replayed(tract, args.at)
+        compiled = view.compile()
+        if args.format == "text":
+            for message in compiled.messages:
+                name = f" ({message.name})" if message.name else ""
+                print(f"[{message.role}{name}] {message.content}")
+            print(f"-- {compiled.commit_count} messages, {compiled.token_count} tokens ({compiled.token_source})")
+        elif args.format == "openai":
+            print(json.dumps(compiled.to_openai(), indent=2, ensure_ascii=False))
+        elif args.format == "anthropic":
+            print(json.dumps(compiled.to_anthropic(), indent=2, ensure_ascii=False))
+        else:
+            print(json.dumps(compiled.model_dump(mode="json"), indent=2, ensure_ascii=False))
+    return 0
+
+
+def _events(args: argparse.Namespace) -> int:
+    encoder = msgspec.json.Encoder()
+    with _reader(args) as tract:
+        chosen = tract.events(
+            tract_id=args.tract, types=args.type, from_position=args.from_position, to_position=args.to_position
+        )
+        out = sys.stdout.buffer
+        for logged in chosen:
+            out.write(encoder.encode({"position": logged.position, "type": logged.type, "event": logged.event}))
+            out.write(b"\n")
+        out.flush()
     return 0
 
 
 def _sql(args: argparse.Namespace) -> int:
-    with Tract.open(_existing(args.directory), readonly=True) as tract:
+    with _reader(args) as tract:
         result = tract.sql(args.query)
     print(format_table(result.columns, result.rows))
     return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    with _reader(args) as tract:
+        if args.format == "parquet":
+            for path in tract.export_parquet(args.out):
+                print(path)
+            return 0
+        with open(args.out, "wb") as out:
+            count = tract.export_jsonl(out, progress=_progress("exported"))
+        _end_progress()
+        head = tract.chain_head
+        print(f"exported {count} records to {args.out}; chain head {head.position}:{head.hash}")
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    with open(args.jsonl, "rb") as lines, storage_errors():
+        log = import_jsonl(lines, args.directory, progress=_progress("imported"))
+    _end_progress()
+    print(f"imported {log.head_position} records into {args.directory}; chain head {log.head_position}:{log.head_hash.hex()}")
+    log.close()
+    return 0
+
+
+# -- helpers ----------------------------------------------------------------------
 
 
 def format_table(columns: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -60,6 +165,12 @@ def _cell(value: object) -> str:
     return "NULL" if value is None else str(value)
 
 
+def _preview(content: dict[str, Any], width: int = 60) -> str:
+    text = content.get("text") or content.get("content") or json.dumps(content, ensure_ascii=False)
+    text = " ".join(str(text).split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def _existing(directory: str) -> Path:
     path = Path(directory)
     if not path.is_dir():
@@ -67,16 +178,88 @@ def _existing(directory: str) -> Path:
     return path
 
 
+def _reader(args: argparse.Namespace) -> Tract:
+    return Tract.open(_existing(args.directory), tract_id=getattr(args, "tract", None), readonly=True)
+
+
+def _replayed(tract: Tract, at: str) -> Tract:
+    if at.isdigit():
+        return tract.replay(until_position=int(at))
+    try:
+        moment = datetime.fromisoformat(at)
+    except ValueError:
+        raise TractError(f"--at takes a log position or an ISO time, not {at!r}") from None
+    return tract.replay(until_time=moment)
+
+
+def _anchor(text: str) -> tuple[int, str]:
+    position, _, digest = text.partition(":")
+    if not position.isdigit() or len(digest) != 64:
+        raise TractError(f"--anchor takes POSITION:HASH (as printed by verify or export), not {text!r}")
+    return int(position), digest
+
+
+def _progress(label: str) -> Callable[[int], None] | None:
+    """A progress line on stderr, only when a person is watching it."""
+    if not sys.stderr.isatty():
+        return None
+    return lambda count: print(f"\r{label} {count:,} records…", end="", file=sys.stderr, flush=True)
+
+
+def _end_progress() -> None:
+    if sys.stderr.isatty():
+        print("\r\033[K", end="", file=sys.stderr, flush=True)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tract", description="Version control for LLM context windows.")
-    commands = parser.add_subparsers(dest="command", required=True)
-    demo = commands.add_parser("demo", help="write a short conversation to a log directory and compile it")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, run: Callable[[argparse.Namespace], int], help: str, *, directory: bool = True) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help, description=help)
+        if directory:
+            sub.add_argument("directory", help="log directory")
+        sub.set_defaults(run=run)
+        return sub
+
+    def tract_option(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--tract", help="tract id (default: the one the log was created with)")
+
+    demo = command("demo", _demo, "write a short conversation to a log directory and compile it", directory=False)
     demo.add_argument("directory", nargs="?", default="tract-demo", help="log directory (default: ./tract-demo)")
-    demo.set_defaults(run=_demo)
-    sql = commands.add_parser("sql", help="run a read-only SQL query over a log's analytics tables")
-    sql.add_argument("directory", help="log directory")
-    sql.add_argument("query", help='one SELECT, e.g. "SELECT model, count(*) FROM commits GROUP BY model"')
-    sql.set_defaults(run=_sql)
+
+    check = command("verify", _verify, "check a log is whole and unaltered")
+    check.add_argument("--anchor", help="POSITION:HASH of a chain head recorded earlier that the log must pass through")
+
+    log = command("log", _log, "list commits from HEAD, newest first")
+    log.add_argument("--limit", type=int, default=10, help="how many (default 10)")
+    tract_option(log)
+
+    show = command("show", _show, "one commit as JSON, with its annotations and config history")
+    show.add_argument("hash", help="commit hash or a unique prefix of it")
+    tract_option(show)
+
+    compiled = command("compile", _compile, "the compiled context, now or at a past point")
+    compiled.add_argument("--at", help="a log position, or an ISO time such as 2026-11-25T10:00:00+00:00")
+    compiled.add_argument("--format", choices=FORMATS, default="text")
+    tract_option(compiled)
+
+    events = command("events", _events, "the log's events as JSON lines")
+    events.add_argument("--from", dest="from_position", type=int, default=1, help="first position")
+    events.add_argument("--to", dest="to_position", type=int, help="last position")
+    events.add_argument("--type", action="append", help="only this event type (repeatable), e.g. CommitCreated")
+    events.add_argument("--tract", help="only this tract's events")
+
+    sql = command("sql", _sql, "run one read-only SQL query over the analytics tables")
+    sql.add_argument("query", help='e.g. "SELECT model, count(*) FROM commits GROUP BY model"')
+
+    export = command("export", _export, "the event log as JSON lines, or the analytics tables as Parquet")
+    export.add_argument("--format", choices=("jsonl", "parquet"), default="jsonl")
+    export.add_argument("out", help="output file (jsonl) or directory (parquet)")
+
+    imported = command("import", _import, "rebuild a log from a JSONL export", directory=False)
+    imported.add_argument("jsonl", help="an export written by `tract export --format jsonl`")
+    imported.add_argument("directory", help="new log directory to create")
     return parser
 
 
@@ -85,8 +268,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     run: Callable[[argparse.Namespace], int] = args.run
     try:
         return run(args)
-    except (TractError, OSError, ValueError) as error:
-        print(f"tract {args.command}: {error}", file=sys.stderr)
+    except BrokenPipeError:
+        sys.stdout = open(os.devnull, "w")  # the reader went away (`| head`): stop quietly
+        return 141
+    except (TractError, LogError, OSError, ValueError) as error:
+        _end_progress()
+        message = " ".join(str(error).split())
+        print(f"tract {args.command}: {message}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"tract {args.command}: interrupted", file=sys.stderr)

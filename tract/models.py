@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 from enum import Enum
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -100,3 +100,19 @@ class TokenBudgetConfig(_Frozen):
 class TractConfig(_Frozen):
     tokenizer_encoding: str = "o200k_base"
     token_budget: TokenBudgetConfig | None = None
+
+
+class ChainHead(_Frozen):
+    """The log's last record: its position and SHA-256 (hex)."""
+
+    position: int
+    hash: str
+
+
+class LoggedEvent(NamedTuple):
+    """One event as the log holds it."""
+
+    position: int
+    created_at: datetime
+    type: str
+    event: Any

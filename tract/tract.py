@@ -10,15 +10,16 @@ from __future__ import annotations
 import threading
 import uuid
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from pydantic import BaseModel
 
 from events import (
+    EVENT_TYPES,
     AnnotationAdded,
     CommitCreated,
     Event,
@@ -27,9 +28,11 @@ from events import (
     SyncMode,
     TractCreated,
     UsageRecorded,
+    VerifyReport,
     commit_hash,
     content_hash,
 )
+from events.jsonl import exported_records, write_jsonl
 from projections import CommitView, StoredCommit, load_snapshot, save_snapshot
 from projections.analytics import ANALYTICS_FILE, Analytics, AnalyticsError, QueryResult
 from tract.compiled import CompiledContext
@@ -50,9 +53,11 @@ from tract.jsonvalues import fresh, json_object
 from tract.models import (
     Annotation,
     BudgetAction,
+    ChainHead,
     CommitInfo,
     CommitOperation,
     ConfigRecord,
+    LoggedEvent,
     Priority,
     TokenUsage,
     TractConfig,
@@ -76,6 +81,7 @@ class Tract:
         tract_id: str,
         config: TractConfig,
         counter: TokenCounter,
+        registry: ContentRegistry | None = None,
     ) -> None:
         self._log = log
         self._view = view
@@ -83,7 +89,7 @@ class Tract:
         self._tract_id = tract_id
         self._config = config
         self._counter = counter
-        self._registry = ContentRegistry()
+        self._registry = registry if registry is not None else ContentRegistry()
         self._compiler = Compiler(view, self._registry, counter)
         self._lock = threading.RLock()
         self._staged: list[Event] | None = None
@@ -373,6 +379,87 @@ class Tract:
                 for entry in self._view.config_history(commit_hash)
             ]
 
+    # -- auditing ------------------------------------------------------------
+
+    @property
+    def chain_head(self) -> ChainHead:
+        """Position and hash of the last record: write it down, and a later `verify(anchor=...)`
+        proves the log only grew since."""
+        with self._lock:
+            return ChainHead(position=self._log.head_position, hash=self._log.head_hash.hex())
+
+    def verify(self, *, anchor: ChainHead | tuple[int, str] | None = None) -> VerifyReport:
+        """Check every record: framing, checksums, positions, hash chain, commit hashes, parents."""
+        with self._lock:
+            self._check_open()
+            if isinstance(anchor, ChainHead):
+                anchor = (anchor.position, anchor.hash)
+            return self._log.verify(anchor=anchor)
+
+    def refresh(self) -> int:
+        """Read-only tracts: take in what the writer appended since; returns the head position."""
+        with self._lock:
+            self._check_open()
+            known = self._log.head_position
+            with storage_errors():
+                self._log.refresh()
+                self._view.apply_records(self._log.read(known + 1))
+            return self._log.head_position
+
+    def replay(self, until_position: int | None = None, until_time: datetime | None = None) -> Tract:
+        """A read-only view of this tract as it was after a log position or at a time."""
+        with self._lock:
+            self._check_open()
+            if until_position is not None and until_time is not None:
+                raise ValueError("replay() takes until_position or until_time, not both")
+            if until_position is not None and until_position < 0:
+                raise ValueError("until_position must be 0 or more")
+            position = self._log.head_position if until_position is None else until_position
+            if until_time is not None:
+                position = self._position_at(_aware(until_time))
+            with storage_errors():
+                prefix = self._log.prefix(position)
+                view = CommitView()
+                view.apply_records(prefix.read(1))
+            return Tract(
+                log=prefix,
+                view=view,
+                directory=self._directory,
+                tract_id=self._tract_id,
+                config=self._config,
+                counter=self._counter,
+                registry=self._registry,
+            )
+
+    def events(
+        self,
+        *,
+        tract_id: str | None = None,
+        types: str | Iterable[str] | None = None,
+        from_position: int = 1,
+        to_position: int | None = None,
+    ) -> Iterator[LoggedEvent]:
+        """The log's events in order (every tract unless `tract_id`), optionally only some types."""
+        wanted = {types} if isinstance(types, str) else set(types) if types is not None else None
+        if wanted is not None and not wanted <= set(EVENT_TYPES):
+            raise ValueError(f"unknown event type(s) {sorted(wanted - set(EVENT_TYPES))}; known: {sorted(EVENT_TYPES)}")
+        self._check_open()
+        with storage_errors():
+            for record in self._log.read(from_position, to_position):
+                event = record.event
+                kind = type(event).__name__
+                if (tract_id is None or event.tract_id == tract_id) and (wanted is None or kind in wanted):
+                    yield LoggedEvent(record.position, event.created_at, kind, event)
+
+    def _position_at(self, moment: datetime) -> int:
+        position = 0
+        with storage_errors():
+            for record in self._log.read(1):
+                if record.event.created_at > moment:
+                    break
+                position = record.position
+        return position
+
     # -- analytics -----------------------------------------------------------
 
     def query_by_config(self, field: str, operator: str, value: Any) -> list[CommitInfo]:
@@ -403,6 +490,25 @@ class Tract:
                 return analytics.relation(query, params)
             except AnalyticsError as error:
                 raise QueryError(str(error)) from None
+
+    def export_jsonl(self, out: IO[bytes], *, progress: Callable[[int], None] | None = None) -> int:
+        """Write every record of the log (all tracts) as JSON lines; `tract import` rebuilds it exactly."""
+        with self._lock:
+            self._check_open()
+            with storage_errors():
+                return write_jsonl(exported_records(self._log), out, progress)
+
+    def export_parquet(self, directory: str | Path) -> list[Path]:
+        """The analytics tables (all tracts) as Parquet files in `directory`."""
+        with self._lock:
+            self._check_open()
+            analytics = Analytics(None, file_access=True)
+            try:
+                with storage_errors():
+                    analytics.catch_up(self._log)
+                return analytics.export_parquet(Path(directory))
+            finally:
+                analytics.close()
 
     def _caught_up_analytics(self) -> Analytics:
         self._check_open()
@@ -478,6 +584,23 @@ class Tract:
             if now < floor:
                 return floor
         return now
+
+    def resolve(self, prefix: str) -> str:
+        """The full hash of this tract's commit starting with `prefix` (at least 4 characters)."""
+        with self._lock:
+            self._check_open()
+            if self._find(prefix) is not None:
+                return prefix
+            if len(prefix) < 4:
+                raise CommitNotFoundError(f"hash prefix {prefix!r} is too short (give at least 4 characters)")
+            matches = [
+                h for h, stored in self._view.state.commits.items()
+                if h.startswith(prefix) and stored.event.tract_id == self._tract_id
+            ]  # fmt: skip
+            if len(matches) != 1:
+                found = "no commit" if not matches else f"{len(matches)} commits"
+                raise CommitNotFoundError(f"{found} in tract {self._tract_id} start with {prefix!r}")
+            return matches[0]
 
     def _find(self, commit_hash: str) -> StoredCommit | None:
         stored = self._view.get(commit_hash)
