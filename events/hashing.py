@@ -34,8 +34,13 @@ def commit_hash(
     operation: str,
     created_at: datetime,
     response_to: str | None,
+    merge_parent: str | None = None,
 ) -> str:
-    """The commit's identity; config and metadata are deliberately left out."""
+    """The commit's identity; config, metadata and branch are deliberately left out.
+
+    A merge's second parent is part of it (the key is present only for merges,
+    so every other commit hashes exactly as the design says).
+    """
     identity = {
         "content_hash": content_hash,
         "parent_hash": parent_hash,
@@ -44,6 +49,8 @@ def commit_hash(
         "timestamp": created_at.isoformat(),
         "response_to": response_to,
     }
+    if merge_parent is not None:
+        identity["merge_parent"] = merge_parent
     return hashlib.sha256(canonical_json(identity)).hexdigest()
 
 
@@ -57,5 +64,6 @@ def expected_hashes(event: CommitCreated) -> tuple[str, str]:
         operation=event.operation,
         created_at=event.created_at,
         response_to=event.response_to,
+        merge_parent=event.merge_parent,
     )
     return derived_content, derived_commit

@@ -13,7 +13,7 @@ from typing import Any, Literal, Union
 
 import msgspec
 
-Operation = Literal["append", "edit"]
+Operation = Literal["append", "edit", "merge"]
 PriorityName = Literal["skip", "normal", "pinned"]
 JsonObject = dict[str, Any]
 
@@ -26,7 +26,8 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, tag=True):
 
 
 class TractCreated(Event, frozen=True, kw_only=True, tag=True):
-    """A tract came into being in this log (the first one is the log's default)."""
+    """A tract came into being in this log (the first one is the log's default),
+    with an empty `main` branch checked out."""
 
 
 class CommitCreated(Event, frozen=True, kw_only=True, tag=True):
@@ -42,12 +43,43 @@ class CommitCreated(Event, frozen=True, kw_only=True, tag=True):
     tokenizer: str
     metadata: JsonObject | None = None
     generation_config: JsonObject | None = None
+    branch: str = "main"
+    """The branch the commit was made on (it moves that branch's head)."""
+    merge_parent: str | None = None
+    """A merge's second parent: the head of the branch merged in."""
 
 
 class AnnotationAdded(Event, frozen=True, kw_only=True, tag=True):
     target_hash: str
     priority: PriorityName
     reason: str | None = None
+    anchor: str | None = None
+    """HEAD when the annotation was made: it applies to histories that contain that commit."""
+
+
+class BranchCreated(Event, frozen=True, kw_only=True, tag=True):
+    name: str
+    head: str | None
+
+
+class BranchDeleted(Event, frozen=True, kw_only=True, tag=True):
+    name: str
+
+
+class RefMoved(Event, frozen=True, kw_only=True, tag=True):
+    """A branch head moved other than by committing on it (reset, fast-forward merge)."""
+
+    branch: str
+    old_head: str | None
+    new_head: str | None
+    reason: str
+
+
+class HeadChanged(Event, frozen=True, kw_only=True, tag=True):
+    """HEAD now follows `branch`, or (branch None) is detached at `commit_hash`."""
+
+    branch: str | None
+    commit_hash: str | None = None
 
 
 class GenerationConfigRecorded(Event, frozen=True, kw_only=True, tag=True):
@@ -63,12 +95,30 @@ class UsageRecorded(Event, frozen=True, kw_only=True, tag=True):
 
 
 AnyEvent = Union[
-    TractCreated, CommitCreated, AnnotationAdded, GenerationConfigRecorded, UsageRecorded
+    TractCreated,
+    CommitCreated,
+    AnnotationAdded,
+    GenerationConfigRecorded,
+    UsageRecorded,
+    BranchCreated,
+    BranchDeleted,
+    RefMoved,
+    HeadChanged,
 ]
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.__name__: cls
-    for cls in (TractCreated, CommitCreated, AnnotationAdded, GenerationConfigRecorded, UsageRecorded)
+    for cls in (
+        TractCreated,
+        CommitCreated,
+        AnnotationAdded,
+        GenerationConfigRecorded,
+        UsageRecorded,
+        BranchCreated,
+        BranchDeleted,
+        RefMoved,
+        HeadChanged,
+    )
 }
 
 

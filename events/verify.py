@@ -130,7 +130,7 @@ class _Walk:
             return Problem(position, "hash mismatch", f"content hashes to {content_hash}, event says {event.content_hash}", offset)
         if commit_hash != event.commit_hash:
             return Problem(position, "hash mismatch", f"commit hashes to {commit_hash}, event says {event.commit_hash}", offset)
-        for reference in (event.parent_hash, event.response_to):
+        for reference in (event.parent_hash, event.response_to, event.merge_parent):
             if reference is not None and reference not in self.commits:
                 return Problem(position, "unknown parent", f"commit {event.commit_hash} refers to unknown {reference}", offset)
         self.commits.add(event.commit_hash)

@@ -22,11 +22,14 @@ import msgspec
 
 from events import (
     AnnotationAdded,
+    BranchCreated,
+    BranchDeleted,
     Checkpoint,
     CommitCreated,
     EventLog,
     GenerationConfigRecorded,
     Record,
+    RefMoved,
     UsageRecorded,
 )
 from projections.config_query import config_predicate
@@ -35,7 +38,7 @@ if TYPE_CHECKING:
     import duckdb
 
 ANALYTICS_FILE = "analytics.duckdb"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 READ_STATEMENTS = ("SELECT", "EXPLAIN")
 
 
@@ -55,7 +58,7 @@ CREATE TABLE projection_state (
 CREATE TABLE commits (
     commit_hash VARCHAR, tract_id VARCHAR, parent_hash VARCHAR, content_type VARCHAR, operation VARCHAR,
     response_to VARCHAR, message VARCHAR, token_count BIGINT, created_at TIMESTAMPTZ,
-    generation_config JSON, metadata JSON, position BIGINT,
+    generation_config JSON, metadata JSON, position BIGINT, branch VARCHAR, merge_parent VARCHAR,
     model VARCHAR GENERATED ALWAYS AS ({_typed("VARCHAR", "model")}) VIRTUAL,
     temperature DOUBLE GENERATED ALWAYS AS ({_typed("DOUBLE", "temperature")}) VIRTUAL,
     top_p DOUBLE GENERATED ALWAYS AS ({_typed("DOUBLE", "top_p")}) VIRTUAL);
@@ -66,13 +69,16 @@ CREATE TABLE usage (
     tract_id VARCHAR, head_hash VARCHAR, prompt_tokens BIGINT, completion_tokens BIGINT,
     total_tokens BIGINT, created_at TIMESTAMPTZ, position BIGINT);
 CREATE TABLE annotations (
-    tract_id VARCHAR, target_hash VARCHAR, priority VARCHAR, reason VARCHAR,
+    tract_id VARCHAR, target_hash VARCHAR, priority VARCHAR, reason VARCHAR, anchor VARCHAR,
+    created_at TIMESTAMPTZ, position BIGINT);
+CREATE TABLE ref_moves (
+    tract_id VARCHAR, branch VARCHAR, old_head VARCHAR, new_head VARCHAR, reason VARCHAR,
     created_at TIMESTAMPTZ, position BIGINT);
 """
-_TABLES = ("projection_state", "commits", "config_records", "usage", "annotations")
+_TABLES = ("projection_state", "commits", "config_records", "usage", "annotations", "ref_moves")
 _COMMIT_COLUMNS = [
     "commit_hash", "tract_id", "parent_hash", "content_type", "operation", "response_to", "message",
-    "token_count", "created_at", "generation_config", "metadata", "position",
+    "token_count", "created_at", "generation_config", "metadata", "position", "branch", "merge_parent",
 ]  # fmt: skip
 _EFFECTIVE_CONFIGS = """
 UPDATE commits SET generation_config = latest.generation_config
@@ -198,6 +204,7 @@ class Analytics:
         configs = con.appender("config_records")
         usage = con.appender("usage")
         annotations = con.appender("annotations")
+        refs = con.appender("ref_moves")
         for record in records:
             event, position = record.event, record.position
             if isinstance(event, CommitCreated):
@@ -205,8 +212,10 @@ class Analytics:
                 commits.append_row(
                     event.commit_hash, event.tract_id, event.parent_hash, event.content_type, event.operation,
                     event.response_to, event.message, event.token_count, event.created_at, config,
-                    _json(event.metadata), position,
+                    _json(event.metadata), position, event.branch, event.merge_parent,
                 )  # fmt: skip
+                refs.append_row(event.tract_id, event.branch, event.parent_hash, event.commit_hash,
+                                 "merge" if event.merge_parent else "commit", event.created_at, position)
                 if config is not None:
                     configs.append_row(event.commit_hash, event.tract_id, "commit", config, event.created_at, position)
             elif isinstance(event, GenerationConfigRecorded):
@@ -221,9 +230,15 @@ class Analytics:
                 )  # fmt: skip
             elif isinstance(event, AnnotationAdded):
                 annotations.append_row(
-                    event.tract_id, event.target_hash, event.priority, event.reason, event.created_at, position
+                    event.tract_id, event.target_hash, event.priority, event.reason, event.anchor, event.created_at, position
                 )
-        for appender in (commits, configs, usage, annotations):
+            elif isinstance(event, RefMoved):
+                refs.append_row(event.tract_id, event.branch, event.old_head, event.new_head, event.reason, event.created_at, position)
+            elif isinstance(event, BranchCreated):
+                refs.append_row(event.tract_id, event.name, None, event.head, "branch", event.created_at, position)
+            elif isinstance(event, BranchDeleted):
+                refs.append_row(event.tract_id, event.name, None, None, "delete", event.created_at, position)
+        for appender in (commits, configs, usage, annotations, refs):
             appender.flush()
 
     # -- querying ------------------------------------------------------------

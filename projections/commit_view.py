@@ -1,32 +1,41 @@
-"""The commit view: everything the SDK reads about commits, folded from events.
+"""The commit view: everything the SDK reads about commits and refs, folded from events.
 
 `ViewState` is plain data (and exactly what a snapshot stores); `CommitView`
-applies events to it in log order and answers questions about it. Changes
-that matter to a cached compile (a commit's SKIP status flipping, a config
-recorded later) are also counted, so a cache can tell cheaply whether it is
-still valid.
+applies events to it in log order and answers questions about it. History
+is a DAG: commits have a parent and, for merges, a second parent; branches
+name heads; HEAD follows a branch or is detached at a commit. Annotations
+are anchored at the HEAD they were made on, so a SKIP made on one branch does
+not leak into another. Changes that matter to a cached compile (a SKIP
+flipping, a config recorded later) are counted so caches can tell cheaply
+whether they are still valid.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
 from events import (
     AnnotationAdded,
+    BranchCreated,
+    BranchDeleted,
     CommitCreated,
     Event,
     GenerationConfigRecorded,
+    HeadChanged,
     Record,
+    RefMoved,
     TractCreated,
     UsageRecorded,
 )
 from events.types import JsonObject, PriorityName
 
 ConfigSource = Literal["commit", "record_usage"]
+DEFAULT_BRANCH = "main"
 
 
 class StoredCommit(msgspec.Struct, frozen=True, gc=False):
@@ -39,6 +48,7 @@ class AnnotationEntry(msgspec.Struct, frozen=True):
     reason: str | None
     created_at: datetime
     position: int
+    anchor: str | None = None
 
 
 class ConfigEntry(msgspec.Struct, frozen=True):
@@ -57,10 +67,28 @@ class UsageEntry(msgspec.Struct, frozen=True):
     position: int
 
 
+class RefEntry(msgspec.Struct, frozen=True):
+    """One move of a branch head: by a commit, creation, reset, merge or deletion."""
+
+    branch: str
+    old_head: str | None
+    new_head: str | None
+    reason: str
+    created_at: datetime
+    position: int
+
+
 class TractState(msgspec.Struct):
     created_at: datetime
-    head: str | None = None
+    branches: dict[str, str | None] = msgspec.field(default_factory=lambda: {DEFAULT_BRANCH: None})
+    current: str | None = DEFAULT_BRANCH
+    detached_at: str | None = None
     usage: list[UsageEntry] = msgspec.field(default_factory=list)
+    reflog: list[RefEntry] = msgspec.field(default_factory=list)
+
+    @property
+    def head(self) -> str | None:
+        return self.branches.get(self.current) if self.current is not None else self.detached_at
 
 
 class ViewState(msgspec.Struct):
@@ -73,11 +101,36 @@ class ViewState(msgspec.Struct):
     recorded_configs: dict[str, list[ConfigEntry]] = msgspec.field(default_factory=dict)
 
 
+@dataclass
+class Visibility:
+    """What one compiled history sees: its commits, and what its merges set aside."""
+
+    ancestors: set[str] = field(default_factory=set)
+    ignored_edits: set[str] = field(default_factory=set)
+    ignored_annotations: set[int] = field(default_factory=set)
+    at_time: datetime | None = None
+
+    def sees(self, entry: AnnotationEntry) -> bool:
+        return (
+            (entry.anchor is None or entry.anchor in self.ancestors)
+            and entry.position not in self.ignored_annotations
+            and (self.at_time is None or entry.created_at <= self.at_time)
+        )
+
+    def include(self, stored: StoredCommit) -> None:
+        """Take in one more commit of the history (and what a merge sets aside)."""
+        event = stored.event
+        self.ancestors.add(event.commit_hash)
+        if event.operation == "merge":
+            self.ignored_edits.update(event.content.get("overridden_edits", ()))
+            self.ignored_annotations.update(event.content.get("overridden_annotations", ()))
+
+
 class CommitView:
     def __init__(self, state: ViewState | None = None) -> None:
         self.state = state if state is not None else ViewState()
         self.skip_changes = 0
-        """Bumped whenever some commit's SKIP status flips."""
+        """Bumped whenever an annotation may flip some commit's SKIP status."""
         self.config_changes: list[str] = []
         """Commits whose config was recorded after creation, in log order."""
 
@@ -91,12 +144,11 @@ class CommitView:
         state = self.state
         if isinstance(event, CommitCreated):
             state.commits[event.commit_hash] = StoredCommit(event, position)
-            self._tract(event).head = event.commit_hash
+            self._move(event, event.branch, event.commit_hash, "merge" if event.merge_parent else "commit", position)
         elif isinstance(event, AnnotationAdded):
-            was_skipped = self.is_skipped(event.target_hash)
-            entry = AnnotationEntry(event.priority, event.reason, event.created_at, position)
-            state.annotations.setdefault(event.target_hash, []).append(entry)
-            if was_skipped != (event.priority == "skip"):
+            entries = state.annotations.setdefault(event.target_hash, [])
+            entries.append(AnnotationEntry(event.priority, event.reason, event.created_at, position, event.anchor))
+            if event.priority == "skip" or len(entries) > 1:
                 self.skip_changes += 1
         elif isinstance(event, GenerationConfigRecorded):
             entry = ConfigEntry(event.generation_config, "record_usage", event.created_at, position)
@@ -113,9 +165,25 @@ class CommitView:
                     position,
                 )
             )
+        elif isinstance(event, BranchCreated):
+            self._move(event, event.name, event.head, "branch", position)
+        elif isinstance(event, RefMoved):
+            self._move(event, event.branch, event.new_head, event.reason, position)
+        elif isinstance(event, BranchDeleted):
+            self._move(event, event.name, None, "delete", position)
+            del self._tract(event).branches[event.name]
+        elif isinstance(event, HeadChanged):
+            tract = self._tract(event)
+            tract.current, tract.detached_at = event.branch, event.commit_hash
         elif isinstance(event, TractCreated):
             state.tracts.setdefault(event.tract_id, TractState(created_at=event.created_at))
         state.position = position
+
+    def _move(self, event: Event, branch: str, new_head: str | None, reason: str, position: int) -> None:
+        tract = self._tract(event)
+        old_head = tract.branches.get(branch)
+        tract.branches[branch] = new_head
+        tract.reflog.append(RefEntry(branch, old_head, new_head, reason, event.created_at, position))
 
     def _tract(self, event: Event) -> TractState:
         tract = self.state.tracts.get(event.tract_id)
@@ -123,21 +191,26 @@ class CommitView:
             tract = self.state.tracts[event.tract_id] = TractState(created_at=event.created_at)
         return tract
 
-    # -- questions -----------------------------------------------------------
+    # -- refs ----------------------------------------------------------------
 
     @property
     def default_tract(self) -> str | None:
         return next(iter(self.state.tracts), None)
 
+    def tract(self, tract_id: str) -> TractState | None:
+        return self.state.tracts.get(tract_id)
+
     def head(self, tract_id: str) -> str | None:
         tract = self.state.tracts.get(tract_id)
         return tract.head if tract is not None else None
 
+    # -- history -------------------------------------------------------------
+
     def get(self, commit_hash: str) -> StoredCommit | None:
         return self.state.commits.get(commit_hash)
 
-    def chain(self, head: str | None) -> list[StoredCommit]:
-        """The commits from the root to `head`, following parent links."""
+    def first_parents(self, head: str | None) -> list[StoredCommit]:
+        """The first-parent chain from the root to `head`."""
         commits = self.state.commits
         out: list[StoredCommit] = []
         while head is not None:
@@ -147,22 +220,47 @@ class CommitView:
         out.reverse()
         return out
 
-    def annotations(self, commit_hash: str) -> list[AnnotationEntry]:
-        return self.state.annotations.get(commit_hash, [])
+    def history(self, head: str | None) -> list[StoredCommit]:
+        """Every commit `head` contains, in compile order: at a merge, ours first,
+        then the merged branch's commits that ours did not already have."""
+        chain = self.first_parents(head)
+        if not any(stored.event.merge_parent for stored in chain):
+            return chain
+        out: list[StoredCommit] = []
+        seen: set[str] = set()
+        for stored in chain:
+            merged = stored.event.merge_parent
+            for theirs in self.history(merged) if merged else ():
+                if theirs.event.commit_hash not in seen:
+                    seen.add(theirs.event.commit_hash)
+                    out.append(theirs)
+            seen.add(stored.event.commit_hash)
+            out.append(stored)
+        return out
 
-    def priority(self, commit_hash: str, at_time: datetime | None = None) -> PriorityName:
+    def visibility(self, head: str | None, at_time: datetime | None = None) -> Visibility:
+        visible = Visibility(at_time=at_time)
+        for stored in self.history(head):
+            if at_time is None or stored.event.created_at <= at_time:
+                visible.include(stored)
+        return visible
+
+    # -- annotations and configs ---------------------------------------------
+
+    def visible_annotations(self, commit_hash: str, visible: Visibility | None) -> list[AnnotationEntry]:
+        entries = self.state.annotations.get(commit_hash, [])
+        return entries if visible is None else [entry for entry in entries if visible.sees(entry)]
+
+    def priority(self, commit_hash: str, visible: Visibility | None = None) -> PriorityName:
         entries = self.state.annotations.get(commit_hash)
-        if not entries:
-            return "normal"
-        if at_time is None:
-            return entries[-1].priority
-        for entry in reversed(entries):
-            if entry.created_at <= at_time:
-                return entry.priority
+        if entries:
+            for entry in reversed(entries):
+                if visible is None or visible.sees(entry):
+                    return entry.priority
         return "normal"
 
-    def is_skipped(self, commit_hash: str, at_time: datetime | None = None) -> bool:
-        return self.priority(commit_hash, at_time) == "skip"
+    def is_skipped(self, commit_hash: str, visible: Visibility | None = None) -> bool:
+        return self.priority(commit_hash, visible) == "skip"
 
     def config(self, commit_hash: str, at_time: datetime | None = None) -> JsonObject | None:
         """The commit's effective config: the latest recorded one, else its own."""
@@ -184,3 +282,14 @@ class CommitView:
     def usage(self, tract_id: str) -> list[UsageEntry]:
         tract = self.state.tracts.get(tract_id)
         return tract.usage if tract is not None else []
+
+
+def merge_content(branch: str, strategy: str, overridden_edits: list[str], overridden_annotations: list[int]) -> dict[str, Any]:
+    """The payload of a merge commit: what was merged, how, and what the strategy set aside."""
+    return {
+        "content_type": "merge",
+        "branch": branch,
+        "strategy": strategy,
+        "overridden_edits": overridden_edits,
+        "overridden_annotations": overridden_annotations,
+    }

@@ -29,17 +29,19 @@ import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from pydantic import BaseModel
 
 from tract import (
     ArtifactContent,
     CompiledContext,
+    ContentModel,
     ContentValidationError,
     DialogueContent,
     EditTargetError,
@@ -61,12 +63,42 @@ SNAPSHOT_FILE = "snapshot.bin"
 TOKENS = TiktokenCounter("o200k_base")  # the independent count the model expects
 PINNED_BY_DEFAULT = "instructions are pinned by default"
 
+
+
+class Note(ContentModel):
+    """A registered custom type that compiles to a user message."""
+
+    content_type: Literal["note"] = "note"
+    text: str
+    message_role: ClassVar[str] = "user"
+
+
+class Ticket(BaseModel):
+    """A registered plain pydantic model: an assistant message with its `content`."""
+
+    title: str
+    content: str
+
+
+def open_tract(path: Path | None = None, **kwargs: Any) -> Tract:
+    """Open like a user would: custom content types are registered on every open.
+
+    A clean log and snapshot must open without a repair or rebuild warning.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        t = Tract.open(path, **kwargs)
+    t.register_content_type("note", Note)
+    t.register_content_type("ticket", Ticket)
+    return t
+
+
 # -- strategies -------------------------------------------------------------------
 
 json_scalars = (
     st.none()
     | st.booleans()
-    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+    | st.integers(min_value=-(2**63), max_value=2**64 - 1)
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=8)
 )
@@ -117,10 +149,13 @@ def _json_text(payload: dict[str, Any]) -> str:
     return msgspec.json.encode(body, order="sorted").decode()
 
 
+BUILTIN_KINDS = ["user", "assistant", "system", "instruction", "tool_io", "reasoning", "freeform", "artifact", "output"]
+
+
 @st.composite
 def contents(draw: st.DrawFn) -> Drawn:
-    kind = draw(st.sampled_from(["user", "assistant", "instruction", "tool_io", "reasoning", "freeform", "artifact", "output"]))
-    if kind in ("user", "assistant"):
+    kind = draw(st.sampled_from(BUILTIN_KINDS + ["note", "ticket"]))
+    if kind in ("user", "assistant", "system"):
         name = draw(names)
         model: Any = DialogueContent(role=kind, text=draw(texts), name=name)
         rendered = Rendered(kind, model.text, name)
@@ -145,10 +180,16 @@ def contents(draw: st.DrawFn) -> Drawn:
             status=draw(st.sampled_from([None, "success", "error"])),
         )
         rendered = Rendered("tool", _json_text(model.model_dump(mode="json")), tool)
+    elif kind == "note":
+        model = Note(text=draw(texts))
+        rendered = Rendered("user", model.text)
+    elif kind == "ticket":
+        model = Ticket(title=draw(st.text(max_size=8)), content=draw(texts))
+        rendered = Rendered("assistant", model.content)
     else:
         model = FreeformContent(payload=draw(json_objects))
         rendered = Rendered("assistant", _json_text(model.model_dump(mode="json")))
-    payload = model.model_dump(mode="json")
+    payload = {**model.model_dump(mode="json"), "content_type": getattr(model, "content_type", kind)}
     as_dict = draw(st.booleans())  # a dict with content_type is validated into its type
     return Drawn(copy.deepcopy(payload) if as_dict else model, payload, rendered)
 
@@ -237,8 +278,11 @@ class Model:
     def head(self) -> str | None:
         return self.commits[-1].commit_hash if self.commits else None
 
-    def expected(self, upto: int | None = None) -> Expected:
-        """What compiling the first `upto` commits (default all) should give, with today's annotations."""
+    def expected(self, upto: int | None = None, *, markers: bool = False) -> Expected:
+        """What compiling the first `upto` commits (default all) should give, with today's annotations.
+
+        With `markers`, edited messages start with "[edited] " (include_edit_annotations=True).
+        """
         chain = self.commits if upto is None else self.commits[:upto]
         latest_edit: dict[str, ModelCommit] = {}
         for commit in chain:
@@ -253,12 +297,15 @@ class Model:
             config = edit.config if edit is not None else None
             if config is None:
                 config = commit.config
-            messages.append(source.rendered.message())
+            message = source.rendered.message()
+            if markers and edit is not None:
+                message = Message(role=message.role, content="[edited] " + message.content, name=message.name)
+            messages.append(message)
             configs.append(config or {})
             hashes.append(commit.commit_hash)
         counted = chat_tokens(messages)
         head = chain[-1].commit_hash if chain else None
-        if upto is None and self.usage is not None and self.usage[0] == head:
+        if upto is None and not markers and self.usage is not None and self.usage[0] == head:
             return Expected(messages, configs, hashes, counted, self.usage[1], f"api:{self.usage[1]}+{self.usage[2]}")
         return Expected(messages, configs, hashes, counted, counted, TOKENS.name)
 
@@ -308,11 +355,15 @@ def history(t: Tract) -> dict[str, Any]:
     }
 
 
-def no_warnings_open(path: Path, **kwargs: Any) -> Tract:
-    """A clean log and snapshot must open without a repair or rebuild warning."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        return Tract.open(path, **kwargs)
+@dataclass(frozen=True)
+class Moment:
+    """The state after one step: when, at which log position, and what a user saw."""
+
+    time: datetime
+    position: int
+    chain_hash: str
+    expected: Expected
+    history: dict[str, Any]
 
 
 class BatchFailure(Exception):
@@ -323,41 +374,45 @@ class BatchFailure(Exception):
 
 
 class ReplayMachine(RuleBasedStateMachine):
+    """Base machine; the subclasses below pick where the log lives."""
+
+    storage: ClassVar[str] = "directory"
+
     def __init__(self) -> None:
         super().__init__()
         self.model = Model()
         self.tmp: str | None = None
         self.path: Path | None = None
-        self.sync = "always"
-        self.t: Tract | None = None
-        self.timeline: list[tuple[datetime, Expected]] = []
-
-    @initialize(storage=st.sampled_from(["memory", "directory", "directory-group-commit"]))
-    def open_tract(self, storage: str) -> None:
-        if storage == "memory":
-            self.t = Tract.open()
-        else:
+        self.sync = "batch" if self.storage == "directory-group-commit" else "always"
+        self.timeline: list[Moment] = []
+        self.reader: Tract | None = None  # a long-lived read-only opener, refreshed after every step
+        if self.storage != "memory":
             self.tmp = tempfile.mkdtemp(prefix="tract-props-")
             self.path = Path(self.tmp) / "log"
-            self.sync = "batch" if storage == "directory-group-commit" else "always"
-            self.t = Tract.open(self.path, sync=self.sync)
+        self.t: Tract | None = open_tract(self.path, sync=self.sync)
         assert self.t.head is None and self.t.compile().messages == []
+        if self.path is not None:
+            self.reader = open_tract(self.path, readonly=True)
 
     def teardown(self) -> None:
         try:
             if self.t is not None and not self.t.closed:
                 self.check_live_compile()
                 self.check_timeline(self.t)
+                commits = [e.event.commit_hash for e in self.t.events(types="CommitCreated")]
+                assert commits == [c.commit_hash for c in self.model.commits]
                 if self.path is not None:
-                    with no_warnings_open(self.path, readonly=True) as reader:
+                    with open_tract(self.path, readonly=True) as reader:
                         self.check_timeline(reader)
                     live = self.t.compile()
                     before = history(self.t)
                     self.t.close()
-                    with no_warnings_open(self.path) as again:
+                    with open_tract(self.path) as again:
                         assert history(again) == before
                         assert_same_compiled(again.compile(), live)
         finally:
+            if self.reader is not None:
+                self.reader.close()
             if self.t is not None:
                 self.t.close()
             if self.tmp is not None:
@@ -496,7 +551,7 @@ class ReplayMachine(RuleBasedStateMachine):
         assert (self.path / SNAPSHOT_FILE).exists()
         if delete_snapshot:
             (self.path / SNAPSHOT_FILE).unlink()
-        self.t = no_warnings_open(self.path, sync=self.sync)
+        self.t = open_tract(self.path, sync=self.sync)
         assert history(self.tract) == before
         assert_same_compiled(self.tract.compile(), live)
 
@@ -511,11 +566,22 @@ class ReplayMachine(RuleBasedStateMachine):
         compiled = self.tract.compile(at_commit=self.model.commits[upto - 1].commit_hash)
         assert_compiled_is(compiled, self.model.expected(upto), live=False)
 
+    @rule()
+    def compile_with_edit_markers(self) -> None:
+        compiled = self.tract.compile(include_edit_annotations=True)
+        assert_compiled_is(compiled, self.model.expected(markers=True), live=False)
+
     @precondition(lambda self: bool(self.timeline))
     @rule(index=indices)
     def compile_at_a_past_time(self, index: int) -> None:
-        moment, expected = self.timeline[index % len(self.timeline)]
-        assert_compiled_is(self.tract.compile(at_time=moment), expected, live=False)
+        moment = self.timeline[index % len(self.timeline)]
+        assert_compiled_is(self.tract.compile(at_time=moment.time), moment.expected, live=False)
+
+    @precondition(lambda self: bool(self.timeline))
+    @rule(index=indices, by_time=st.booleans())
+    def replay_to_an_earlier_point(self, index: int, by_time: bool) -> None:
+        moment = self.timeline[index % len(self.timeline)]
+        self.check_replay(self.tract, moment, by_time)
 
     # -- checks ----------------------------------------------------------------------
 
@@ -534,8 +600,20 @@ class ReplayMachine(RuleBasedStateMachine):
             assert (full.token_count, full.token_source) == (expected.tiktoken_count, TOKENS.name)
 
     def check_timeline(self, t: Tract) -> None:
-        for moment, expected in self.timeline:
-            assert_compiled_is(t.compile(at_time=moment), expected, live=False)
+        for moment in self.timeline:
+            assert_compiled_is(t.compile(at_time=moment.time), moment.expected, live=False)
+            self.check_replay(t, moment, by_time=False)
+            self.check_replay(t, moment, by_time=True)
+
+    @staticmethod
+    def check_replay(t: Tract, moment: Moment, by_time: bool) -> None:
+        """replay() folds the log up to a point: it shows what was live right after it."""
+        replayed = t.replay(until_time=moment.time) if by_time else t.replay(until_position=moment.position)
+        with replayed as then:
+            assert then.readonly
+            assert then.chain_head.position == moment.position
+            assert history(then) == moment.history
+            assert_compiled_is(then.compile(), moment.expected)
 
     def check_history_against_model(self, t: Tract) -> None:
         state = history(t)
@@ -561,33 +639,58 @@ class ReplayMachine(RuleBasedStateMachine):
 
     @invariant()
     def replay_gives_the_live_state(self) -> None:
-        if self.t is None:
-            return
         t = self.tract
         self.check_history_against_model(t)
         expected = self.model.expected()
+        live_history = history(t)
+        chain_head = t.chain_head
+        position = chain_head.position
+        # The log only grew: it still passes through the chain head noted halfway through the run.
+        anchor = self.timeline[len(self.timeline) // 2] if self.timeline else None
+        report = t.verify(anchor=(anchor.position, anchor.chain_hash) if anchor else None)
+        assert report.ok, report
+        assert (report.last_position, report.head_hash) == (position, chain_head.hash)
         if self.path is not None:
-            with no_warnings_open(self.path, readonly=True) as reader:
-                assert history(reader) == history(t)
-                assert_compiled_is(reader.compile(), expected)
-                if reader.head is not None:
-                    assert_compiled_is(reader.compile(at_commit=reader.head), expected, live=False)
-        # Note when this state was current, for compile(at_time=...) later on.
+            assert self.reader is not None
+            assert self.reader.refresh() == position
+            assert history(self.reader) == live_history
+            assert_compiled_is(self.reader.compile(), expected)
+            with open_tract(self.path, readonly=True) as fresh:
+                assert fresh.chain_head == t.chain_head
+                assert history(fresh) == live_history
+                assert fresh.log() == t.log()  # the default limit: the 10 newest
+                assert_compiled_is(fresh.compile(), expected)
+                if fresh.head is not None:
+                    assert_compiled_is(fresh.compile(at_commit=fresh.head), expected, live=False)
+        # Note when this state was current, for compile(at_time=...) and replay() later on.
         moment = datetime.now(timezone.utc)
         if t.head is not None:
             moment = max(moment, t.get_commit(t.head).created_at)
         while datetime.now(timezone.utc) <= moment:
             pass
-        self.timeline.append((moment, expected))
+        self.timeline.append(Moment(moment, position, chain_head.hash, expected, live_history))
 
 
-ReplayMachine.TestCase.settings = settings(
+class MemoryReplayMachine(ReplayMachine):
+    storage = "memory"
+
+
+class GroupCommitReplayMachine(ReplayMachine):
+    storage = "directory-group-commit"
+
+
+MACHINE_SETTINGS = settings(
     max_examples=60,
     stateful_step_count=40,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-TestReplay = ReplayMachine.TestCase
+ReplayMachine.TestCase.settings = MACHINE_SETTINGS
+MemoryReplayMachine.TestCase.settings = MACHINE_SETTINGS
+GroupCommitReplayMachine.TestCase.settings = MACHINE_SETTINGS
+TestDirectoryReplay = ReplayMachine.TestCase
+TestMemoryReplay = MemoryReplayMachine.TestCase
+TestGroupCommitReplay = GroupCommitReplayMachine.TestCase
 
 
 # -- memory and disk agree ----------------------------------------------------------
@@ -609,7 +712,7 @@ def test_memory_and_directory_tracts_compile_alike_and_replay(ops: list[tuple]) 
     """The same operations give the same context in memory, on disk, and on disk after reopening."""
     with tempfile.TemporaryDirectory(prefix="tract-props-") as tmp:
         path = Path(tmp) / "log"
-        memory, disk = Tract.open(), Tract.open(path)
+        memory, disk = open_tract(), open_tract(path)
         originals: list[tuple[str, str]] = []  # (memory hash, disk hash) of each non-edit commit
         everything: list[tuple[str, str]] = []
         head_usage: int | None = None  # prompt tokens recorded for the current HEAD, if any
@@ -643,7 +746,7 @@ def test_memory_and_directory_tracts_compile_alike_and_replay(ops: list[tuple]) 
             assert (in_memory.token_count, in_memory.token_source) == (on_disk.token_count, on_disk.token_source)
             assert [info.content for info in memory.log(limit=None)] == [info.content for info in disk.log(limit=None)]
             disk.close()
-            with no_warnings_open(path) as again:
+            with open_tract(path) as again:
                 assert_same_compiled(again.compile(), on_disk)
         finally:
             memory.close()

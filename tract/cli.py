@@ -117,6 +117,35 @@ def _events(args: argparse.Namespace) -> int:
     return 0
 
 
+def _branches(args: argparse.Namespace) -> int:
+    with _reader(args) as tract:
+        rows = [
+            ("*" if b.current else "", b.name, (b.head or "")[:12], b.commit_count) for b in tract.list_branches()
+        ]
+    print(format_table(["", "branch", "head", "commits"], rows))
+    return 0
+
+
+def _diff(args: argparse.Namespace) -> int:
+    with _reader(args) as tract:
+        diff = tract.diff(args.a, args.b)
+    for change in diff.removed:
+        print(f"- [{change.a_position}] {change.commit_hash[:12]} {_message(change.a_message)}")
+    for change in diff.added:
+        print(f"+ [{change.b_position}] {change.commit_hash[:12]} {_message(change.b_message)}")
+    for change in diff.changed:
+        print(f"~ [{change.a_position}->{change.b_position}] {change.commit_hash[:12]} "
+              f"{_message(change.a_message)} => {_message(change.b_message)}")  # fmt: skip
+    for config in diff.config_changes:
+        print(f"config {config.commit_hash[:12]}: {json.dumps(config.a_config)} => {json.dumps(config.b_config)}")
+    print(f"tokens: {args.a} {diff.a_tokens}, {args.b} {diff.b_tokens}")
+    return 0
+
+
+def _message(message: Any) -> str:
+    return "" if message is None else f"{message.role}: {_preview({'text': message.content})}"
+
+
 def _sql(args: argparse.Namespace) -> int:
     with _reader(args) as tract:
         result = tract.sql(args.query)
@@ -249,6 +278,14 @@ def _parser() -> argparse.ArgumentParser:
     events.add_argument("--to", dest="to_position", type=int, help="last position")
     events.add_argument("--type", action="append", help="only this event type (repeatable), e.g. CommitCreated")
     events.add_argument("--tract", help="only this tract's events")
+
+    branches = command("branches", _branches, "the tract's branches (* marks the current one)")
+    tract_option(branches)
+
+    diff = command("diff", _diff, "how the compiled contexts of two branches or commits differ")
+    diff.add_argument("a", help="branch name or commit hash")
+    diff.add_argument("b", help="branch name or commit hash")
+    tract_option(diff)
 
     sql = command("sql", _sql, "run one read-only SQL query over the analytics tables")
     sql.add_argument("query", help='e.g. "SELECT model, count(*) FROM commits GROUP BY model"')

@@ -1,21 +1,24 @@
 """Compile a commit chain into messages, incrementally for the live HEAD.
 
-The cache holds one compiled HEAD as parallel lists (originals, messages,
-token counts, encoded configs). Moving HEAD forward applies only the new
-commits; a config recorded later updates one slot; only a SKIP flip (which
-changes which commits are messages) recompiles from the root. Token counts
+The cache holds the last few compiled heads (one per branch recently
+compiled) as parallel lists (originals, messages, token counts, encoded
+configs). Moving a head forward applies only the new commits; a config
+recorded later updates one slot; only a SKIP change (which changes which
+commits are messages) or a merge recompiles from the root. Token counts
 come from the commit events when they were counted with the same tokenizer,
 so a cold compile never re-tokenizes history.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
 import msgspec
 
 from events import CommitCreated
 from projections import CommitView, StoredCommit, UsageEntry
+from projections.commit_view import Visibility
 from tract.compiled import CompiledContext
 from tract.content import ContentRegistry
 from tract.models import Message
@@ -23,6 +26,7 @@ from tract.tokens import CHAT_FORMULA, ChatFormula, TokenCounter
 
 EDIT_MARKER = "[edited] "
 _EMPTY_CONFIG = b"{}"
+CACHED_HEADS = 4
 _encode_json = msgspec.json.encode
 
 
@@ -40,6 +44,7 @@ class _Compiled:
     total: int = 0
     skip_changes_seen: int = 0
     config_changes_seen: int = 0
+    visible: Visibility = field(default_factory=Visibility)
 
 
 class Compiler:
@@ -49,17 +54,13 @@ class Compiler:
         self._counter = counter
         self._formula: ChatFormula = getattr(counter, "formula", CHAT_FORMULA)
         self._role_tokens: dict[str, int] = {}
-        self._live = _Compiled()
-
-    def invalidate(self) -> None:
-        self._live = _Compiled()
+        self._cache: OrderedDict[str | None, _Compiled] = OrderedDict()
 
     # -- public entry points -------------------------------------------------
 
     def compile_live(self, head: str | None, usage: UsageEntry | None) -> CompiledContext:
         """The context at the live HEAD, from the incremental cache."""
-        self._catch_up(head)
-        return self._result(self._live, usage)
+        return self._result(self._catch_up(head), usage)
 
     def compile_at(
         self, head: str | None, *, at_time: datetime | None = None, edit_markers: bool = False
@@ -85,15 +86,29 @@ class Compiler:
     # -- building ------------------------------------------------------------
 
     def _catch_up(self, head: str | None) -> _Compiled:
-        live, view = self._live, self._view
-        if live.skip_changes_seen != view.skip_changes or not self._advance(live, head):
-            live = self._live = _Compiled()
+        """The cached compile of `head`: as cached, advanced from a cached ancestor, or built."""
+        cache, skips = self._cache, self._view.skip_changes
+        live = cache.pop(head, None)
+        if live is not None and live.skip_changes_seen != skips:
+            live = None
+        if live is None:
+            for key in reversed(cache):
+                candidate = cache[key]
+                if candidate.skip_changes_seen == skips and self._advance(candidate, head):
+                    live = cache.pop(key)
+                    break
+        if live is None:
+            live = _Compiled()
             self._build(live, head)
+        cache[head] = live
+        while len(cache) > CACHED_HEADS:
+            cache.popitem(last=False)
         self._apply_config_changes(live)
         return live
 
     def _advance(self, live: _Compiled, head: str | None) -> bool:
-        """Apply the commits between the cached head and `head`; False if `head` does not descend from it."""
+        """Apply the commits between the cached head and `head`; False if `head`
+        does not descend from it along first parents (or a merge is in between)."""
         if head == live.head:
             return True
         if head is None:
@@ -104,11 +119,12 @@ class Compiler:
             if cursor is None:
                 return False
             stored = self._view.get(cursor)
-            if stored is None or stored.position <= live.head_position:
+            if stored is None or stored.position <= live.head_position or stored.event.merge_parent:
                 return False
             new.append(stored)
             cursor = stored.event.parent_hash
         for stored in reversed(new):
+            live.visible.include(stored)
             self._apply(live, stored, None, False)
         return True
 
@@ -117,17 +133,22 @@ class Compiler:
     ) -> None:
         compiled.skip_changes_seen = self._view.skip_changes
         compiled.config_changes_seen = len(self._view.config_changes)
-        for stored in self._view.chain(head):
-            if at_time is not None and stored.event.created_at > at_time:
-                break
+        compiled.visible.at_time = at_time
+        history = [s for s in self._view.history(head) if at_time is None or s.event.created_at <= at_time]
+        for stored in history:
+            compiled.visible.include(stored)
+        for stored in history:
             self._apply(compiled, stored, at_time, edit_markers)
+        compiled.head = head
 
     def _apply(self, compiled: _Compiled, stored: StoredCommit, at_time: datetime | None, markers: bool) -> None:
         event = stored.event
-        compiled.head, compiled.head_position = event.commit_hash, stored.position
-        if self._view.is_skipped(event.commit_hash, at_time):
+        compiled.head, compiled.head_position = event.commit_hash, max(compiled.head_position, stored.position)
+        if event.operation == "merge" or self._view.is_skipped(event.commit_hash, compiled.visible):
             return
         if event.operation == "edit":
+            if event.commit_hash in compiled.visible.ignored_edits:
+                return
             target = event.response_to or ""
             compiled.edit_of[target] = event.commit_hash
             compiled.edit_target[event.commit_hash] = target

@@ -41,7 +41,23 @@ class QueryError(TractError, ValueError):
 
 
 class ReadOnlyError(TractError):
-    """A writing method called on a read-only or detached view."""
+    """A writing method called on a read-only view."""
+
+
+class DetachedHeadError(ReadOnlyError):
+    """A commit while HEAD is detached (after checkout of a commit): create a branch first."""
+
+
+class BranchError(TractError, ValueError):
+    """An invalid, duplicate or missing branch name, or deleting the current branch."""
+
+
+class MergeConflictError(TractError):
+    """Both sides of a merge edited or annotated the same commits; `conflicts` names them."""
+
+    def __init__(self, message: str, *, conflicts: list[str]) -> None:
+        super().__init__(message)
+        self.conflicts = conflicts
 
 
 class TractClosedError(TractError):

@@ -7,7 +7,8 @@ from typing import Any
 import msgspec
 from pydantic import ConfigDict, JsonValue, TypeAdapter, ValidationError
 
-from tract.errors import InvalidJSONError
+from events import MAX_RECORD_BYTES
+from tract.errors import InvalidJSONError, RecordTooLargeError
 
 _object_adapter: TypeAdapter[dict[str, JsonValue]] = TypeAdapter(
     dict[str, JsonValue], config=ConfigDict(allow_inf_nan=False)
@@ -25,11 +26,14 @@ def json_object(value: Any, what: str) -> dict[str, Any]:
 
 
 def ensure_encodable(value: Any, what: str) -> None:
-    """Refuse what the log's encoding cannot hold: lone surrogates, integers beyond 64 bits."""
+    """Refuse, before any costly work, what one log record cannot hold: lone
+    surrogates, integers beyond 64 bits, more than `MAX_RECORD_BYTES`."""
     try:
-        msgspec.msgpack.encode(value)
+        size = len(msgspec.msgpack.encode(value))
     except (UnicodeEncodeError, OverflowError, msgspec.EncodeError) as error:
         raise InvalidJSONError(f"{what} cannot be stored: {error}") from None
+    if size > MAX_RECORD_BYTES:
+        raise RecordTooLargeError(f"{what} encodes to {size} bytes; one log record holds at most {MAX_RECORD_BYTES}")
 
 
 def _first_problem(error: ValidationError) -> str:

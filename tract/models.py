@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 class CommitOperation(str, Enum):
     APPEND = "append"
     EDIT = "edit"
+    MERGE = "merge"
 
 
 class Priority(str, Enum):
@@ -46,6 +47,8 @@ class CommitInfo(_Frozen):
     generation_config: dict[str, Any] | None
     created_at: datetime
     position: int = Field(description="Position of the commit's event in the log")
+    branch: str = Field(description="The branch the commit was made on")
+    merge_parent: str | None = Field(default=None, description="A merge's second parent")
 
 
 class Annotation(_Frozen):
@@ -116,3 +119,56 @@ class LoggedEvent(NamedTuple):
     created_at: datetime
     type: str
     event: Any
+
+
+class BranchInfo(_Frozen):
+    name: str
+    head: str | None
+    commit_count: int
+    current: bool
+
+
+class RefLogEntry(_Frozen):
+    """One move of a branch head, from the log."""
+
+    branch: str
+    old_head: str | None
+    new_head: str | None
+    reason: str
+    created_at: datetime
+    position: int
+
+
+class MergeResult(_Frozen):
+    kind: Literal["up-to-date", "fast-forward", "merge"]
+    head: str | None
+    conflicts_resolved: list[str] = Field(default_factory=list)
+
+
+class MessageChange(_Frozen):
+    """A compiled message present on one side of a diff, or changed between them."""
+
+    commit_hash: str
+    a_position: int | None
+    b_position: int | None
+    a_message: Message | None
+    b_message: Message | None
+
+
+class ConfigChange(_Frozen):
+    commit_hash: str
+    a_config: dict[str, Any]
+    b_config: dict[str, Any]
+
+
+class ContextDiff(_Frozen):
+    """How the compiled contexts of two heads differ, message by message (keyed by commit)."""
+
+    a_head: str | None
+    b_head: str | None
+    added: list[MessageChange]
+    removed: list[MessageChange]
+    changed: list[MessageChange]
+    config_changes: list[ConfigChange]
+    a_tokens: int
+    b_tokens: int

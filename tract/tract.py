@@ -21,10 +21,14 @@ from pydantic import BaseModel
 from events import (
     EVENT_TYPES,
     AnnotationAdded,
+    BranchCreated,
+    BranchDeleted,
     CommitCreated,
     Event,
     EventLog,
     GenerationConfigRecorded,
+    HeadChanged,
+    RefMoved,
     SyncMode,
     TractCreated,
     UsageRecorded,
@@ -34,12 +38,17 @@ from events import (
 )
 from events.jsonl import exported_records, write_jsonl
 from projections import CommitView, StoredCommit, load_snapshot, save_snapshot
+from projections.commit_view import TractState, merge_content
 from projections.analytics import ANALYTICS_FILE, Analytics, AnalyticsError, QueryResult
 from tract.compiled import CompiledContext
+from tract.branches import check_branch_name, plan_merge
 from tract.compiler import Compiler
+from tract.diff import diff_contexts
 from tract.content import ContentRegistry
 from tract.errors import (
+    BranchError,
     BudgetExceededError,
+    DetachedHeadError,
     CommitNotFoundError,
     EditTargetError,
     QueryError,
@@ -52,13 +61,17 @@ from tract.errors import (
 from tract.jsonvalues import fresh, json_object
 from tract.models import (
     Annotation,
+    BranchInfo,
     BudgetAction,
     ChainHead,
     CommitInfo,
     CommitOperation,
     ConfigRecord,
+    ContextDiff,
     LoggedEvent,
+    MergeResult,
     Priority,
+    RefLogEntry,
     TokenUsage,
     TractConfig,
 )
@@ -66,6 +79,7 @@ from tract.tokens import TiktokenCounter, TokenCounter
 from tract.usage import parse_usage
 
 MEMORY = ":memory:"
+MERGE_STRATEGIES = ("auto", "ours", "theirs")
 _ONE_MICROSECOND = timedelta(microseconds=1)
 
 
@@ -180,6 +194,12 @@ class Tract:
         return self._view.head(self._tract_id)
 
     @property
+    def current_branch(self) -> str | None:
+        """The branch HEAD follows; None when detached by `checkout(commit)`."""
+        tract = self._view.tract(self._tract_id)
+        return tract.current if tract is not None else None
+
+    @property
     def readonly(self) -> bool:
         return self._log.readonly
 
@@ -206,6 +226,9 @@ class Tract:
         with self._lock:
             self._check_writable()
             operation = CommitOperation(operation)
+            if operation is CommitOperation.MERGE:
+                raise ValueError("merge commits are made by merge(branch)")
+            branch = self._current_branch_for_commit()
             content_type, payload = self._registry.validate(content)
             self._check_reference(operation, response_to)
             if metadata is not None:
@@ -237,11 +260,16 @@ class Tract:
                 tokenizer=self._counter.name,
                 metadata=metadata,
                 generation_config=generation_config,
+                branch=branch,
             )
             self._check_budget(parent, event)
             new: list[Event] = [event]
             if content_type == "instruction" and operation is CommitOperation.APPEND:
-                new.append(self._annotation(event.commit_hash, Priority.PINNED, "instructions are pinned by default"))
+                new.append(
+                    self._annotation(
+                        event.commit_hash, Priority.PINNED, "instructions are pinned by default", anchor=event.commit_hash
+                    )
+                )
             self._write(new)
             return self._info(self._view.state.commits[event.commit_hash])
 
@@ -251,7 +279,7 @@ class Tract:
             self._require(commit_hash)
             event = self._annotation(commit_hash, Priority(priority), reason)
             self._write([event])
-            return _annotation_model(self._view.annotations(commit_hash)[-1])
+            return _annotation_model(self._view.state.annotations[commit_hash][-1])
 
     def record_usage(
         self,
@@ -312,6 +340,191 @@ class Tract:
                 self._rebuild_view()
                 raise
 
+    # -- branches ------------------------------------------------------------
+
+    def branch(self, name: str, *, at: str | None = None, switch: bool = True) -> BranchInfo:
+        """A new branch at HEAD (or at commit `at`), checked out unless switch=False."""
+        with self._lock:
+            self._check_writable()
+            name = check_branch_name(name)
+            tract = self._tract_state()
+            if name in tract.branches:
+                raise BranchError(f"branch {name!r} already exists")
+            head = self._require(self.resolve(at)).event.commit_hash if at is not None else self.head
+            now = _now()
+            new: list[Event] = [BranchCreated(tract_id=self._tract_id, created_at=now, name=name, head=head)]
+            if switch:
+                new.append(HeadChanged(tract_id=self._tract_id, created_at=now, branch=name))
+            self._write(new)
+            return self._branch_info(name)
+
+    def switch(self, name: str) -> BranchInfo:
+        """Check out branch `name`: HEAD follows it and commits extend it."""
+        with self._lock:
+            self._check_writable()
+            self._require_branch(name)
+            if self.current_branch != name:
+                self._write([HeadChanged(tract_id=self._tract_id, created_at=_now(), branch=name)])
+            return self._branch_info(name)
+
+    def checkout(self, ref: str) -> CommitInfo | None:
+        """A branch name switches to it; a commit detaches HEAD there (read-only until `branch()`)."""
+        with self._lock:
+            self._check_writable()
+            if ref in self._tract_state().branches:
+                self.switch(ref)
+            else:
+                commit_hash = self.resolve(ref)
+                self._write([HeadChanged(tract_id=self._tract_id, created_at=_now(), branch=None, commit_hash=commit_hash)])
+            head = self.head
+            return self._info(self._view.state.commits[head]) if head is not None else None
+
+    def list_branches(self) -> list[BranchInfo]:
+        with self._lock:
+            self._check_open()
+            return [self._branch_info(name) for name in sorted(self._tract_state().branches)]
+
+    def delete_branch(self, name: str) -> None:
+        """Remove the name; its commits stay in the log, reachable by hash and `reflog()`."""
+        with self._lock:
+            self._check_writable()
+            self._require_branch(name)
+            if name == self.current_branch:
+                raise BranchError(f"cannot delete the current branch {name!r}; switch to another first")
+            self._write([BranchDeleted(tract_id=self._tract_id, created_at=_now(), name=name)])
+
+    def reset(self, commit_hash: str) -> CommitInfo:
+        """Move the current branch to a commit of its history (back, or forward again).
+
+        The commits after it stay in the log: reachable by hash and by `reflog()`.
+        """
+        with self._lock:
+            self._check_writable()
+            branch = self._current_branch_for_commit()
+            target = self.resolve(commit_hash)
+            if target not in self._branch_history(branch):
+                raise BranchError(f"{target[:12]} is not in the history of branch {branch!r}")
+            old = self.head
+            if old != target:
+                self._write([RefMoved(tract_id=self._tract_id, created_at=_now(), branch=branch, old_head=old, new_head=target, reason="reset")])
+            return self._info(self._view.state.commits[target])
+
+    def reflog(self, branch: str | None = None) -> list[RefLogEntry]:
+        """Every move of the branch's head (default: the current branch), oldest first."""
+        with self._lock:
+            self._check_open()
+            name = branch if branch is not None else self.current_branch
+            return [
+                RefLogEntry(
+                    branch=entry.branch,
+                    old_head=entry.old_head,
+                    new_head=entry.new_head,
+                    reason=entry.reason,
+                    created_at=entry.created_at,
+                    position=entry.position,
+                )
+                for entry in self._tract_state().reflog
+                if name is None or entry.branch == name
+            ]
+
+    def merge(self, branch: str, *, strategy: str = "auto") -> MergeResult:
+        """Bring `branch` into the current one: fast-forward when possible, else a merge commit
+        whose context is ours, then theirs' commits since the fork. Where both sides edited or
+        annotated the same commit, "auto" raises MergeConflictError; "ours"/"theirs" choose."""
+        with self._lock:
+            self._check_writable()
+            if strategy not in MERGE_STRATEGIES:
+                raise ValueError(f"strategy must be one of {', '.join(MERGE_STRATEGIES)}, not {strategy!r}")
+            current = self._current_branch_for_commit()
+            theirs = self._require_branch(branch)
+            ours = self.head
+            if branch == current or theirs is None or theirs in self._history_hashes(ours):
+                return MergeResult(kind="up-to-date", head=ours)
+            if ours is None or ours in self._history_hashes(theirs):
+                moved = RefMoved(tract_id=self._tract_id, created_at=_now(), branch=current, old_head=ours, new_head=theirs, reason=f"merge {branch} (fast-forward)")
+                self._write([moved])
+                return MergeResult(kind="fast-forward", head=theirs)
+            plan = plan_merge(self._view, ours, theirs, strategy, branch)
+            payload = merge_content(branch, strategy, plan.overridden_edits, plan.overridden_annotations)
+            created_at = self._next_timestamp(ours)
+            digest = content_hash(payload)
+            event = CommitCreated(
+                tract_id=self._tract_id,
+                created_at=created_at,
+                commit_hash=commit_hash(
+                    content_hash=digest,
+                    parent_hash=ours,
+                    content_type="merge",
+                    operation="merge",
+                    created_at=created_at,
+                    response_to=None,
+                    merge_parent=theirs,
+                ),
+                parent_hash=ours,
+                content_hash=digest,
+                content=payload,
+                content_type="merge",
+                operation="merge",
+                message=f"merge {branch} into {current}",
+                token_count=0,
+                tokenizer=self._counter.name,
+                branch=current,
+                merge_parent=theirs,
+            )
+            self._write([event])
+            return MergeResult(kind="merge", head=event.commit_hash, conflicts_resolved=plan.conflicts)
+
+    def diff(self, a: str, b: str) -> ContextDiff:
+        """How the compiled contexts at `a` and `b` (branches or commits) differ."""
+        with self._lock:
+            self._check_open()
+            head_a, head_b = self._ref_head(a), self._ref_head(b)
+            left = self._compiler.compile_live(head_a, None)
+            right = self._compiler.compile_live(head_b, None)
+            return diff_contexts(head_a, left, head_b, right)
+
+    def _ref_head(self, ref: str) -> str | None:
+        branches = self._tract_state().branches
+        return branches[ref] if ref in branches else self.resolve(ref)
+
+    def _tract_state(self) -> TractState:
+        state = self._view.tract(self._tract_id)
+        assert state is not None
+        return state
+
+    def _require_branch(self, name: str) -> str | None:
+        branches = self._tract_state().branches
+        if name not in branches:
+            raise BranchError(f"no branch {name!r}; branches: {', '.join(sorted(branches))}")
+        return branches[name]
+
+    def _current_branch_for_commit(self) -> str:
+        branch = self.current_branch
+        if branch is None:
+            raise DetachedHeadError(
+                f"HEAD is detached at {self.head}; create a branch there with branch(name) (or switch to one) to commit"
+            )
+        return branch
+
+    def _history_hashes(self, head: str | None) -> set[str]:
+        return {stored.event.commit_hash for stored in self._view.history(head)}
+
+    def _branch_history(self, branch: str) -> set[str]:
+        """Every commit the branch has ever had in its history (reflog heads and their ancestors)."""
+        heads = {entry.new_head for entry in self._tract_state().reflog if entry.branch == branch}
+        heads.add(self._tract_state().branches.get(branch))
+        known: set[str] = set()
+        for head in heads - {None}:
+            if head not in known:
+                known |= self._history_hashes(head)
+        return known
+
+    def _branch_info(self, name: str) -> BranchInfo:
+        head = self._tract_state().branches[name]
+        return BranchInfo(
+            name=name, head=head, commit_count=len(self._view.history(head)), current=name == self.current_branch
+        )
+
     # -- reading -------------------------------------------------------------
 
     def compile(
@@ -347,22 +560,26 @@ class Tract:
             return self._info(stored)
 
     def log(self, limit: int | None = 10) -> list[CommitInfo]:
-        """Commits from HEAD back along the parent chain, newest first."""
+        """Commits in HEAD's history, newest first (merged branches' commits included)."""
         with self._lock:
             self._check_open()
-            out: list[CommitInfo] = []
+            newest_first: list[StoredCommit] = []
             cursor = self.head
-            while cursor is not None and (limit is None or len(out) < limit):
+            while cursor is not None and (limit is None or len(newest_first) < limit):
                 stored = self._view.state.commits[cursor]
-                out.append(self._info(stored))
+                if stored.event.merge_parent is not None:
+                    newest_first = self._view.history(self.head)[::-1]
+                    break
+                newest_first.append(stored)
                 cursor = stored.event.parent_hash
-            return out
+            return [self._info(stored) for stored in newest_first[:limit]]
 
     def get_annotations(self, commit_hash: str) -> list[Annotation]:
         with self._lock:
             self._check_open()
             self._require(commit_hash)
-            return [_annotation_model(entry) for entry in self._view.annotations(commit_hash)]
+            visible = self._view.visibility(self.head)
+            return [_annotation_model(entry) for entry in self._view.visible_annotations(commit_hash, visible)]
 
     def config_history(self, commit_hash: str) -> list[ConfigRecord]:
         """Every generation config the commit has had, oldest first."""
@@ -571,9 +788,17 @@ class Tract:
         elif response_to is not None:
             self._require(response_to)
 
-    def _annotation(self, commit_hash: str, priority: Priority, reason: str | None) -> AnnotationAdded:
+    def _annotation(
+        self, commit_hash: str, priority: Priority, reason: str | None, anchor: str | None = None
+    ) -> AnnotationAdded:
+        """An annotation anchored at HEAD (or at `anchor`): it applies to histories containing that commit."""
         return AnnotationAdded(
-            tract_id=self._tract_id, created_at=_now(), target_hash=commit_hash, priority=priority.value, reason=reason
+            tract_id=self._tract_id,
+            created_at=_now(),
+            target_hash=commit_hash,
+            priority=priority.value,
+            reason=reason,
+            anchor=anchor if anchor is not None else self.head,
         )
 
     def _next_timestamp(self, parent: str | None) -> datetime:
@@ -631,6 +856,8 @@ class Tract:
             generation_config=fresh(self._view.config(event.commit_hash)),
             created_at=event.created_at,
             position=stored.position,
+            branch=event.branch,
+            merge_parent=event.merge_parent,
         )
 
     def _check_open(self) -> None:
