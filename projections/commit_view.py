@@ -84,7 +84,8 @@ class TractState(msgspec.Struct):
     current: str | None = DEFAULT_BRANCH
     detached_at: str | None = None
     usage: list[UsageEntry] = msgspec.field(default_factory=list)
-    reflog: list[RefEntry] = msgspec.field(default_factory=list)
+    ref_moves: list[RefEntry] = msgspec.field(default_factory=list)
+    """Moves other than commits (the commits themselves say which branch they moved)."""
 
     @property
     def head(self) -> str | None:
@@ -144,7 +145,7 @@ class CommitView:
         state = self.state
         if isinstance(event, CommitCreated):
             state.commits[event.commit_hash] = StoredCommit(event, position)
-            self._move(event, event.branch, event.commit_hash, "merge" if event.merge_parent else "commit", position)
+            self._tract(event).branches[event.branch] = event.commit_hash
         elif isinstance(event, AnnotationAdded):
             entries = state.annotations.setdefault(event.target_hash, [])
             entries.append(AnnotationEntry(event.priority, event.reason, event.created_at, position, event.anchor))
@@ -183,7 +184,7 @@ class CommitView:
         tract = self._tract(event)
         old_head = tract.branches.get(branch)
         tract.branches[branch] = new_head
-        tract.reflog.append(RefEntry(branch, old_head, new_head, reason, event.created_at, position))
+        tract.ref_moves.append(RefEntry(branch, old_head, new_head, reason, event.created_at, position))
 
     def _tract(self, event: Event) -> TractState:
         tract = self.state.tracts.get(event.tract_id)
@@ -203,6 +204,22 @@ class CommitView:
     def head(self, tract_id: str) -> str | None:
         tract = self.state.tracts.get(tract_id)
         return tract.head if tract is not None else None
+
+    def reflog(self, tract_id: str, branch: str | None = None) -> list[RefEntry]:
+        """Every move of the tract's branch heads (commits included), in log order."""
+        tract = self.state.tracts.get(tract_id)
+        if tract is None:
+            return []
+        moves = [
+            RefEntry(
+                e.branch, e.parent_hash, e.commit_hash, "merge" if e.merge_parent else "commit", e.created_at, s.position
+            )
+            for s in self.state.commits.values()
+            if (e := s.event).tract_id == tract_id and (branch is None or e.branch == branch)
+        ]
+        moves += [entry for entry in tract.ref_moves if branch is None or entry.branch == branch]
+        moves.sort(key=lambda entry: entry.position)
+        return moves
 
     # -- history -------------------------------------------------------------
 

@@ -423,8 +423,7 @@ class Tract:
                     created_at=entry.created_at,
                     position=entry.position,
                 )
-                for entry in self._tract_state().reflog
-                if name is None or entry.branch == name
+                for entry in self._view.reflog(self._tract_id, name)
             ]
 
     def merge(self, branch: str, *, strategy: str = "auto") -> MergeResult:
@@ -511,11 +510,10 @@ class Tract:
 
     def _branch_history(self, branch: str) -> set[str]:
         """Every commit the branch has ever had in its history (reflog heads and their ancestors)."""
-        heads = {entry.new_head for entry in self._tract_state().reflog if entry.branch == branch}
-        heads.add(self._tract_state().branches.get(branch))
+        heads = [entry.new_head for entry in reversed(self._view.reflog(self._tract_id, branch))]
         known: set[str] = set()
-        for head in heads - {None}:
-            if head not in known:
+        for head in heads:
+            if head is not None and head not in known:
                 known |= self._history_hashes(head)
         return known
 
