@@ -32,23 +32,24 @@ from events import (
     RefMoved,
     UsageRecorded,
 )
-from projections.config_query import config_predicate
+from projections.config_query import TYPED_COLUMNS, config_predicate, typed_value
 
 if TYPE_CHECKING:
     import duckdb
 
 ANALYTICS_FILE = "analytics.duckdb"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 READ_STATEMENTS = ("SELECT", "EXPLAIN")
 
 
-def _typed(kind: str, key: str) -> str:
-    """A virtual column for one top-level config key, NULL unless the JSON value has that type."""
+def _typed(kind: str, key: str, source: str) -> str:
+    """SQL for one typed column from a JSON config: NULL unless the value has that JSON type
+    (the same rule as `typed_value`, for configs recorded after the commit)."""
     if kind == "VARCHAR":
-        return f"CASE WHEN json_type(generation_config, '$.{key}') = 'VARCHAR' THEN json_extract_string(generation_config, '$.{key}') END"
+        return f"CASE WHEN json_type({source}, '$.{key}') = 'VARCHAR' THEN json_extract_string({source}, '$.{key}') END"
     return (
-        f"CASE WHEN json_type(generation_config, '$.{key}') IN ('BIGINT', 'UBIGINT', 'DOUBLE') "
-        f"THEN TRY_CAST(json_extract(generation_config, '$.{key}') AS DOUBLE) END"
+        f"CASE WHEN json_type({source}, '$.{key}') IN ('BIGINT', 'UBIGINT', 'DOUBLE') "
+        f"THEN TRY_CAST(json_extract({source}, '$.{key}') AS DOUBLE) END"
     )
 
 
@@ -59,9 +60,7 @@ CREATE TABLE commits (
     commit_hash VARCHAR, tract_id VARCHAR, parent_hash VARCHAR, content_type VARCHAR, operation VARCHAR,
     response_to VARCHAR, message VARCHAR, token_count BIGINT, created_at TIMESTAMPTZ,
     generation_config JSON, metadata JSON, position BIGINT, branch VARCHAR, merge_parent VARCHAR,
-    model VARCHAR GENERATED ALWAYS AS ({_typed("VARCHAR", "model")}) VIRTUAL,
-    temperature DOUBLE GENERATED ALWAYS AS ({_typed("DOUBLE", "temperature")}) VIRTUAL,
-    top_p DOUBLE GENERATED ALWAYS AS ({_typed("DOUBLE", "top_p")}) VIRTUAL);
+    model VARCHAR, temperature DOUBLE, top_p DOUBLE);
 CREATE TABLE config_records (
     commit_hash VARCHAR, tract_id VARCHAR, source VARCHAR, generation_config JSON,
     created_at TIMESTAMPTZ, position BIGINT);
@@ -79,9 +78,11 @@ _TABLES = ("projection_state", "commits", "config_records", "usage", "annotation
 _COMMIT_COLUMNS = [
     "commit_hash", "tract_id", "parent_hash", "content_type", "operation", "response_to", "message",
     "token_count", "created_at", "generation_config", "metadata", "position", "branch", "merge_parent",
+    *TYPED_COLUMNS,
 ]  # fmt: skip
-_EFFECTIVE_CONFIGS = """
-UPDATE commits SET generation_config = latest.generation_config
+_EFFECTIVE_CONFIGS = f"""
+UPDATE commits SET generation_config = latest.generation_config,
+    {", ".join(f"{key} = {_typed(kind, key, 'latest.generation_config')}" for key, kind in TYPED_COLUMNS.items())}
 FROM (SELECT commit_hash, arg_max(generation_config, position) AS generation_config
       FROM config_records WHERE source = 'record_usage' AND position > ? GROUP BY commit_hash) AS latest
 WHERE commits.commit_hash = latest.commit_hash
@@ -208,11 +209,13 @@ class Analytics:
         for record in records:
             event, position = record.event, record.position
             if isinstance(event, CommitCreated):
-                config = _json(event.generation_config)
+                own = event.generation_config
+                config = _json(own)
                 commits.append_row(
                     event.commit_hash, event.tract_id, event.parent_hash, event.content_type, event.operation,
                     event.response_to, event.message, event.token_count, event.created_at, config,
                     _json(event.metadata), position, event.branch, event.merge_parent,
+                    *(typed_value(own, key) for key in TYPED_COLUMNS),
                 )  # fmt: skip
                 refs.append_row(event.tract_id, event.branch, event.parent_hash, event.commit_hash,
                                  "merge" if event.merge_parent else "commit", event.created_at, position)

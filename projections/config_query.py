@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from typing import Any
 
 COMPARISONS = {"=": "=", "!=": "<>", ">": ">", "<": "<", ">=": ">=", "<=": "<="}
+TYPED_COLUMNS = {"model": "VARCHAR", "temperature": "DOUBLE", "top_p": "DOUBLE"}
+"""Top-level config keys also kept as typed columns (NULL when absent or of another JSON type)."""
 MEMBERSHIP = ("in", "not in")
 OPERATORS = (*COMPARISONS, *MEMBERSHIP)
 
@@ -32,15 +34,42 @@ def json_pointer(field: str) -> str:
     return "".join("/" + part.replace("~", "~0").replace("/", "~1") for part in parts)
 
 
+def typed_value(config: dict[str, Any] | None, key: str) -> Any:
+    """The value for typed column `key`: the config's value when its JSON type fits, else None."""
+    value = None if config is None else config.get(key)
+    if TYPED_COLUMNS[key] == "VARCHAR":
+        return value if isinstance(value, str) else None
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
 def config_predicate(column: str, field: str, operator: str, value: Any) -> tuple[str, list[Any]]:
     """SQL text (only our own fragments) and its parameters, for one config filter."""
     pointer = json_pointer(field)
     op = operator.lower().strip() if isinstance(operator, str) else operator
+    typed = _typed_column_predicate(field, op, value)
+    if typed is not None:
+        return typed
     if op in COMPARISONS:
         return _comparison(column, pointer, op, value)
     if op in MEMBERSHIP:
         return _membership(column, pointer, op == "not in", value)
     raise ValueError(f"Unsupported operator {operator!r}; use one of {', '.join(OPERATORS)}")
+
+
+def _typed_column_predicate(field: str, op: Any, value: Any) -> tuple[str, list[Any]] | None:
+    """The fast path: a plain comparison on a typed column, where it means exactly the same
+    as the JSON one (same-type comparisons; `!=` and `not in` also match other types, so
+    they keep the JSON path)."""
+    sql_type = TYPED_COLUMNS.get(field)
+    if sql_type is None:
+        return None
+    if op in COMPARISONS and op != "!=" and value is not None and _kind(value)[1] == sql_type:
+        return f"{field} {COMPARISONS[op]} CAST(? AS {sql_type})", [value]
+    if op == "in" and isinstance(value, (list, tuple)) and value and all(
+        item is not None and _kind(item)[1] == sql_type for item in value
+    ):
+        return f"{field} IN (SELECT unnest(CAST(? AS {sql_type}[])))", [list(value)]
+    return None
 
 
 def _kind(value: Any) -> tuple[str, str, str]:

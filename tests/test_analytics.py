@@ -254,3 +254,26 @@ def test_cli_sql_prints_a_table_and_refuses_writes(log_dir: Path) -> None:
     )
     assert refused.returncode != 0
     assert refused.stderr.count("\n") == 1 and "read-only" in refused.stderr and "Traceback" not in refused.stderr
+
+
+COMPARABLE = [
+    (operator, value)
+    for operator in ("=", "!=", ">", "<", ">=", "<=")
+    for value in (0.8, 1, 1e-9, "hot", True)
+] + [("=", None), ("!=", None)] + [
+    (operator, value)
+    for operator in ("in", "not in")
+    for value in ([0.8, 1e-9], ["hot", 0.5], [True, None], [1])
+]
+
+
+@pytest.mark.parametrize("operator, value", COMPARABLE)
+def test_typed_columns_answer_exactly_like_the_json_path(operator: str, value: object) -> None:
+    """`temperature` has a typed column (a fast path); the same values under `copy` do not."""
+    with Tract.open() as tract:
+        for temperature in TEMPERATURES:
+            tract.commit(user(f"t={temperature!r}"), generation_config={"temperature": temperature, "copy": temperature})
+        tract.commit(user("none"))
+        fast = texts(tract.query_by_config("temperature", operator, value))
+        slow = texts(tract.query_by_config("copy", operator, value))
+        assert fast == slow

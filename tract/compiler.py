@@ -77,11 +77,8 @@ class Compiler:
         if event.operation == "append":
             return self._formula.total(live.total + tokens, len(live.originals) + 1)
         slot = live.index.get(event.response_to or "")
-        if slot is not None:
-            tokens -= live.tokens[slot]
-        else:
-            tokens = 0
-        return self._formula.total(live.total + tokens, len(live.originals))
+        change = tokens - live.tokens[slot] if slot is not None else 0
+        return self._formula.total(live.total + change, len(live.originals))
 
     # -- building ------------------------------------------------------------
 
