@@ -7,16 +7,18 @@ mid-load leaves the previous state. Nothing on the commit path touches it:
 `duckdb` is imported only when analytics are first used.
 
 User SQL runs with file access and extension loading disabled, must be a
-single SELECT (or EXPLAIN), and executes in a transaction that is rolled back.
+single read-only SELECT (see `readonly_sql`), and executes in a transaction
+that is rolled back. A database file that turns out damaged (unreadable, cut
+short, from another log) is reported with a warning and rebuilt from the log.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 
@@ -33,13 +35,17 @@ from events import (
     UsageRecorded,
 )
 from projections.config_query import TYPED_COLUMNS, config_predicate, typed_value
+from projections.readonly_sql import NotReadOnly, check_read_only
 
 if TYPE_CHECKING:
     import duckdb
 
+T = TypeVar("T")
+
 ANALYTICS_FILE = "analytics.duckdb"
 SCHEMA_VERSION = 3
-READ_STATEMENTS = ("SELECT", "EXPLAIN")
+_DAMAGE = ("IOException", "SerializationException", "InternalException", "FatalException", "CorruptionException")
+"""DuckDB errors that mean the database file itself cannot be trusted."""
 
 
 def _typed(kind: str, key: str, source: str) -> str:
@@ -102,6 +108,10 @@ class QueryResult:
         return [dict(zip(self.columns, row)) for row in self.rows]
 
 
+def _first_line(error: BaseException) -> str:
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
+
+
 def _json(value: dict[str, Any] | None) -> str | None:
     return None if value is None else msgspec.json.encode(value).decode()
 
@@ -114,7 +124,12 @@ class Analytics:
         self._path = path
         self._file_access = file_access
         self._con = self._connect()
-        self._checkpoint = self._load_state()
+        try:
+            self._checkpoint = self._load_state()
+        except Exception as error:
+            if not self._is_damage(error):
+                raise
+            self._rebuild(error)
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
         import duckdb
@@ -130,12 +145,42 @@ class Analytics:
         except duckdb.Error as error:
             if self._path is None:
                 raise
-            warnings.warn(f"{self._path}: unreadable analytics database ({error}); rebuilding", RuntimeWarning, stacklevel=3)
+            self._warn(error)
             self._discard_files()
             con = duckdb.connect(target, config=config)
         con.execute("SET TimeZone = 'UTC'")
         con.execute("SET lock_configuration = true")
         return con
+
+    def _is_damage(self, error: BaseException) -> bool:
+        return self._path is not None and type(error).__name__ in _DAMAGE
+
+    def _warn(self, error: BaseException) -> None:
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        warnings.warn(f"{self._path}: damaged analytics database ({first}); rebuilding it from the log", RuntimeWarning, stacklevel=4)
+
+    def _rebuild(self, error: BaseException) -> None:
+        """Throw the file away and start empty: the next catch-up refills it from the log."""
+        self._warn(error)
+        try:
+            self._con.close()
+        except Exception:  # closing a damaged database may fail too; the file is going anyway
+            pass
+        self._discard_files()
+        self._con = self._connect()
+        self._checkpoint = None
+
+    def _recovering(self, log: EventLog, action: Callable[[], T]) -> T:
+        """Catch up and run `action`; if the file proves damaged, rebuild it and try once more."""
+        try:
+            self._catch_up(log)
+            return action()
+        except Exception as error:
+            if not self._is_damage(error):
+                raise
+            self._rebuild(error)
+        self._catch_up(log)
+        return action()
 
     def _discard_files(self) -> None:
         assert self._path is not None
@@ -146,11 +191,12 @@ class Analytics:
         tables = {row[0] for row in self._con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
         if "projection_state" not in tables:
             return None
-        row = self._con.execute(
+        rows = self._con.execute(
             "SELECT schema_version, position, log_offset, log_end, record_hash FROM projection_state"
-        ).fetchone()
-        if row is None or row[0] != SCHEMA_VERSION:
+        ).fetchall()
+        if len(rows) != 1 or rows[0][0] != SCHEMA_VERSION:
             return None
+        row = rows[0]
         return Checkpoint(position=row[1], offset=row[2], end=row[3], record_hash=bytes(row[4]))
 
     def _reset(self) -> None:
@@ -178,6 +224,9 @@ class Analytics:
 
     def catch_up(self, log: EventLog) -> None:
         """Apply every record the log has beyond our position, as one transaction."""
+        self._recovering(log, lambda: None)
+
+    def _catch_up(self, log: EventLog) -> None:
         if self._checkpoint is None or not log.contains(self._checkpoint) or self._checkpoint.position > log.head_position:
             if self._checkpoint is not None and self._checkpoint.position > 0:
                 warnings.warn("analytics database does not match the log; rebuilding it", RuntimeWarning, stacklevel=3)
@@ -246,44 +295,48 @@ class Analytics:
 
     # -- querying ------------------------------------------------------------
 
-    def commits_where_config(self, tract_id: str, field: str, operator: str, value: Any) -> list[str]:
+    def commits_where_config(self, log: EventLog, tract_id: str, field: str, operator: str, value: Any) -> list[str]:
         """Hashes of the tract's commits whose effective config matches, in creation order."""
         predicate, params = config_predicate("generation_config", field, operator, value)
-        rows = self._con.execute(
-            f"SELECT commit_hash FROM commits WHERE tract_id = ? AND {predicate} ORDER BY position",
-            [tract_id, *params],
-        ).fetchall()
+        query = f"SELECT commit_hash FROM commits WHERE tract_id = ? AND {predicate} ORDER BY position"
+        rows = self._recovering(log, lambda: self._con.execute(query, [tract_id, *params]).fetchall())
         return [row[0] for row in rows]
 
-    def sql(self, query: str, params: list[Any] | dict[str, Any] | None = None) -> QueryResult:
-        self._check_read_only(query)
+    def sql(self, log: EventLog, query: str, params: list[Any] | dict[str, Any] | None = None) -> QueryResult:
+        return self._recovering(log, lambda: self._read(query, params))
+
+    def _read(self, query: str, params: list[Any] | dict[str, Any] | None) -> QueryResult:
         con = self._con
+        self._check_read_only(query)
         con.execute("BEGIN TRANSACTION")
         try:
             cursor = con.execute(query, params)
             columns = [column[0] for column in cursor.description or []]
             return QueryResult(columns, cursor.fetchall())
         except Exception as error:
-            raise AnalyticsError(str(error).splitlines()[0]) from None
+            if self._is_damage(error):
+                raise
+            raise AnalyticsError(_first_line(error)) from None
         finally:
             con.execute("ROLLBACK")
 
-    def relation(self, query: str, params: list[Any] | dict[str, Any] | None = None) -> duckdb.DuckDBPyRelation:
-        self._check_read_only(query)
-        return self._con.sql(query, params=params)
+    def relation(self, log: EventLog, query: str, params: list[Any] | dict[str, Any] | None = None) -> duckdb.DuckDBPyRelation:
+        def build() -> duckdb.DuckDBPyRelation:
+            self._check_read_only(query)
+            try:
+                return self._con.sql(query, params=params)
+            except Exception as error:
+                if self._is_damage(error):
+                    raise
+                raise AnalyticsError(_first_line(error)) from None
+
+        return self._recovering(log, build)
 
     def _check_read_only(self, query: str) -> None:
-        if not isinstance(query, str) or not query.strip():
-            raise AnalyticsError("sql() needs a query string")
         try:
-            statements = self._con.extract_statements(query)
-        except Exception as error:
-            raise AnalyticsError(str(error).splitlines()[0]) from None
-        if len(statements) != 1:
-            raise AnalyticsError(f"sql() runs exactly one statement, got {len(statements)}")
-        kind = str(statements[0].type).rsplit(".", 1)[-1]
-        if kind not in READ_STATEMENTS:
-            raise AnalyticsError(f"sql() is read-only: {kind} statements are refused")
+            check_read_only(self._con, query)
+        except NotReadOnly as error:
+            raise AnalyticsError(str(error)) from None
 
     def export_parquet(self, directory: Path) -> list[Path]:
         """Write each table as `<table>.parquet` in `directory`."""

@@ -28,6 +28,7 @@ def json_pointer(field: str) -> str:
     """`a.b.c` as the RFC 6901 pointer `/a/b/c` (so no key can break out of the path)."""
     if not isinstance(field, str) or not field:
         raise ValueError("field must be a non-empty string such as 'temperature' or 'extra.reasoning.effort'")
+    _check_text(field, "field")
     parts = field.split(".")
     if any(part == "" for part in parts):
         raise ValueError(f"field {field!r} has an empty path segment")
@@ -64,11 +65,11 @@ def _typed_column_predicate(field: str, op: Any, value: Any) -> tuple[str, list[
     if sql_type is None:
         return None
     if op in COMPARISONS and op != "!=" and value is not None and _kind(value)[1] == sql_type:
-        return f"{field} {COMPARISONS[op]} CAST(? AS {sql_type})", [value]
+        return f"{field} {COMPARISONS[op]} CAST(? AS {sql_type})", [_bindable(value)]
     if op == "in" and isinstance(value, (list, tuple)) and value and all(
         item is not None and _kind(item)[1] == sql_type for item in value
     ):
-        return f"{field} IN (SELECT unnest(CAST(? AS {sql_type}[])))", [list(value)]
+        return f"{field} IN (SELECT unnest(CAST(? AS {sql_type}[])))", [[_bindable(item) for item in value]]
     return None
 
 
@@ -76,12 +77,32 @@ def _kind(value: Any) -> tuple[str, str, str]:
     if isinstance(value, bool):
         return _BOOLEAN
     if isinstance(value, (int, float)):
-        if value != value or value in (float("inf"), float("-inf")):
-            raise ValueError(f"cannot compare with {value!r}")
         return _NUMBER
     if isinstance(value, str):
         return _STRING
     raise ValueError(f"config values compare with a number, string, boolean or None, not {type(value).__name__}")
+
+
+def _bindable(value: Any) -> Any:
+    """The value as bound to the query: numbers as finite floats (they compare as DOUBLE)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        try:
+            number = float(value)
+        except OverflowError:
+            raise ValueError(f"{value!r} is too large to compare") from None
+        if number != number or number in (float("inf"), float("-inf")):
+            raise ValueError(f"cannot compare with {value!r}")
+        return number
+    if isinstance(value, str):
+        _check_text(value, "value")
+    return value
+
+
+def _check_text(text: str, what: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"the {what} {text!r} is not valid UTF-8 text (lone surrogate)") from None
 
 
 def _present(column: str) -> str:
@@ -96,6 +117,7 @@ def _comparison(column: str, pointer: str, op: str, value: Any) -> tuple[str, li
         return f"json_type({column}, ?) {test} 'NULL'", [pointer]
     types, sql_type, extract = _kind(value)
     matching = f"(json_type({column}, ?) IN {types} AND {extract.format(col=column)} {COMPARISONS[op]} CAST(? AS {sql_type}))"
+    value = _bindable(value)
     if op != "!=":
         return matching, [pointer, pointer, value]
     # Present with another JSON type, or the same type and a different value.
@@ -114,7 +136,7 @@ def _membership(column: str, pointer: str, negate: bool, values: Any) -> tuple[s
         if item is None:
             has_null = True
         else:
-            groups.setdefault(_kind(item), []).append(item)
+            groups.setdefault(_kind(item), []).append(_bindable(item))
     clauses: list[str] = []
     params: list[Any] = []
     for (types, sql_type, extract), items in groups.items():

@@ -142,7 +142,9 @@ class ContentRegistry:
             raise ContentValidationError(
                 f"content must be a content model or a dict with 'content_type', not {type(content).__name__}"
             )
-        payload = validated.model_dump(mode="json")
+        # Built-in types hold only JSON values, so a plain dump keeps every string exactly
+        # (a JSON-mode dump would quietly replace lone surrogates instead of refusing them).
+        payload = validated.model_dump(mode="python" if isinstance(validated, ContentModel) else "json")
         payload["content_type"] = name
         ensure_encodable(payload, f"{name} content")
         return name, payload

@@ -73,10 +73,14 @@ class Message(_Frozen):
     name: str | None = None
 
 
+MAX_COUNT = 2**63 - 1
+"""Counts are stored as signed 64-bit integers (in the log and in DuckDB)."""
+
+
 class TokenUsage(_Frozen):
-    prompt_tokens: int = Field(ge=0)
-    completion_tokens: int = Field(ge=0)
-    total_tokens: int = Field(ge=0)
+    prompt_tokens: int = Field(ge=0, le=MAX_COUNT)
+    completion_tokens: int = Field(ge=0, le=MAX_COUNT)
+    total_tokens: int = Field(ge=0, le=MAX_COUNT)
 
     @model_validator(mode="before")
     @classmethod

@@ -685,24 +685,25 @@ class Tract:
         Operators: = != > < >= <= in, not in.
         """
         with self._lock:
-            hashes = self._caught_up_analytics().commits_where_config(self._tract_id, field, operator, value)
+            with storage_errors():
+                hashes = self._analytics_db().commits_where_config(self._log, self._tract_id, field, operator, value)
             return [self._info(self._view.state.commits[h]) for h in hashes]
 
     def sql(self, query: str, params: list[Any] | dict[str, Any] | None = None) -> QueryResult:
         """Run one read-only SELECT over the analytics tables (all tracts of the log)."""
         with self._lock:
-            analytics = self._caught_up_analytics()
             try:
-                return analytics.sql(query, params)
+                with storage_errors():
+                    return self._analytics_db().sql(self._log, query, params)
             except AnalyticsError as error:
                 raise QueryError(str(error)) from None
 
     def sql_relation(self, query: str, params: list[Any] | dict[str, Any] | None = None) -> Any:
         """The same query as a lazy `duckdb.DuckDBPyRelation` (for `.df()`, `.arrow()`, chaining)."""
         with self._lock:
-            analytics = self._caught_up_analytics()
             try:
-                return analytics.relation(query, params)
+                with storage_errors():
+                    return self._analytics_db().relation(self._log, query, params)
             except AnalyticsError as error:
                 raise QueryError(str(error)) from None
 
@@ -725,13 +726,12 @@ class Tract:
             finally:
                 analytics.close()
 
-    def _caught_up_analytics(self) -> Analytics:
+    def _analytics_db(self) -> Analytics:
+        """The analytics projection, opened on first use (so commits never load DuckDB)."""
         self._check_open()
         if self._analytics is None:
             on_disk = self._directory is not None and not self._log.readonly
             self._analytics = Analytics(self._directory / ANALYTICS_FILE if on_disk else None)
-        with storage_errors():
-            self._analytics.catch_up(self._log)
         return self._analytics
 
     # -- internals -----------------------------------------------------------

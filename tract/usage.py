@@ -31,6 +31,8 @@ def parse_usage(usage: TokenUsage | Mapping[str, Any]) -> TokenUsage:
             try:
                 return TokenUsage.model_validate(fields, strict=True)
             except ValidationError as error:
-                raise UsageError(f"usage counts must be non-negative integers: {error.errors()[0]['msg']}") from None
+                raise UsageError(
+                    f"usage counts must be integers from 0 to 2**63-1: {error.errors()[0]['msg']}"
+                ) from None
     known = "; ".join(f"{p}+{c}" for p, c, _ in _SHAPES)
-    raise UsageError(f"unrecognised usage keys {sorted(usage)}; expected one of: {known}")
+    raise UsageError(f"unrecognised usage keys {sorted(map(str, usage))}; expected one of: {known}")
