@@ -10,7 +10,7 @@ from events.errors import (
     RecordTooLargeError,
 )
 from events.framing import GENESIS_HASH, LOG_FILE, MAX_RECORD_BYTES, TornTail
-from events.hashing import canonical_json, commit_hash, content_hash, expected_hashes
+from events.hashing import canonical_json, commit_hash, content_hash, expected_hashes, sealed_commit
 from events.log import Checkpoint, EventLog, SyncMode
 from events.verify import Problem, VerifyReport, verify
 from events.types import (
@@ -63,4 +63,5 @@ __all__ = [
     "commit_hash",
     "content_hash",
     "expected_hashes",
+    "sealed_commit",
 ]

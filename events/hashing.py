@@ -54,6 +54,41 @@ def commit_hash(
     return hashlib.sha256(canonical_json(identity)).hexdigest()
 
 
+def sealed_commit(
+    *,
+    content: dict[str, Any],
+    content_type: str,
+    operation: str,
+    parent_hash: str | None,
+    created_at: datetime,
+    response_to: str | None = None,
+    merge_parent: str | None = None,
+    **fields: Any,
+) -> CommitCreated:
+    """A CommitCreated whose two hashes are derived from its own fields, as `verify` re-derives them."""
+    digest = content_hash(content)
+    return CommitCreated(
+        commit_hash=commit_hash(
+            content_hash=digest,
+            parent_hash=parent_hash,
+            content_type=content_type,
+            operation=operation,
+            created_at=created_at,
+            response_to=response_to,
+            merge_parent=merge_parent,
+        ),
+        content_hash=digest,
+        content=content,
+        content_type=content_type,
+        operation=operation,  # type: ignore[arg-type]
+        parent_hash=parent_hash,
+        created_at=created_at,
+        response_to=response_to,
+        merge_parent=merge_parent,
+        **fields,
+    )
+
+
 def expected_hashes(event: CommitCreated) -> tuple[str, str]:
     """(content_hash, commit_hash) as they should be for this event's fields."""
     derived_content = content_hash(event.content)

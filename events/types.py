@@ -94,7 +94,7 @@ class UsageRecorded(Event, frozen=True, kw_only=True, tag=True):
     total_tokens: int
 
 
-AnyEvent = Union[
+EVENT_CLASSES = (
     TractCreated,
     CommitCreated,
     AnnotationAdded,
@@ -104,22 +104,9 @@ AnyEvent = Union[
     BranchDeleted,
     RefMoved,
     HeadChanged,
-]
-
-EVENT_TYPES: dict[str, type[Event]] = {
-    cls.__name__: cls
-    for cls in (
-        TractCreated,
-        CommitCreated,
-        AnnotationAdded,
-        GenerationConfigRecorded,
-        UsageRecorded,
-        BranchCreated,
-        BranchDeleted,
-        RefMoved,
-        HeadChanged,
-    )
-}
+)
+AnyEvent = Union[EVENT_CLASSES]  # type: ignore[valid-type]
+EVENT_TYPES: dict[str, type[Event]] = {cls.__name__: cls for cls in EVENT_CLASSES}
 
 
 class Record(msgspec.Struct, frozen=True, array_like=True, gc=False):

@@ -33,8 +33,7 @@ from events import (
     TractCreated,
     UsageRecorded,
     VerifyReport,
-    commit_hash,
-    content_hash,
+    sealed_commit,
 )
 from events.jsonl import exported_records, write_jsonl
 from projections import CommitView, StoredCommit, load_snapshot, save_snapshot
@@ -236,21 +235,10 @@ class Tract:
             if generation_config is not None:
                 generation_config = json_object(generation_config, "generation_config")
             parent = self.head
-            created_at = self._next_timestamp(parent)
-            digest = content_hash(payload)
-            event = CommitCreated(
+            event = sealed_commit(
                 tract_id=self._tract_id,
-                created_at=created_at,
-                commit_hash=commit_hash(
-                    content_hash=digest,
-                    parent_hash=parent,
-                    content_type=content_type,
-                    operation=operation.value,
-                    created_at=created_at,
-                    response_to=response_to,
-                ),
+                created_at=self._next_timestamp(parent),
                 parent_hash=parent,
-                content_hash=digest,
                 content=payload,
                 content_type=content_type,
                 operation=operation.value,
@@ -444,31 +432,18 @@ class Tract:
                 self._write([moved])
                 return MergeResult(kind="fast-forward", head=theirs)
             plan = plan_merge(self._view, ours, theirs, strategy, branch)
-            payload = merge_content(branch, strategy, plan.overridden_edits, plan.overridden_annotations)
-            created_at = self._next_timestamp(ours)
-            digest = content_hash(payload)
-            event = CommitCreated(
+            event = sealed_commit(
                 tract_id=self._tract_id,
-                created_at=created_at,
-                commit_hash=commit_hash(
-                    content_hash=digest,
-                    parent_hash=ours,
-                    content_type="merge",
-                    operation="merge",
-                    created_at=created_at,
-                    response_to=None,
-                    merge_parent=theirs,
-                ),
+                created_at=self._next_timestamp(ours),
                 parent_hash=ours,
-                content_hash=digest,
-                content=payload,
+                merge_parent=theirs,
+                content=merge_content(branch, strategy, plan.overridden_edits, plan.overridden_annotations),
                 content_type="merge",
                 operation="merge",
                 message=f"merge {branch} into {current}",
                 token_count=0,
                 tokenizer=self._counter.name,
                 branch=current,
-                merge_parent=theirs,
             )
             self._write([event])
             return MergeResult(kind="merge", head=event.commit_hash, conflicts_resolved=plan.conflicts)
