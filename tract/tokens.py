@@ -7,13 +7,13 @@ and parses each file once per process.
 
 from __future__ import annotations
 
-import base64
+import binascii
 import gzip
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import tiktoken
@@ -35,6 +35,9 @@ _O200K_PATTERN = "|".join(
 _CL100K_PATTERN = (
     r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s"""
 )
+
+ENCODINGS_DIR = Path(__file__).with_name("encodings")
+"""The rank files, installed with the package."""
 
 # name -> (pattern, special tokens, SHA-256 of the uncompressed rank file), as tiktoken defines them.
 SHIPPED_ENCODINGS: dict[str, tuple[str, dict[str, int], str]] = {
@@ -73,11 +76,12 @@ def load_encoding(name: str) -> tiktoken.Encoding:
                 f"and tiktoken could not load it: {error}"
             ) from None
     pattern, special_tokens, expected_sha256 = SHIPPED_ENCODINGS[name]
-    packed = resources.files("tract").joinpath("encodings", f"{name}.tiktoken.gz").read_bytes()
+    packed = (ENCODINGS_DIR / f"{name}.tiktoken.gz").read_bytes()
     raw = gzip.decompress(packed)
     if hashlib.sha256(raw).hexdigest() != expected_sha256:
         raise EncodingError(f"shipped rank file for {name} fails its SHA-256 check; the package is damaged")
-    ranks = {base64.b64decode(token): int(rank) for token, rank in (line.split() for line in raw.splitlines() if line)}
+    fields = raw.split()  # token, rank, token, rank, ...: parsed in C, not line by line
+    ranks = dict(zip(map(binascii.a2b_base64, fields[0::2]), map(int, fields[1::2])))
     return tiktoken.Encoding(name=name, pat_str=pattern, mergeable_ranks=ranks, special_tokens=special_tokens)
 
 
