@@ -41,9 +41,10 @@ import tempfile
 import time
 import tracemalloc
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
@@ -223,11 +224,11 @@ class EventFactory:
         self._tick = 0
         self._registry = ContentRegistry()
         self._counter = TiktokenCounter(ENCODING)
-        self._contents: dict[tuple[str, str], tuple[dict[str, Any], str, int]] = {}
+        self._contents: dict[tuple[Role, str], tuple[dict[str, Any], str, int]] = {}
         self.hashes: list[str] = []
         self._head: str | None = None
 
-    def content(self, role: str, text: str) -> tuple[dict[str, Any], str, int]:
+    def content(self, role: Role, text: str) -> tuple[dict[str, Any], str, int]:
         """(payload, content hash, token count) of one dialogue turn, computed once per distinct turn."""
         key = (role, text)
         cached = self._contents.get(key)
@@ -244,7 +245,7 @@ class EventFactory:
     def created(self) -> TractCreated:
         return TractCreated(tract_id=self.tract_id, created_at=self._start)
 
-    def event(self, step: Step) -> Event:
+    def event(self, step: Step) -> CommitCreated | AnnotationAdded:
         self._tick += 1
         created_at = self._start + timedelta(microseconds=self._tick)
         if step.kind == "skip":
@@ -329,7 +330,7 @@ def check_factory(root: Path) -> None:
         log.close()
     factory = EventFactory(tract_id, datetime(2025, 1, 1, tzinfo=timezone.utc))
     built = [event_shape(factory.created())] + [event_shape(factory.event(step)) for step in steps]
-    for position, (want, got) in enumerate(zip(real, built), 1):
+    for position, (want, got) in enumerate(zip(real, built, strict=False), 1):
         if want != got:
             raise RuntimeError(f"EventFactory is out of date at event {position}: Tract wrote {want}, factory {got}")
     if len(real) != len(built):
@@ -341,7 +342,7 @@ def check_big_log(directory: Path, sample: int = 2_000) -> None:
     log = EventLog.open(directory, readonly=True)
     try:
         for record in log.read(1, sample):
-            event = record.event
+            event: Event = record.event
             if isinstance(event, CommitCreated) and expected_hashes(event) != (event.content_hash, event.commit_hash):
                 raise RuntimeError(f"big log: wrong hashes at position {record.position}")
     finally:
@@ -451,14 +452,11 @@ class SqliteHistory:
 
         def rows() -> Iterator[tuple[Any, ...]]:
             ordinal = 0
-            originals: list[int] = []
             for tick, step in enumerate(steps, 1):
                 if step.kind == "skip":
                     skipped.append((step.target + 1,))
                     continue
                 edit = step.kind == "edit"
-                if not edit:
-                    originals.append(ordinal)
                 created_at = (start + timedelta(microseconds=tick)).isoformat()
                 yield (ordinal + 1, ordinal or None, step.role, step.text, "edit" if edit else "append",
                        step.target + 1 if edit else None, self._count(step.text),
@@ -621,6 +619,7 @@ def table(figures: Sequence[Figure]) -> str:
 # -- measuring helpers ---------------------------------------------------------------------------
 
 _STARTED = time.perf_counter()
+LOAD_AT_START = os.getloadavg()[0]  # the machine is shared: say how busy it was
 
 
 def progress(message: str) -> None:
@@ -655,7 +654,7 @@ def function_name(key: tuple[str, int, str]) -> str:
     if path.is_relative_to(REPO) and ".venv" not in path.parts:
         return f"{path.relative_to(REPO)}:{name}"
     if "site-packages" in path.parts:
-        return f"{Path(*path.parts[path.parts.index('site-packages') + 1:])}:{name}"
+        return f"{Path(*path.parts[path.parts.index('site-packages') + 1 :])}:{name}"
     return f"{path.name}:{name}"
 
 
@@ -668,12 +667,12 @@ def summarize(stats: pstats.Stats, top: int = 12) -> str:
         for key, entry in raw.items()
         if "_lsprof.Profiler" not in key[2] and not key[0].endswith("bench/run.py")
     ]
-    out = [f"profiled total {total:.3f} s"]
-    for title, column in (("cumulative", 3), ("own time", 2)):
-        out.append(f"top by {title}:")
-        for name, calls, own, cumulative in sorted(rows, key=lambda row: -row[column])[:top]:
-            share = (cumulative if column == 3 else own) / total
-            out.append(f"  {share:6.1%}  {(cumulative if column == 3 else own):8.3f}s  {calls:>9,} calls  {name}")
+    out = [f"profiled total {total:.3f} s", "top by cumulative time:"]
+    for name, calls, _, cumulative in sorted(rows, key=lambda row: row[3], reverse=True)[:top]:
+        out.append(f"  {cumulative / total:6.1%}  {cumulative:8.3f}s  {calls:>9,} calls  {name}")
+    out.append("top by own time:")
+    for name, calls, own, _ in sorted(rows, key=lambda row: row[2], reverse=True)[:top]:
+        out.append(f"  {own / total:6.1%}  {own:8.3f}s  {calls:>9,} calls  {name}")
     return "\n".join(out)
 
 
@@ -698,11 +697,43 @@ def with_gc_disabled(action: Callable[[], object]) -> float:
 # -- floors --------------------------------------------------------------------------------------
 
 
-@dataclass
 class Floors:
-    tiktoken: list[float]  # texts/s
-    msgspec_encode: list[float]  # events/s
-    msgspec_decode: list[float]  # events/s
+    """The raw libraries on the same data, sampled inside the loops of the figures they bound.
+
+    The machine is shared: measuring a floor in the same minute as the figure
+    it is compared with keeps the ratio honest when the load changes.
+    """
+
+    def __init__(self, texts: Sequence[str], events: Sequence[CommitCreated | AnnotationAdded]) -> None:
+        self._texts = texts
+        self._encode_text = load_encoding(ENCODING).encode
+        self._records = [Record(position, bytes(32), event) for position, event in enumerate(events, 1)]
+        self._encoder, self._decoder = msgspec.msgpack.Encoder(), msgspec.msgpack.Decoder(Record)
+        self._bodies = [self._encoder.encode(record) for record in self._records]
+        self.fsync: list[float] = []  # appends/s
+        self.tiktoken: list[float] = []  # texts/s
+        self.msgspec_encode: list[float] = []  # events/s
+        self.msgspec_decode: list[float] = []  # events/s
+
+    def sample_tokenizer_and_encoder(self) -> None:
+        """Each result is dropped at once: a floor measures the library call, not what keeping results costs."""
+        collected()
+        texts, encode_text = self._texts, self._encode_text
+        self.tiktoken.append(
+            len(texts) / timed(lambda: _each(lambda text: encode_text(text, disallowed_special=()), texts))
+        )
+        self.msgspec_encode.append(len(self._records) / timed(lambda: _each(self._encoder.encode, self._records)))
+
+    def sample_decoder(self) -> float:
+        """msgspec decode, each record dropped at once (so the cyclic GC never runs); returns the rate (events/s)."""
+        collected()
+        self.msgspec_decode.append(len(self._bodies) / timed(lambda: _each(self._decoder.decode, self._bodies)))
+        return self.msgspec_decode[-1]
+
+
+def _each(call: Callable[[Any], object], items: Iterable[Any]) -> None:
+    for item in items:
+        call(item)
 
 
 def fsync_loop_rate(path: Path, records: int, size: int) -> float:
@@ -717,21 +748,6 @@ def fsync_loop_rate(path: Path, records: int, size: int) -> float:
         return records / (time.perf_counter() - start)
     finally:
         os.close(fd)
-
-
-def measure_floors(scale: Scale, texts: Sequence[str], events: Sequence[Event]) -> Floors:
-    """Raw tiktoken over the commit texts, raw msgspec over the log's records of the same events."""
-    encode_text = load_encoding(ENCODING).encode
-    records = [Record(position, bytes(32), event) for position, event in enumerate(events, 1)]
-    encoder, decoder = msgspec.msgpack.Encoder(), msgspec.msgpack.Decoder(Record)
-    bodies = [encoder.encode(record) for record in records]
-    floors = Floors([], [], [])
-    for _ in range(scale.runs):
-        collected()
-        floors.tiktoken.append(len(texts) / timed(lambda: [encode_text(text, disallowed_special=()) for text in texts]))
-        floors.msgspec_encode.append(len(records) / timed(lambda: [encoder.encode(record) for record in records]))
-        floors.msgspec_decode.append(len(bodies) / timed(lambda: [decoder.decode(body) for body in bodies]))
-    return floors
 
 
 # -- commit throughput ---------------------------------------------------------------------------
@@ -755,42 +771,56 @@ def sqlite_commit_run(path: Path, steps: Sequence[Step], synchronous: str) -> fl
 
 
 def bench_commits(scale: Scale, root: Path, batch_steps: Sequence[Step], floors: Floors) -> list[Figure]:
-    """Both durability modes, each run interleaved with its references so machine noise hits all alike."""
-    always_steps = make_steps(scale.always_commits, seed=2)
-    always = Figure('commit, sync="always"', "rate", [], unit="commits", floor_name="write+fdatasync loop")
-    always.sqlite, always.floor = [], []
+    return [bench_commit_always(scale, root, floors), bench_commit_batch(scale, root, batch_steps, floors)]
+
+
+def bench_commit_always(scale: Scale, root: Path, floors: Floors) -> Figure:
+    """Each run interleaves tract, the fsync loop and sqlite3, so a change in disk load hits all three alike."""
+    steps = make_steps(scale.always_commits, seed=2)
+    rates: list[float] = []
+    sqlite: list[float] = []
     record_sizes: list[float] = []
     for run in range(scale.runs):
         progress(f'commit sync="always", run {run + 1}/{scale.runs}')
-        rate, record_size = tract_commit_run(root / f"always-{run}", always_steps, "always")
-        always.samples.append(rate)
+        rate, record_size = tract_commit_run(root / f"always-{run}", steps, "always")
+        rates.append(rate)
         record_sizes.append(record_size)
-        always.floor.append(fsync_loop_rate(root / f"fsync-{run}", len(always_steps), round(record_size)))
-        always.sqlite.append(sqlite_commit_run(root / f"always-{run}.sqlite", always_steps, "FULL"))
-    always.target = 0.8 * statistics.median(always.floor)
-    always.target_text = f">= 0.8 x floor ({always.target:,.0f}/s)"
-    always.note = (
-        f"{scale.always_commits:,} commits of ~{WORDS_PER_TEXT} words with a generation config, 10% edits, "
-        f"+{100 / SKIP_EVERY:.0f}% annotate(SKIP) calls (counted as calls); open/close not timed. Floor: the same "
-        f"number of {statistics.median(record_sizes):,.0f}-byte appends (tract's mean record) each followed by "
-        "os.fdatasync, as tract does. sqlite3: WAL, synchronous=FULL."
-    )
-    always.diagnose = lambda: profiled(lambda p: profile_commits(p, root / "profile-always", always_steps, "always"))
+        floors.fsync.append(fsync_loop_rate(root / f"fsync-{run}", len(steps), round(record_size)))
+        sqlite.append(sqlite_commit_run(root / f"always-{run}.sqlite", steps, "FULL"))
+    target = 0.8 * statistics.median(floors.fsync)
+    return Figure(
+        'commit, sync="always"', "rate", rates, target, f">= 0.8 x floor ({target:,.0f}/s)", unit="commits",
+        sqlite=sqlite, floor=floors.fsync, floor_name="write+fdatasync loop",
+        note=(
+            f"{scale.always_commits:,} commits of ~{WORDS_PER_TEXT} words with a generation config, 10% edits, "
+            f"+{100 / SKIP_EVERY:.0f}% annotate(SKIP) calls (counted as calls); open/close not timed. Floor: the same "
+            f"number of {statistics.median(record_sizes):,.0f}-byte appends (tract's mean record) each followed by "
+            "os.fdatasync, as tract does. sqlite3: WAL, synchronous=FULL."
+        ),
+        diagnose=lambda: profiled(lambda p: profile_commits(p, root / "profile-always", steps, "always")),
+    )  # fmt: skip
 
-    batch = Figure('commit, sync="batch"', "rate", [], 30_000, ">= 30,000/s", unit="commits")
-    batch.sqlite, batch.floor, batch.floor_name = [], floors.tiktoken, "tiktoken alone"
+
+def bench_commit_batch(scale: Scale, root: Path, steps: Sequence[Step], floors: Floors) -> Figure:
+    """No fsync in the way: this is the CPU cost of a commit, next to tiktoken's share of it."""
+    rates: list[float] = []
+    sqlite: list[float] = []
     for run in range(scale.runs):
         progress(f'commit sync="batch", run {run + 1}/{scale.runs}')
-        batch.samples.append(tract_commit_run(root / f"batch-{run}", batch_steps, "batch")[0])
-        batch.sqlite.append(sqlite_commit_run(root / f"batch-{run}.sqlite", batch_steps, "NORMAL"))
-    batch.note = (
-        f"{scale.batch_commits:,} commits, same mix; config validated and stored, tokens counted with tiktoken "
-        f"{ENCODING}. Floor: raw tiktoken encode of the same texts (every commit must tokenize; msgspec encode "
-        f"alone runs at {statistics.median(floors.msgspec_encode):,.0f} events/s). sqlite3: WAL, synchronous=NORMAL "
-        "(no fsync per COMMIT), tokens counted too."
-    )
-    batch.diagnose = lambda: profiled(lambda p: profile_commits(p, root / "profile-batch", batch_steps, "batch"))
-    return [always, batch]
+        rates.append(tract_commit_run(root / f"batch-{run}", steps, "batch")[0])
+        sqlite.append(sqlite_commit_run(root / f"batch-{run}.sqlite", steps, "NORMAL"))
+        floors.sample_tokenizer_and_encoder()
+    return Figure(
+        'commit, sync="batch"', "rate", rates, 30_000, ">= 30,000/s", unit="commits",
+        sqlite=sqlite, floor=floors.tiktoken, floor_name="tiktoken alone",
+        note=(
+            f"{scale.batch_commits:,} commits, same mix; config validated and stored, tokens counted with tiktoken "
+            f"{ENCODING}. Floor: raw tiktoken encode of the same texts (every commit must tokenize; msgspec encode "
+            f"alone runs at {statistics.median(floors.msgspec_encode):,.0f} events/s). sqlite3: WAL, "
+            "synchronous=NORMAL (no fsync per COMMIT), tokens counted too."
+        ),
+        diagnose=lambda: profiled(lambda p: profile_commits(p, root / "profile-batch", steps, "batch")),
+    )  # fmt: skip
 
 
 def profile_commits(profiler: cProfile.Profile, directory: Path, steps: Sequence[Step], sync: SyncMode) -> None:
@@ -836,15 +866,25 @@ def bench_compile(scale: Scale, root: Path) -> list[Figure]:
         t.close()
 
     small, large = CONTEXT_SIZES
+
+    def diagnose(directory: Path) -> Callable[[], str]:
+        return lambda: profiled(lambda p: profile_hot_compile(p, directory, appends))
+
+    note = (
+        f"median of {len(hot[large])} compile() calls, each right after one commit() (not timed) on a context built "
+        f"from {large:,} (or {small}) workload commits with edits, skips and configs. sqlite3 re-reads and rebuilds "
+        "the context from all rows."
+    )
     figures = [
         Figure(
-            f"compile after one append, {n:,} commits", "time", hot[n], 50e-6, "< 50 us", sqlite=hot_sqlite[n],
-            note=(
-                f"median of {len(hot[n])} compile() calls, each right after one commit() (not timed) on a context "
-                f"built from {n:,} workload commits (edits, skips, configs). sqlite3 re-reads and rebuilds the "
-                "context from all rows."
-            ) if n == large else "",
-            diagnose=lambda n=n: profiled(lambda p: profile_hot_compile(p, root / f"context-{n}", appends)),
+            f"compile after one append, {n:,} commits",
+            "time",
+            hot[n],
+            50e-6,
+            "< 50 us",
+            sqlite=hot_sqlite[n],
+            note=note if n == large else "",
+            diagnose=diagnose(root / f"context-{n}"),
         )
         for n in CONTEXT_SIZES
     ]
@@ -858,7 +898,8 @@ def bench_compile(scale: Scale, root: Path) -> list[Figure]:
 
 def bench_cold_compile(scale: Scale, directory: Path, store: SqliteHistory) -> Figure:
     """The first compile() after reopening: history comes from the snapshot, tokens from the events."""
-    figure = Figure("cold compile of 10,000 commits after reopening", "time", [], 20e-3, "< 20 ms", sqlite=[])
+    times: list[float] = []
+    sqlite: list[float] = []
     opens: list[float] = []
     for run in range(scale.runs):
         progress(f"cold compile, run {run + 1}/{scale.runs}")
@@ -866,15 +907,18 @@ def bench_cold_compile(scale: Scale, directory: Path, store: SqliteHistory) -> F
         start = time.perf_counter()
         t = Tract.open(directory, sync="batch")
         opens.append(time.perf_counter() - start)
-        figure.samples.append(timed(t.compile))
+        times.append(timed(t.compile))
         t.close()
-        figure.sqlite.append(timed(store.compile))
-    figure.note = (
-        f"first compile() after Tract.open of the log closed with a snapshot; the open itself (median "
-        f"{fmt(statistics.median(opens), 'time')}) is not included. sqlite3: the same compile on an open connection."
-    )
-    figure.diagnose = lambda: profiled(lambda p: profile_cold_compile(p, directory, scale.runs))
-    return figure
+        sqlite.append(timed(store.compile))
+    return Figure(
+        "cold compile of 10,000 commits after reopening", "time", times, 20e-3, "< 20 ms", sqlite=sqlite,
+        note=(
+            f"first compile() after Tract.open of the log closed with a snapshot; the open itself (median "
+            f"{fmt(statistics.median(opens), 'time')}) is not included. sqlite3: the same compile on an open "
+            "connection."
+        ),
+        diagnose=lambda: profiled(lambda p: profile_cold_compile(p, directory, scale.runs)),
+    )  # fmt: skip
 
 
 def profile_hot_compile(profiler: cProfile.Profile, directory: Path, appends: Sequence[Step]) -> None:
@@ -941,36 +985,49 @@ def open_readonly(directory: Path) -> float:
 
 
 def bench_open(scale: Scale, big: BigLog, floors: Floors) -> list[Figure]:
-    replay = Figure(
-        f"full replay without snapshot ({big.events:,} events)", "rate", [], 300_000, ">= 300,000/s",
-        unit="events", floor=floors.msgspec_decode, floor_name="msgspec decode alone",
-    )  # fmt: skip
+    replay = bench_replay(scale, big, floors)
+    return [bench_snapshot_open(scale, big), replay]
+
+
+def bench_replay(scale: Scale, big: BigLog, floors: Floors) -> Figure:
+    """Opening without a snapshot, each run next to a sample of msgspec decoding alone."""
+    rates: list[float] = []
     with snapshot_aside(big.directory):
         for run in range(scale.heavy_runs):
             progress(f"replay without snapshot, run {run + 1}/{scale.heavy_runs}")
-            replay.samples.append(big.events / open_readonly(big.directory))
-    replay.note = (
-        f"Tract.open(readonly=True) with no snapshot: frame scan, CRC and hash chain, msgpack decode, fold into the "
-        f"commit view. The log was written directly with EventLog.append in batches of 10,000 valid events "
-        f"({big.build_seconds:.1f} s; see EventFactory), {TEXT_POOL:,} distinct texts."
-    )
-    replay.diagnose = lambda: diagnose_open(big.directory, snapshot=False)
+            rates.append(big.events / open_readonly(big.directory))
+            floors.sample_decoder()
+    return Figure(
+        f"full replay without snapshot ({big.events:,} events)", "rate", rates, 300_000, ">= 300,000/s",
+        unit="events", floor=floors.msgspec_decode, floor_name="msgspec decode alone",
+        note=(
+            f"Tract.open(readonly=True) with no snapshot: frame scan, CRC and hash chain, msgpack decode, fold into "
+            f"the commit view. The log was written directly with EventLog.append in batches of 10,000 valid events "
+            f"({big.build_seconds:.1f} s; see EventFactory), {TEXT_POOL:,} distinct texts."
+        ),
+        diagnose=lambda: diagnose_open(big.directory, snapshot=False),
+    )  # fmt: skip
 
+
+def bench_snapshot_open(scale: Scale, big: BigLog) -> Figure:
+    """Opening with the snapshot a writer's close() leaves behind."""
     progress("writing the snapshot (open as writer, close)")
     t = Tract.open(big.directory, sync="batch")
     snapshot_seconds = timed(t.close)
     del t
-    snapshot = Figure(f"open {big.events:,}-event log with snapshot", "time", [], 0.5, "< 0.5 s")
+    times: list[float] = []
     for run in range(scale.heavy_runs):
         progress(f"open with snapshot, run {run + 1}/{scale.heavy_runs}")
-        snapshot.samples.append(open_readonly(big.directory))
+        times.append(open_readonly(big.directory))
     size = (big.directory / SNAPSHOT_FILE).stat().st_size
-    snapshot.note = (
-        f"Tract.open(readonly=True) with a snapshot of {size / 1e6:,.0f} MB (written by close() in "
-        f"{snapshot_seconds:.1f} s). sqlite3 has nothing to load on open, so no comparison."
-    )
-    snapshot.diagnose = lambda: diagnose_open(big.directory, snapshot=True)
-    return [snapshot, replay]
+    return Figure(
+        f"open {big.events:,}-event log with snapshot", "time", times, 0.5, "< 0.5 s",
+        note=(
+            f"Tract.open(readonly=True) with a snapshot of {size / 1e6:,.0f} MB (written by close() in "
+            f"{snapshot_seconds:.1f} s). sqlite3 has nothing to load on open, so no comparison."
+        ),
+        diagnose=lambda: diagnose_open(big.directory, snapshot=True),
+    )  # fmt: skip
 
 
 def diagnose_open(directory: Path, *, snapshot: bool) -> str:
@@ -979,67 +1036,85 @@ def diagnose_open(directory: Path, *, snapshot: bool) -> str:
         Tract.open(directory, readonly=True).close()
         profiler.disable()
 
-    with snapshot_aside(directory) if not snapshot else _nothing():
+    with nullcontext() if snapshot else snapshot_aside(directory):
         report = profiled(run)
         plain = open_readonly(directory)
         without_gc = with_gc_disabled(lambda: Tract.open(directory, readonly=True).close())
     return f"{report}\nwall time {plain:.2f} s; with the cyclic GC disabled {without_gc:.2f} s"
 
 
-@contextmanager
-def _nothing() -> Iterator[None]:
-    yield
-
-
 def bench_analytics(scale: Scale, big: BigLog, floors: Floors) -> list[Figure]:
-    """Catch-up of the DuckDB projection from nothing, then query_by_config once caught up."""
-    catch_up = Figure(
-        f"analytics catch-up of {big.events:,} events", "time", [], 5.0, "< 5 s",
-        floor=[big.events / rate for rate in floors.msgspec_decode], floor_name="msgspec decode alone",
-    )  # fmt: skip
-    sql_only: list[float] = []
-    matches = 0
+    catch_up = bench_catch_up(scale, big, floors)
+    return [bench_query(scale, big), catch_up]
+
+
+def bench_catch_up(scale: Scale, big: BigLog, floors: Floors) -> Figure:
+    """The DuckDB projection built from nothing, each run next to a sample of msgspec decoding alone."""
+    times: list[float] = []
+    decode_times: list[float] = []
     for run in range(scale.heavy_runs):
         progress(f"analytics catch-up, run {run + 1}/{scale.heavy_runs}")
         remove_analytics(big.directory)
         log = EventLog.open(big.directory, readonly=True)
         analytics = Analytics(big.directory / ANALYTICS_FILE)
         collected()
-        catch_up.samples.append(timed(lambda: analytics.catch_up(log)))
-        for _ in range(scale.runs):
-            sql_only.append(timed(lambda: analytics.commits_where_config("bench-tract", *QUERY)))
-        matches = len(analytics.commits_where_config("bench-tract", *QUERY))
+        times.append(timed(partial(analytics.catch_up, log)))
         analytics.close()
         log.close()
-    catch_up.note = (
-        f"projections.analytics.Analytics(path).catch_up(log) into a fresh analytics.duckdb (appender, one "
-        f"transaction). For reference, sqlite3 executemany of the same rows in one transaction took "
-        f"{big.sqlite_build_seconds:.1f} s."
+        decode_times.append(big.events / floors.sample_decoder())
+    return Figure(
+        f"analytics catch-up of {big.events:,} events",
+        "time",
+        times,
+        5.0,
+        "< 5 s",
+        floor=decode_times,
+        floor_name="msgspec decode alone",
+        note=(
+            f"projections.analytics.Analytics(path).catch_up(log) into a fresh analytics.duckdb. For reference, "
+            f"sqlite3 executemany of the same rows in one transaction took {big.sqlite_build_seconds:.1f} s."
+        ),
+        diagnose=lambda: profiled(lambda p: profile_catch_up(p, big.directory)),
     )
-    catch_up.diagnose = lambda: profiled(lambda p: profile_catch_up(p, big.directory))
 
-    query = Figure(
-        f'query_by_config("temperature", ">", 0.5) over {big.commits:,} commits', "time", [], 0.05, "< 50 ms",
-        sqlite=[],
-    )  # fmt: skip
+
+def bench_query(scale: Scale, big: BigLog) -> Figure:
+    """query_by_config through the public API once the projection is current, next to sqlite3's json_extract.
+
+    A second, selective query (about 1% of the commits match) shows what the
+    scan costs apart from turning every match into a CommitInfo.
+    """
     progress("query_by_config once caught up")
+    times: list[float] = []
+    selective: list[float] = []
+    field, operator, _ = QUERY
     with Tract.open(big.directory, sync="batch") as t:
-        t.query_by_config(*QUERY)  # connects DuckDB and checks the projection is current
+        matches = len(t.query_by_config(*QUERY))  # also connects DuckDB and checks the projection is current
+        few = len(t.query_by_config(field, operator, 0.99))
         for _ in range(scale.heavy_runs):
             collected()
-            query.samples.append(timed(lambda: t.query_by_config(*QUERY)))
+            times.append(timed(partial(t.query_by_config, *QUERY)))
+            selective.append(timed(partial(t.query_by_config, field, operator, 0.99)))
+    sqlite: list[float] = []
     store = SqliteHistory(big.sqlite_path, synchronous="NORMAL", count_tokens=count_tokens_raw())
     for _ in range(scale.heavy_runs):
         collected()
-        query.sqlite.append(timed(lambda: store.query_by_config(*QUERY)))
+        sqlite.append(timed(partial(store.query_by_config, *QUERY)))
     store.close()
-    query.note = (
-        f"{matches:,} matching commits returned as CommitInfo; the DuckDB SQL part alone "
-        f"(Analytics.commits_where_config, hashes only) takes {fmt(statistics.median(sql_only), 'time')}. "
-        "sqlite3: SELECT * ... WHERE json_extract(generation_config, '$.temperature') > 0.5, rows as tuples."
+    return Figure(
+        f'query_by_config("temperature", ">", 0.5) over {big.commits:,} commits',
+        "time",
+        times,
+        0.05,
+        "< 50 ms",
+        sqlite=sqlite,
+        note=(
+            f"{matches:,} matching commits, returned as CommitInfo. The same query with > 0.99 ({few:,} matches) "
+            f"takes {fmt(statistics.median(selective), 'time')}: the scan, nearly without building results. "
+            "sqlite3: SELECT * ... WHERE json_extract(generation_config, '$.temperature') > 0.5, rows as tuples."
+        ),
+        diagnose=lambda: profiled(lambda p: profile_query(p, big.directory)),
     )
-    query.diagnose = lambda: profiled(lambda p: profile_query(p, big.directory))
-    return [query, catch_up]
 
 
 def profile_catch_up(profiler: cProfile.Profile, directory: Path) -> None:
@@ -1102,15 +1177,16 @@ def bench_memory(scale: Scale, big: BigLog) -> Figure:
     seen: set[int] = set()
     content = sum(deep_size(stored.event.content, seen) for stored in view.state.commits.values())
     per_commit = (held - content) / commits
-    figure = Figure("memory per commit in the commit view, content excluded", "bytes", [per_commit], 500, "< 500 B")
-    figure.note = (
-        f"tracemalloc: bytes still allocated after decoding and folding the first {events:,} events "
-        f"({commits:,} commits, the rest SKIP annotations) of the big log into a fresh projections.CommitView, "
-        f"minus the deep size of the content payload dicts ({content / commits:,.0f} B per commit), divided by "
-        "the commits. Python heap, not RSS. sqlite3 keeps nothing resident per row, so no comparison."
-    )
-    figure.diagnose = lambda: memory_breakdown(view)
-    return figure
+    return Figure(
+        "memory per commit in the commit view, content excluded", "bytes", [per_commit], 500, "< 500 B",
+        note=(
+            f"tracemalloc: bytes still allocated after decoding and folding the first {events:,} events "
+            f"({commits:,} commits, the rest SKIP annotations) of the big log into a fresh projections.CommitView, "
+            f"minus the deep size of the content payload dicts ({content / commits:,.0f} B per commit), divided by "
+            "the commits. Python heap, not RSS. sqlite3 keeps nothing resident per row, so no comparison."
+        ),
+        diagnose=lambda: memory_breakdown(view),
+    )  # fmt: skip
 
 
 def memory_breakdown(view: CommitView) -> str:
@@ -1137,7 +1213,7 @@ def memory_breakdown(view: CommitView) -> str:
     total = sum(parts.values())
     for name, size in sorted(parts.items(), key=lambda item: -item[1]):
         lines.append(f"  {size / len(commits):7.1f} B  {size / total:6.1%}  {name}")
-    lines.append(f"  {total / len(commits):7.1f} B  total (tracemalloc figure also holds annotations and allocator overhead)")
+    lines.append(f"  {total / len(commits):7.1f} B  total (tracemalloc also sees annotations and allocator slack)")
     return "\n".join(lines)
 
 
@@ -1209,12 +1285,12 @@ def child_spec(directory: Path) -> str:
     })  # fmt: skip
 
 
-def run_child(source: str, directory: Path, *python_flags: str) -> tuple[float, float]:
+def run_child(source: str, directory: Path) -> tuple[float, float]:
     """(seconds from before the first import to after the first compile, wall seconds of the whole process)."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     start = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, *python_flags, "-c", source, child_spec(directory)],
+        [sys.executable, "-c", source, child_spec(directory)],
         cwd=REPO, env=env, capture_output=True, text=True, check=True,
     )  # fmt: skip
     wall = time.perf_counter() - start
@@ -1222,25 +1298,29 @@ def run_child(source: str, directory: Path, *python_flags: str) -> tuple[float, 
 
 
 def bench_cold_start(scale: Scale, root: Path) -> Figure:
-    figure = Figure("cold start: import, open new log, commit, compile", "time", [], 0.5, "< 0.5 s", sqlite=[])
+    """A new process per run: import cost and encoding load are what a CLI or a serverless call pays."""
+    times: list[float] = []
+    sqlite: list[float] = []
     walls: list[float] = []
     bare: list[float] = []
     for run in range(scale.runs):
         progress(f"cold start, run {run + 1}/{scale.runs}")
         elapsed, wall = run_child(TRACT_CHILD, root / f"cold-{run}")
-        figure.samples.append(elapsed)
+        times.append(elapsed)
         walls.append(wall)
-        figure.sqlite.append(run_child(SQLITE_CHILD, root / f"cold-{run}")[0])
+        sqlite.append(run_child(SQLITE_CHILD, root / f"cold-{run}")[0])
         bare.append(timed(lambda: subprocess.run([sys.executable, "-c", "pass"], check=True)))
-    figure.note = (
-        "a fresh `python -c` process: time from before `import tract` to after the first compile() (new log "
-        f"directory, sync=\"always\"). Whole-process wall time {fmt(statistics.median(walls), 'time')}, of which "
-        f"{fmt(statistics.median(bare), 'time')} is a bare interpreter start. sqlite3: import sqlite3 + tiktoken, "
-        "load the same shipped o200k rank file (without tract's SHA-256 check), create the table, one INSERT + "
-        "COMMIT (synchronous=FULL), one SELECT."
-    )
-    figure.diagnose = lambda: diagnose_cold_start(root)
-    return figure
+    return Figure(
+        "cold start: import, open new log, commit, compile", "time", times, 0.5, "< 0.5 s", sqlite=sqlite,
+        note=(
+            "a fresh `python -c` process: time from before `import tract` to after the first compile() (new log "
+            f"directory, sync=\"always\"). Whole-process wall time {fmt(statistics.median(walls), 'time')}, of "
+            f"which {fmt(statistics.median(bare), 'time')} is a bare interpreter start. sqlite3: import sqlite3 + "
+            "tiktoken, load the same shipped o200k rank file (without tract's SHA-256 check), create the table, "
+            "one INSERT + COMMIT (synchronous=FULL), one SELECT."
+        ),
+        diagnose=lambda: diagnose_cold_start(root),
+    )  # fmt: skip
 
 
 def diagnose_cold_start(root: Path) -> str:
@@ -1281,39 +1361,42 @@ def environment() -> str:
         except (OSError, subprocess.CalledProcessError):
             return "?"
 
-    cpu = next((line.split(":", 1)[1].strip() for line in command("lscpu").splitlines() if line.startswith("Model name")), "?")
+    models = [line.split(":", 1)[1].strip() for line in command("lscpu").splitlines() if line.startswith("Model name")]
+    cpu = models[0] if models else "?"
     head = command("git", "rev-parse", "--short", "HEAD")
     changes = command("git", "status", "--porcelain", "--", "events", "projections", "tract")
     checkout = f"{REPO} (not a git checkout)" if head == "?" else head + (" + uncommitted changes" if changes else "")
-    versions = ", ".join(f"{name} {__import__(name).__version__}" for name in ("msgspec", "duckdb", "tiktoken", "pydantic"))
+    libraries = ("msgspec", "duckdb", "tiktoken", "pydantic")
+    versions = ", ".join(f"{name} {__import__(name).__version__}" for name in libraries)
     return "\n".join([
         f"date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
         f"machine: {command('nproc')} CPUs ({cpu}), {platform.system()} {platform.release()}",
         f"python: {platform.python_version()}; {versions}; sqlite {sqlite3.sqlite_version}",
         f"tract code: {checkout}",
         f"temp dir: {tempfile.gettempdir()}",
+        f"load average (1 min) at start {LOAD_AT_START:.1f}, at end {os.getloadavg()[0]:.1f}",
     ])  # fmt: skip
 
 
-def floors_table(floors: Floors, always: Figure) -> str:
+def floors_table(floors: Floors) -> str:
     rows = [
-        ("write + fdatasync loop (tract-sized records)", always.floor or [], "appends"),
+        ("write + fdatasync loop (tract-sized records)", floors.fsync, "appends"),
         (f"tiktoken {ENCODING} encode (workload texts)", floors.tiktoken, "texts"),
         ("msgspec msgpack encode (log records of workload events)", floors.msgspec_encode, "events"),
         ("msgspec msgpack decode (same records)", floors.msgspec_decode, "events"),
     ]
     lines = ["| floor | median | runs |", "|---|---|---|"]
-    lines += [f"| {name} | {fmt(statistics.median(samples), 'rate', unit)} | {len(samples)} |" for name, samples, unit in rows]
+    for name, samples, unit in rows:
+        lines.append(f"| {name} | {fmt(statistics.median(samples), 'rate', unit)} | {len(samples)} |")
     return "\n".join(lines)
 
 
 def run_all(scale: Scale, root: Path) -> tuple[list[Figure], Floors]:
     batch_steps = make_steps(scale.batch_commits, seed=1)
-    progress("floors: tiktoken and msgspec")
     factory = EventFactory("floor-tract", datetime(2025, 1, 1, tzinfo=timezone.utc))
     floor_events = [factory.event(step) for step in iter_steps(scale.floor_items, seed=8, pool=text_pool(seed=9))]
     texts = [step.text for step in batch_steps if step.kind != "skip"][: scale.floor_items]
-    floors = measure_floors(scale, texts, floor_events)
+    floors = Floors(texts, floor_events)
 
     figures = bench_commits(scale, root, batch_steps, floors)
     figures += bench_compile(scale, root)
@@ -1337,7 +1420,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"## tract benchmark ({scale.name} run)\n\n```\n{environment()}\n```\n")
         print(table(figures))
         print("\n### floors\n")
-        print(floors_table(floors, figures[0]))
+        print(floors_table(floors))
         missed = [figure for figure in figures if figure.met is False]
         print(f"\nmissed targets: {', '.join(figure.label for figure in missed) or 'none'}")
         if args.profile:
