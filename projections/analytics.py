@@ -34,6 +34,7 @@ from events import (
     RefMoved,
     UsageRecorded,
 )
+from projections.bulk import paused_gc
 from projections.config_query import TYPED_COLUMNS, config_predicate, typed_value
 from projections.readonly_sql import NotReadOnly, check_read_only
 
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 ANALYTICS_FILE = "analytics.duckdb"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 _DAMAGE = ("IOException", "SerializationException", "InternalException", "FatalException", "CorruptionException")
 """DuckDB errors that mean the database file itself cannot be trusted."""
 
@@ -66,31 +67,43 @@ CREATE TABLE commits (
     commit_hash VARCHAR, tract_id VARCHAR, parent_hash VARCHAR, content_type VARCHAR, operation VARCHAR,
     response_to VARCHAR, message VARCHAR, token_count BIGINT, created_at TIMESTAMPTZ,
     generation_config JSON, metadata JSON, position BIGINT, branch VARCHAR, merge_parent VARCHAR,
-    model VARCHAR, temperature DOUBLE, top_p DOUBLE);
-CREATE TABLE config_records (
-    commit_hash VARCHAR, tract_id VARCHAR, source VARCHAR, generation_config JSON,
-    created_at TIMESTAMPTZ, position BIGINT);
+    model VARCHAR, temperature DOUBLE, top_p DOUBLE, commit_config JSON);
+CREATE TABLE recorded_configs (
+    commit_hash VARCHAR, tract_id VARCHAR, generation_config JSON, created_at TIMESTAMPTZ, position BIGINT);
+CREATE VIEW config_records AS
+    SELECT commit_hash, tract_id, 'commit' AS source, commit_config AS generation_config, created_at, position
+    FROM commits WHERE commit_config IS NOT NULL
+    UNION ALL
+    SELECT commit_hash, tract_id, 'record_usage' AS source, generation_config, created_at, position
+    FROM recorded_configs;
 CREATE TABLE usage (
     tract_id VARCHAR, head_hash VARCHAR, prompt_tokens BIGINT, completion_tokens BIGINT,
     total_tokens BIGINT, created_at TIMESTAMPTZ, position BIGINT);
 CREATE TABLE annotations (
     tract_id VARCHAR, target_hash VARCHAR, priority VARCHAR, reason VARCHAR, anchor VARCHAR,
     created_at TIMESTAMPTZ, position BIGINT);
-CREATE TABLE ref_moves (
+CREATE TABLE branch_moves (
     tract_id VARCHAR, branch VARCHAR, old_head VARCHAR, new_head VARCHAR, reason VARCHAR,
     created_at TIMESTAMPTZ, position BIGINT);
+CREATE VIEW ref_moves AS
+    SELECT tract_id, branch, parent_hash AS old_head, commit_hash AS new_head,
+           CASE WHEN merge_parent IS NULL THEN 'commit' ELSE 'merge' END AS reason, created_at, position
+    FROM commits
+    UNION ALL
+    SELECT * FROM branch_moves;
 """
-_TABLES = ("projection_state", "commits", "config_records", "usage", "annotations", "ref_moves")
+EXPORTED = ("commits", "config_records", "usage", "annotations", "ref_moves")
+"""What `export_parquet` writes: every table and view a user queries."""
 _COMMIT_COLUMNS = [
     "commit_hash", "tract_id", "parent_hash", "content_type", "operation", "response_to", "message",
     "token_count", "created_at", "generation_config", "metadata", "position", "branch", "merge_parent",
-    *TYPED_COLUMNS,
+    *TYPED_COLUMNS, "commit_config",
 ]  # fmt: skip
 _EFFECTIVE_CONFIGS = f"""
 UPDATE commits SET generation_config = latest.generation_config,
     {", ".join(f"{key} = {_typed(kind, key, 'latest.generation_config')}" for key, kind in TYPED_COLUMNS.items())}
 FROM (SELECT commit_hash, arg_max(generation_config, position) AS generation_config
-      FROM config_records WHERE source = 'record_usage' AND position > ? GROUP BY commit_hash) AS latest
+      FROM recorded_configs WHERE position > ? GROUP BY commit_hash) AS latest
 WHERE commits.commit_hash = latest.commit_hash
 """
 
@@ -201,8 +214,11 @@ class Analytics:
 
     def _reset(self) -> None:
         con = self._con
-        for table in _TABLES:
-            con.execute(f"DROP TABLE IF EXISTS {table}")
+        # Whatever an older schema left behind goes too (names come from our own catalog).
+        for (view,) in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall():
+            con.execute(f'DROP VIEW "{view}"')
+        for (table,) in con.execute("SELECT table_name FROM duckdb_tables()").fetchall():
+            con.execute(f'DROP TABLE "{table}"')
         con.execute(_SCHEMA)
         self._checkpoint = Checkpoint(0, 0, 0, bytes(32))
         self._save_state()
@@ -238,7 +254,8 @@ class Analytics:
         con = self._con
         con.execute("BEGIN TRANSACTION")
         try:
-            self._load(log.read(start + 1))
+            with paused_gc():
+                self._load(log.read(start + 1))
             con.execute(_EFFECTIVE_CONFIGS, [start])
             self._checkpoint = log.checkpoint()
             self._save_state()
@@ -251,10 +268,10 @@ class Analytics:
     def _load(self, records: Iterable[Record]) -> None:
         con = self._con
         commits = con.appender("commits", columns=_COMMIT_COLUMNS)
-        configs = con.appender("config_records")
+        configs = con.appender("recorded_configs")
         usage = con.appender("usage")
         annotations = con.appender("annotations")
-        refs = con.appender("ref_moves")
+        refs = con.appender("branch_moves")
         for record in records:
             event, position = record.event, record.position
             if isinstance(event, CommitCreated):
@@ -264,17 +281,12 @@ class Analytics:
                     event.commit_hash, event.tract_id, event.parent_hash, event.content_type, event.operation,
                     event.response_to, event.message, event.token_count, event.created_at, config,
                     _json(event.metadata), position, event.branch, event.merge_parent,
-                    *(typed_value(own, key) for key in TYPED_COLUMNS),
+                    *(typed_value(own, key) for key in TYPED_COLUMNS), config,
                 )  # fmt: skip
-                refs.append_row(event.tract_id, event.branch, event.parent_hash, event.commit_hash,
-                                 "merge" if event.merge_parent else "commit", event.created_at, position)
-                if config is not None:
-                    configs.append_row(event.commit_hash, event.tract_id, "commit", config, event.created_at, position)
             elif isinstance(event, GenerationConfigRecorded):
                 configs.append_row(
-                    event.commit_hash, event.tract_id, "record_usage", _json(event.generation_config),
-                    event.created_at, position,
-                )  # fmt: skip
+                    event.commit_hash, event.tract_id, _json(event.generation_config), event.created_at, position
+                )
             elif isinstance(event, UsageRecorded):
                 usage.append_row(
                     event.tract_id, event.head_hash, event.prompt_tokens, event.completion_tokens,
@@ -344,7 +356,7 @@ class Analytics:
             raise AnalyticsError("this analytics connection was opened without file access")
         directory.mkdir(parents=True, exist_ok=True)
         written = []
-        for table in _TABLES[1:]:
+        for table in EXPORTED:
             target = directory / f"{table}.parquet"
             quoted = str(target).replace("'", "''")
             self._con.execute(f"COPY (SELECT * FROM {table} ORDER BY position) TO '{quoted}' (FORMAT parquet)")

@@ -33,6 +33,7 @@ from events import (
     UsageRecorded,
 )
 from events.types import JsonObject, PriorityName
+from projections.bulk import paused_gc
 
 ConfigSource = Literal["commit", "record_usage"]
 DEFAULT_BRANCH = "main"
@@ -138,8 +139,9 @@ class CommitView:
     # -- folding -------------------------------------------------------------
 
     def apply_records(self, records: Iterable[Record]) -> None:
-        for record in records:
-            self.apply(record.position, record.event)
+        with paused_gc():
+            for record in records:
+                self.apply(record.position, record.event)
 
     def apply(self, position: int, event: Event) -> None:
         state = self.state

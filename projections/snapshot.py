@@ -20,6 +20,7 @@ import msgspec
 
 from events import Checkpoint
 from events.storage import sync_directory
+from projections.bulk import paused_gc
 from projections.commit_view import ViewState
 
 SNAPSHOT_FILE = "snapshot.bin"
@@ -63,7 +64,8 @@ def load_snapshot(directory: Path) -> Snapshot | None:
         warnings.warn(f"{path}: snapshot fails its checksum; rebuilding from the log", RuntimeWarning, stacklevel=2)
         return None
     try:
-        return _decoder.decode(body)
+        with paused_gc():
+            return _decoder.decode(body)
     except msgspec.DecodeError as error:
         warnings.warn(f"{path}: unreadable snapshot ({error}); rebuilding from the log", RuntimeWarning, stacklevel=2)
         return None

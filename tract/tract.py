@@ -813,8 +813,10 @@ class Tract:
         return stored
 
     def _info(self, stored: StoredCommit) -> CommitInfo:
+        """The public view of a stored commit: built without re-validating what the log holds,
+        with fresh copies of every dict so callers cannot reach into the view."""
         event = stored.event
-        return CommitInfo(
+        return CommitInfo.model_construct(
             commit_hash=event.commit_hash,
             tract_id=event.tract_id,
             parent_hash=event.parent_hash,
