@@ -513,3 +513,17 @@ def test_memory_tract(memory_tract: Tract) -> None:
     memory_tract.commit(user("in memory"))
     assert memory_tract.compile().commit_count == 1
     assert ":memory:" in repr(memory_tract)
+
+
+def test_a_result_keeps_showing_its_own_moment(tract: Tract) -> None:
+    """Results are read lazily: later appends, edits and recorded configs must not show through."""
+    first = tract.commit(user("first"), generation_config={"v": 1})
+    before = tract.compile()
+    tract.commit(user("second"))
+    tract.commit(user("first, edited"), operation="edit", response_to=first.commit_hash)
+    tract.record_usage({"prompt_tokens": 1, "completion_tokens": 1}, generation_config={"v": 2})
+    after = tract.compile()
+    assert [m.content for m in before.messages] == ["first"]
+    assert before.generation_configs == [{"v": 1}] and before.commit_count == 1
+    assert [m.content for m in after.messages] == ["first, edited", "second"]
+    assert before != after and tract.compile() == after

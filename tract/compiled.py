@@ -1,7 +1,15 @@
-"""What `compile()` returns, and its provider-shaped renderings."""
+"""What `compile()` returns, and its provider-shaped renderings.
+
+A result is a window onto the compiler's cache: the first `length` entries of
+lists the cache only ever appends to (it copies a list before rewriting a slot
+a result can see). So compiling after an append costs the same at 10 or
+10,000 messages, and each result still shows exactly the context of its
+moment. The lists a caller gets are copies, made on first access.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -12,44 +20,70 @@ from tract.models import Message
 _config_decoder = msgspec.json.Decoder(dict[str, Any])
 
 
+@dataclass(frozen=True)
+class CompiledWindow:
+    """The first `length` messages, commit hashes and encoded configs of a compile."""
+
+    messages: list[Message]
+    commit_hashes: list[str]
+    configs: list[bytes]
+    length: int
+
+
 class CompiledContext(BaseModel):
-    """The context an LLM call would see. Immutable; every call returns fresh containers."""
+    """The context an LLM call would see. Immutable; its lists are the caller's own copies."""
 
     model_config = ConfigDict(frozen=True)
 
-    messages: list[Message]
     token_count: int
     commit_count: int
     token_source: str
-    commit_hashes: list[str]
-    _encoded_configs: list[bytes] = PrivateAttr(default_factory=list)
+    _window: CompiledWindow = PrivateAttr()
+    _messages: list[Message] | None = PrivateAttr(default=None)
+    _commit_hashes: list[str] | None = PrivateAttr(default=None)
 
     @classmethod
-    def build(
-        cls,
-        *,
-        messages: list[Message],
-        token_count: int,
-        token_source: str,
-        commit_hashes: list[str],
-        encoded_configs: list[bytes],
-    ) -> CompiledContext:
+    def build(cls, window: CompiledWindow, *, token_count: int, token_source: str) -> CompiledContext:
         """Assemble without re-validating what the compiler already built (the hot path)."""
-        compiled = cls.model_construct(
-            messages=messages,
-            token_count=token_count,
-            commit_count=len(messages),
-            token_source=token_source,
-            commit_hashes=commit_hashes,
-        )
-        compiled._encoded_configs = encoded_configs
+        compiled = cls.model_construct(token_count=token_count, commit_count=window.length, token_source=token_source)
+        compiled._window = window
         return compiled
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def messages(self) -> list[Message]:
+        if self._messages is None:
+            self._messages = self._window.messages[: self._window.length]
+        return self._messages
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def commit_hashes(self) -> list[str]:
+        """The commit each message comes from (the original, for edited messages)."""
+        if self._commit_hashes is None:
+            self._commit_hashes = self._window.commit_hashes[: self._window.length]
+        return self._commit_hashes
 
     @computed_field  # type: ignore[prop-decorator]
     @property
     def generation_configs(self) -> list[dict[str, Any]]:
         """One config per message (`{}` where none), decoded afresh on every access."""
-        return [_config_decoder.decode(raw) for raw in self._encoded_configs]
+        window = self._window
+        return [_config_decoder.decode(raw) for raw in window.configs[: window.length]]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, CompiledContext):
+            return NotImplemented
+        mine, theirs = self._window, other._window
+        return (
+            (self.token_count, self.commit_count, self.token_source)
+            == (other.token_count, other.commit_count, other.token_source)
+            and self.messages == other.messages
+            and self.commit_hashes == other.commit_hashes
+            and mine.configs[: mine.length] == theirs.configs[: theirs.length]
+        )
+
+    __hash__ = None  # type: ignore[assignment]
 
     def to_openai(self) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []

@@ -19,7 +19,7 @@ import msgspec
 from events import CommitCreated
 from projections import CommitView, StoredCommit, UsageEntry
 from projections.commit_view import Visibility
-from tract.compiled import CompiledContext
+from tract.compiled import CompiledContext, CompiledWindow
 from tract.content import ContentRegistry
 from tract.models import Message
 from tract.tokens import CHAT_FORMULA, ChatFormula, TokenCounter
@@ -45,6 +45,14 @@ class _Compiled:
     skip_changes_seen: int = 0
     config_changes_seen: int = 0
     visible: Visibility = field(default_factory=Visibility)
+    shared: bool = False
+    """A result has a window onto these lists: copy before rewriting a slot."""
+
+    def own_slots(self) -> None:
+        """Copy the lists results can see before a slot is rewritten (appends need no copy)."""
+        if self.shared:
+            self.messages, self.configs = self.messages.copy(), self.configs.copy()
+            self.shared = False
 
 
 class Compiler:
@@ -151,6 +159,7 @@ class Compiler:
             compiled.edit_target[event.commit_hash] = target
             slot = compiled.index.get(target)
             if slot is not None:
+                compiled.own_slots()
                 message, tokens, config = self._slot(compiled, target, at_time, markers)
                 compiled.total += tokens - compiled.tokens[slot]
                 compiled.messages[slot], compiled.tokens[slot], compiled.configs[slot] = message, tokens, config
@@ -186,6 +195,7 @@ class Compiler:
             original = compiled.edit_target.get(commit_hash, commit_hash)
             slot = compiled.index.get(original)
             if slot is not None:
+                compiled.own_slots()
                 compiled.configs[slot] = self._config_for(original, compiled.edit_of.get(original), None)
         compiled.config_changes_seen = len(changes)
 
@@ -213,11 +223,7 @@ class Compiler:
         else:
             token_count = self._formula.total(compiled.total, len(compiled.originals))
             source = self._counter.name
-        return CompiledContext.build(
-            messages=compiled.messages.copy(),
-            token_count=token_count,
-            token_source=source,
-            commit_hashes=compiled.originals.copy(),
-            encoded_configs=compiled.configs.copy(),
-        )
+        compiled.shared = True
+        window = CompiledWindow(compiled.messages, compiled.originals, compiled.configs, len(compiled.originals))
+        return CompiledContext.build(window, token_count=token_count, token_source=source)
 
