@@ -1,23 +1,37 @@
 """Property tests: random operation sequences through the public API, then replay.
 
-A `RuleBasedStateMachine` drives a tract (on disk, on disk with group commit,
-or in memory) through random commits of every built-in content type, EDITs,
-annotations, `record_usage` in each provider's shape, batches that land or
-fail, close-and-reopen (with or without the snapshot) and compiles. Alongside
-it keeps a tiny pure-Python model of what the context should be.
+A `RuleBasedStateMachine` drives a tract (on disk with sync="always", on disk
+with group commit, or in memory) through random commits of every built-in
+content type plus two registered custom ones (as models or dicts, with and
+without generation config / metadata / message), EDITs of random originals,
+SKIP/NORMAL/PINNED annotations of random commits (edits included),
+`record_usage` in the OpenAI / Anthropic / Gemini shapes and as `TokenUsage`
+(with and without a config), batches that land or fail inside (a raised
+exception or a refused operation), close-and-reopen (with or without
+snapshot.bin) and compiles at random moments. Alongside it keeps a tiny
+pure-Python model of what the context should be.
 
 What a user relies on, checked as the sequence runs:
 
-* replay: a fresh `Tract.open(dir, readonly=True)` (while the writer is
-  open) and a fresh writer after `close()` see exactly the live state:
-  compile(), log(limit=None), annotations, config history, HEAD;
-* the incremental live compile equals a full `compile(at_commit=head)`;
-* compile() equals the model: messages (latest non-skipped edit wins, SKIP
-  leaves a commit out, latest annotation wins), generation configs, commit
-  hashes, token count (chat formula over tiktoken) and token source;
-* `compile(at_time=t)` for every earlier step gives what compile() gave then
-  (what an auditor reconstructs), live and after replay;
+* replay gives the live state: after every step a fresh
+  `Tract.open(dir, readonly=True)` and a long-lived read-only opener after
+  `refresh()` see exactly what the writer sees (log(limit=None), log(),
+  get_commit, get_annotations, config_history, HEAD, chain head, compile());
+  a writer reopened after close() (with or without the snapshot) too;
+* `verify()` passes after every step, anchored at an earlier chain head;
+* the live incremental compile() equals a full compile(at_commit=head);
+* compile() equals the model: messages (the latest non-skipped edit of a
+  commit wins, SKIP leaves a commit out, the latest annotation visible in the
+  history wins), generation configs (an edit's where it has one, else the
+  original's; a config recorded with usage replaces a commit's own), commit
+  hashes, token count (the chat formula over tiktoken, or the API's prompt
+  tokens when usage was recorded for HEAD) and token source;
+  compile(at_commit=...) and compile(include_edit_annotations=True) too;
+* what an auditor reconstructs: compile(at_time=t), replay(until_position=p)
+  and replay(until_time=t) for every earlier step give what was live then;
 * a failed batch leaves the log file, HEAD and history untouched.
+
+A second test runs the same operations on an in-memory and an on-disk tract.
 """
 
 from __future__ import annotations
@@ -55,12 +69,14 @@ from tract import (
     TokenUsage,
     ToolIOContent,
     Tract,
+    TractConfig,
     UsageError,
 )
 
 LOG_FILE = "events.log"
 SNAPSHOT_FILE = "snapshot.bin"
 TOKENS = TiktokenCounter("o200k_base")  # the independent count the model expects
+CL100K = TiktokenCounter("cl100k_base")
 PINNED_BY_DEFAULT = "instructions are pinned by default"
 
 
@@ -206,7 +222,7 @@ def usages(draw: st.DrawFn) -> tuple[Any, int, int]:
             usage["total_tokens"] = prompt + completion
     elif shape == "anthropic":
         usage = {"input_tokens": prompt, "output_tokens": completion}
-        if with_total:
+        if with_total:  # Anthropic reports no total; the other keys it sends are ignored
             usage["cache_read_input_tokens"] = 0
     elif shape == "gemini":
         usage = {"promptTokenCount": prompt, "candidatesTokenCount": completion}
@@ -244,11 +260,14 @@ class ModelCommit:
     metadata: dict[str, Any] | None
     message: str | None
     recorded_configs: list[dict[str, Any]] = field(default_factory=list)
-    annotations: list[tuple[str, str | None]] = field(default_factory=list)
+    annotations: list[tuple[str, str | None, int]] = field(default_factory=list)
+    """(priority, reason, anchor): an annotation is anchored at the HEAD it was made on
+    (here: how many commits the chain had then) and applies to histories containing it."""
 
-    @property
-    def skipped(self) -> bool:
-        return bool(self.annotations) and self.annotations[-1][0] == "skip"
+    def skipped(self, upto: int) -> bool:
+        """SKIP in the history of the first `upto` commits: the latest annotation visible there wins."""
+        visible = [priority for priority, _, anchor in self.annotations if anchor <= upto]
+        return bool(visible) and visible[-1] == "skip"
 
     @property
     def config(self) -> dict[str, Any] | None:
@@ -286,11 +305,11 @@ class Model:
         chain = self.commits if upto is None else self.commits[:upto]
         latest_edit: dict[str, ModelCommit] = {}
         for commit in chain:
-            if commit.operation == "edit" and not commit.skipped:
+            if commit.operation == "edit" and not commit.skipped(len(chain)):
                 latest_edit[commit.target or ""] = commit
         messages, configs, hashes = [], [], []
         for commit in chain:
-            if commit.operation != "append" or commit.skipped:
+            if commit.operation != "append" or commit.skipped(len(chain)):
                 continue
             edit = latest_edit.get(commit.commit_hash)
             source = edit or commit
@@ -310,13 +329,13 @@ class Model:
         return Expected(messages, configs, hashes, counted, counted, TOKENS.name)
 
 
-def chat_tokens(messages: list[Message]) -> int:
+def chat_tokens(messages: list[Message], counter: TiktokenCounter = TOKENS) -> int:
     """The chat formula: 3 + role + content (+1 + name) per message, +3 to prime the reply."""
     total = 0
     for message in messages:
-        total += 3 + TOKENS.count_text(message.role) + TOKENS.count_text(message.content)
+        total += 3 + counter.count_text(message.role) + counter.count_text(message.content)
         if message.name is not None:
-            total += 1 + TOKENS.count_text(message.name)
+            total += 1 + counter.count_text(message.name)
     return total + 3 if messages else 0
 
 
@@ -398,12 +417,21 @@ class ReplayMachine(RuleBasedStateMachine):
         try:
             if self.t is not None and not self.t.closed:
                 self.check_live_compile()
-                self.check_timeline(self.t)
                 commits = [e.event.commit_hash for e in self.t.events(types="CommitCreated")]
                 assert commits == [c.commit_hash for c in self.model.commits]
                 if self.path is not None:
                     with open_tract(self.path, readonly=True) as reader:
                         self.check_timeline(reader)
+                    # Another tokenizer re-counts history instead of reusing the stored counts.
+                    other = TractConfig(tokenizer_encoding="cl100k_base")
+                    with open_tract(self.path, readonly=True, config=other) as reader:
+                        expected = self.model.expected()
+                        compiled = reader.compile(at_commit=reader.head) if reader.head else reader.compile()
+                        assert compiled.messages == expected.messages
+                        assert (compiled.token_count, compiled.token_source) == (
+                            chat_tokens(expected.messages, CL100K),
+                            CL100K.name,
+                        )
                     live = self.t.compile()
                     before = history(self.t)
                     self.t.close()
@@ -453,15 +481,15 @@ class ReplayMachine(RuleBasedStateMachine):
         assert info.token_count == TOKENS.count_text(drawn.rendered.text)
         content_type = drawn.payload["content_type"]
         commit = ModelCommit(info.commit_hash, content_type, drawn.payload, drawn.rendered, operation, target, config, metadata, message)
-        if content_type == "instruction" and operation == "append":
-            commit.annotations.append(("pinned", PINNED_BY_DEFAULT))
         self.model.commits.append(commit)
+        if content_type == "instruction" and operation == "append":
+            commit.annotations.append(("pinned", PINNED_BY_DEFAULT, len(self.model.commits)))
 
     def _annotate(self, index: int, priority: Priority | str, reason: str | None = None) -> None:
         target = self.model.commits[index % len(self.model.commits)]
         annotation = self.tract.annotate(target.commit_hash, priority, reason=reason)
         assert annotation.priority is Priority(priority) and annotation.reason == reason
-        target.annotations.append((Priority(priority).value, reason))
+        target.annotations.append((Priority(priority).value, reason, len(self.model.commits)))
 
     def _record_usage(self, usage: tuple[Any, int, int], config: dict | None, name_head: bool = False) -> CompiledContext:
         raw, prompt, completion = usage
@@ -508,7 +536,7 @@ class ReplayMachine(RuleBasedStateMachine):
     def batch(self, ops: list[tuple], failure: str | None, look_inside: bool) -> None:
         t = self.tract
         saved_model = copy.deepcopy(self.model)
-        before = history(t)
+        before, before_position = history(t), t.chain_head.position
         log_bytes = (self.path / LOG_FILE).read_bytes() if self.path is not None else None
         try:
             with t.batch():
@@ -524,6 +552,9 @@ class ReplayMachine(RuleBasedStateMachine):
                 if look_inside:  # inside the block HEAD and compile already see the batch
                     assert t.head == self.model.head
                     assert_compiled_is(t.compile(), self.model.expected())
+                    if self.reader is not None:  # ... and a reader sees none of it yet
+                        assert self.reader.refresh() == before_position
+                        assert history(self.reader) == before
                 if failure == "raise":
                     raise BatchFailure("the agent crashed mid-batch")
                 if failure == "invalid content":
@@ -600,10 +631,10 @@ class ReplayMachine(RuleBasedStateMachine):
             assert (full.token_count, full.token_source) == (expected.tiktoken_count, TOKENS.name)
 
     def check_timeline(self, t: Tract) -> None:
-        for moment in self.timeline:
+        """Every earlier step, as an auditor reconstructs it from the log."""
+        for number, moment in enumerate(self.timeline):
             assert_compiled_is(t.compile(at_time=moment.time), moment.expected, live=False)
-            self.check_replay(t, moment, by_time=False)
-            self.check_replay(t, moment, by_time=True)
+            self.check_replay(t, moment, by_time=bool(number % 2))
 
     @staticmethod
     def check_replay(t: Tract, moment: Moment, by_time: bool) -> None:
@@ -615,8 +646,7 @@ class ReplayMachine(RuleBasedStateMachine):
             assert history(then) == moment.history
             assert_compiled_is(then.compile(), moment.expected)
 
-    def check_history_against_model(self, t: Tract) -> None:
-        state = history(t)
+    def check_history_against_model(self, state: dict[str, Any]) -> None:
         assert state["head"] == self.model.head
         log = state["log"]
         assert [info.commit_hash for info in log] == [c.commit_hash for c in reversed(self.model.commits)]
@@ -628,7 +658,7 @@ class ReplayMachine(RuleBasedStateMachine):
             assert info.generation_config == commit.config
             assert info.token_count == TOKENS.count_text(commit.rendered.text)
             annotations = state["annotations"][info.commit_hash]
-            assert [(a.priority.value, a.reason) for a in annotations] == commit.annotations
+            assert [(a.priority.value, a.reason) for a in annotations] == [(p, r) for p, r, _ in commit.annotations]
             configs = state["configs"][info.commit_hash]
             expected_configs = ([(commit.own_config, "commit")] if commit.own_config is not None else []) + [
                 (config, "record_usage") for config in commit.recorded_configs
@@ -640,9 +670,9 @@ class ReplayMachine(RuleBasedStateMachine):
     @invariant()
     def replay_gives_the_live_state(self) -> None:
         t = self.tract
-        self.check_history_against_model(t)
-        expected = self.model.expected()
         live_history = history(t)
+        self.check_history_against_model(live_history)
+        expected = self.model.expected()
         chain_head = t.chain_head
         position = chain_head.position
         # The log only grew: it still passes through the chain head noted halfway through the run.
@@ -752,3 +782,42 @@ def test_memory_and_directory_tracts_compile_alike_and_replay(ops: list[tuple]) 
             memory.close()
             disk.close()
 
+
+
+# -- a reader that does not know a custom content type --------------------------------
+
+
+class Shout(ContentModel):
+    """A custom type whose rendering only the application knows."""
+
+    content_type: Literal["shout"] = "shout"
+    text: str
+    message_role: ClassVar[str] = "user"
+
+    @classmethod
+    def render(cls, payload: dict[str, Any]) -> Any:
+        parts = super().render(payload)
+        return parts._replace(text="[shout] " + parts.text.upper())
+
+
+@settings(max_examples=20, deadline=None)
+@given(text=texts)
+def test_a_reader_without_the_custom_type_reports_tokens_of_what_it_returns(text: str) -> None:
+    """An auditor may open a log without the application's content classes: the compiled
+    messages then fall back to the payload's text, and the token count must still be the
+    chat formula over the messages it returns (not the writer's count for other text)."""
+    with tempfile.TemporaryDirectory(prefix="tract-props-") as tmp:
+        path = Path(tmp) / "log"
+        with Tract.open(path) as writer:
+            writer.register_content_type("shout", Shout)
+            writer.commit(Shout(text=text))
+            writer.commit(DialogueContent(role="user", text="and you?"))
+            live = writer.compile()
+        assert live.token_count == chat_tokens(live.messages)
+        with Tract.open(path, readonly=True) as reader:
+            reader.register_content_type("shout", Shout)
+            assert_same_compiled(reader.compile(), live)  # with the class: exactly the live state
+        with Tract.open(path, readonly=True) as auditor:
+            compiled = auditor.compile()
+            assert compiled.token_source == TOKENS.name
+            assert compiled.token_count == chat_tokens(compiled.messages)

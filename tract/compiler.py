@@ -21,7 +21,7 @@ from projections import CommitView, StoredCommit, UsageEntry
 from projections.commit_view import Visibility
 from tract.compiled import CompiledContext, CompiledWindow
 from tract.content import ContentRegistry
-from tract.models import Message
+from tract.models import Message, trusted
 from tract.tokens import CHAT_FORMULA, ChatFormula, TokenCounter
 
 EDIT_MARKER = "[edited] "
@@ -202,13 +202,15 @@ class Compiler:
     def _render(self, event: CommitCreated, *, marker: bool = False) -> tuple[Message, int]:
         parts = self._registry.render(event.content_type, event.content)
         text = EDIT_MARKER + parts.text if marker else parts.text
-        if event.tokenizer == self._counter.name and not marker:
+        # The stored count is for the writer's rendering: reuse it only when we render alike
+        # (same tokenizer, no marker, and a content type we know rather than the fallback).
+        if event.tokenizer == self._counter.name and not marker and self._registry.knows(event.content_type):
             content_tokens = event.token_count
         else:
             content_tokens = self._counter.count_text(text)
         name_tokens = None if parts.name is None else self._count_label(parts.name)
         tokens = self._formula.message(self._count_label(parts.role), content_tokens, name_tokens)
-        return Message.model_construct(role=parts.role, content=text, name=parts.name), tokens
+        return trusted(Message, {"role": parts.role, "content": text, "name": parts.name}), tokens
 
     def _count_label(self, label: str) -> int:
         count = self._role_tokens.get(label)

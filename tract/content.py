@@ -163,6 +163,9 @@ class ContentRegistry:
             f"{type(content).__name__} is not a registered content type; use register_content_type(name, model)"
         )
 
+    def knows(self, content_type: str) -> bool:
+        return content_type in self._models
+
     def render(self, content_type: str, payload: dict[str, Any]) -> MessageParts:
         model = self._models.get(content_type)
         if model is not None and issubclass(model, ContentModel):

@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 from enum import Enum
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 class CommitOperation(str, Enum):
@@ -30,6 +33,25 @@ class BudgetAction(str, Enum):
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True)
+
+
+_new = object.__new__
+_set = object.__setattr__
+
+
+def trusted(cls: type[ModelT], values: dict[str, Any]) -> ModelT:
+    """An instance of `cls` from values the library itself produced and already checked.
+
+    It is what pydantic's `model_construct` does, minus its per-field bookkeeping:
+    the hot paths (compiled messages, commit views) build thousands of these.
+    `values` must name every field.
+    """
+    instance = _new(cls)
+    _set(instance, "__dict__", values)
+    _set(instance, "__pydantic_fields_set__", set(values))
+    _set(instance, "__pydantic_extra__", None)
+    _set(instance, "__pydantic_private__", None)
+    return instance
 
 
 class CommitInfo(_Frozen):

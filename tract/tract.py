@@ -73,12 +73,14 @@ from tract.models import (
     RefLogEntry,
     TokenUsage,
     TractConfig,
+    trusted,
 )
 from tract.tokens import TiktokenCounter, TokenCounter
 from tract.usage import parse_usage
 
 MEMORY = ":memory:"
 MERGE_STRATEGIES = ("auto", "ours", "theirs")
+_OPERATIONS = {operation.value: operation for operation in CommitOperation}
 _ONE_MICROSECOND = timedelta(microseconds=1)
 
 
@@ -816,23 +818,26 @@ class Tract:
         """The public view of a stored commit: built without re-validating what the log holds,
         with fresh copies of every dict so callers cannot reach into the view."""
         event = stored.event
-        return CommitInfo.model_construct(
-            commit_hash=event.commit_hash,
-            tract_id=event.tract_id,
-            parent_hash=event.parent_hash,
-            content_hash=event.content_hash,
-            content_type=event.content_type,
-            content=fresh(event.content),
-            operation=CommitOperation(event.operation),
-            response_to=event.response_to,
-            message=event.message,
-            token_count=event.token_count,
-            metadata=fresh(event.metadata),
-            generation_config=fresh(self._view.config(event.commit_hash)),
-            created_at=event.created_at,
-            position=stored.position,
-            branch=event.branch,
-            merge_parent=event.merge_parent,
+        return trusted(
+            CommitInfo,
+            {
+                "commit_hash": event.commit_hash,
+                "tract_id": event.tract_id,
+                "parent_hash": event.parent_hash,
+                "content_hash": event.content_hash,
+                "content_type": event.content_type,
+                "content": fresh(event.content),
+                "operation": _OPERATIONS[event.operation],
+                "response_to": event.response_to,
+                "message": event.message,
+                "token_count": event.token_count,
+                "metadata": fresh(event.metadata),
+                "generation_config": fresh(self._view.config(event.commit_hash)),
+                "created_at": event.created_at,
+                "position": stored.position,
+                "branch": event.branch,
+                "merge_parent": event.merge_parent,
+            },
         )
 
     def _check_open(self) -> None:
