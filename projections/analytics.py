@@ -14,9 +14,11 @@ short, from another log) is reported with a warning and rebuilt from the log.
 
 from __future__ import annotations
 
+import tempfile
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -35,7 +37,7 @@ from events import (
     UsageRecorded,
 )
 from projections.bulk import paused_gc
-from projections.config_query import TYPED_COLUMNS, config_predicate, typed_value
+from projections.config_query import TYPED_COLUMNS, config_predicate
 from projections.readonly_sql import NotReadOnly, check_read_only
 
 if TYPE_CHECKING:
@@ -50,8 +52,7 @@ _DAMAGE = ("IOException", "SerializationException", "InternalException", "FatalE
 
 
 def _typed(kind: str, key: str, source: str) -> str:
-    """SQL for one typed column from a JSON config: NULL unless the value has that JSON type
-    (the same rule as `typed_value`, for configs recorded after the commit)."""
+    """SQL for one typed column from a JSON config: NULL unless the value has that JSON type."""
     if kind == "VARCHAR":
         return f"CASE WHEN json_type({source}, '$.{key}') = 'VARCHAR' THEN json_extract_string({source}, '$.{key}') END"
     return (
@@ -108,6 +109,118 @@ WHERE commits.commit_hash = latest.commit_hash
 """
 
 
+class _CommitRow(msgspec.Struct):
+    commit_hash: str
+    tract_id: str
+    parent_hash: str | None
+    content_type: str
+    operation: str
+    response_to: str | None
+    message: str | None
+    token_count: int
+    created_at: datetime
+    generation_config: dict[str, Any] | None
+    metadata: dict[str, Any] | None
+    position: int
+    branch: str
+    merge_parent: str | None
+
+
+class _ConfigRow(msgspec.Struct):
+    commit_hash: str
+    tract_id: str
+    generation_config: dict[str, Any]
+    created_at: datetime
+    position: int
+
+
+class _UsageRow(msgspec.Struct):
+    tract_id: str
+    head_hash: str
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    created_at: datetime
+    position: int
+
+
+class _AnnotationRow(msgspec.Struct):
+    tract_id: str
+    target_hash: str
+    priority: str
+    reason: str | None
+    anchor: str | None
+    created_at: datetime
+    position: int
+
+
+class _MoveRow(msgspec.Struct):
+    tract_id: str
+    branch: str
+    old_head: str | None
+    new_head: str | None
+    reason: str
+    created_at: datetime
+    position: int
+
+
+_SQL_TYPES = {dict: "JSON", datetime: "TIMESTAMPTZ", int: "BIGINT", str: "VARCHAR"}
+"""Checked in this order: a field's type names the first that fits (`dict[str, Any]` is JSON)."""
+
+
+def _columns(row: type[msgspec.Struct]) -> str:
+    """read_json's column spec for a row struct, e.g. {commit_hash: 'VARCHAR', ...}."""
+    specs = []
+    for field in msgspec.structs.fields(row):
+        base = next(kind for kind in _SQL_TYPES if kind.__name__ in str(field.type))
+        specs.append(f"{field.name}: '{_SQL_TYPES[base]}'")
+    return "{" + ", ".join(specs) + "}"
+
+
+_TYPED_SELECT = ", ".join(_typed(kind, key, "generation_config") for key, kind in TYPED_COLUMNS.items())
+_LOADS: dict[type[msgspec.Struct], str] = {
+    _CommitRow: (
+        f"INSERT INTO commits ({', '.join(_COMMIT_COLUMNS)}) "
+        f"SELECT *, {_TYPED_SELECT}, generation_config FROM read_json(?, format='newline_delimited', "
+        f"columns={_columns(_CommitRow)})"
+    ),
+    _ConfigRow: f"INSERT INTO recorded_configs SELECT * FROM read_json(?, format='newline_delimited', columns={_columns(_ConfigRow)})",
+    _UsageRow: f"INSERT INTO usage SELECT * FROM read_json(?, format='newline_delimited', columns={_columns(_UsageRow)})",
+    _AnnotationRow: f"INSERT INTO annotations SELECT * FROM read_json(?, format='newline_delimited', columns={_columns(_AnnotationRow)})",
+    _MoveRow: f"INSERT INTO branch_moves SELECT * FROM read_json(?, format='newline_delimited', columns={_columns(_MoveRow)})",
+}
+"""How each row type reaches its table: one bulk read of a JSON-lines file per catch-up."""
+
+
+def _rows(records: Iterable[Record]) -> Iterator[msgspec.Struct]:
+    """The analytics rows an event becomes (most events become one row, some none)."""
+    for record in records:
+        event, position = record.event, record.position
+        if isinstance(event, CommitCreated):
+            yield _CommitRow(
+                event.commit_hash, event.tract_id, event.parent_hash, event.content_type, event.operation,
+                event.response_to, event.message, event.token_count, event.created_at, event.generation_config,
+                event.metadata, position, event.branch, event.merge_parent,
+            )  # fmt: skip
+        elif isinstance(event, GenerationConfigRecorded):
+            yield _ConfigRow(event.commit_hash, event.tract_id, event.generation_config, event.created_at, position)
+        elif isinstance(event, UsageRecorded):
+            yield _UsageRow(
+                event.tract_id, event.head_hash, event.prompt_tokens, event.completion_tokens,
+                event.total_tokens, event.created_at, position,
+            )  # fmt: skip
+        elif isinstance(event, AnnotationAdded):
+            yield _AnnotationRow(
+                event.tract_id, event.target_hash, event.priority, event.reason, event.anchor, event.created_at, position
+            )
+        elif isinstance(event, RefMoved):
+            yield _MoveRow(event.tract_id, event.branch, event.old_head, event.new_head, event.reason, event.created_at, position)
+        elif isinstance(event, BranchCreated):
+            yield _MoveRow(event.tract_id, event.name, None, event.head, "branch", event.created_at, position)
+        elif isinstance(event, BranchDeleted):
+            yield _MoveRow(event.tract_id, event.name, None, None, "delete", event.created_at, position)
+
+
 class AnalyticsError(Exception):
     """A refused or failed analytics query."""
 
@@ -125,10 +238,6 @@ def _first_line(error: BaseException) -> str:
     return str(error).splitlines()[0] if str(error) else type(error).__name__
 
 
-def _json(value: dict[str, Any] | None) -> str | None:
-    return None if value is None else msgspec.json.encode(value).decode()
-
-
 class Analytics:
     """A DuckDB database (a file in the log directory, or in memory) mirroring the log."""
 
@@ -136,6 +245,7 @@ class Analytics:
         """`file_access` lets this connection write files (only for `export_parquet`)."""
         self._path = path
         self._file_access = file_access
+        self._scratch = tempfile.TemporaryDirectory(prefix="tract-analytics-")
         self._con = self._connect()
         try:
             self._checkpoint = self._load_state()
@@ -147,11 +257,7 @@ class Analytics:
     def _connect(self) -> duckdb.DuckDBPyConnection:
         import duckdb
 
-        config = {
-            "enable_external_access": self._file_access,
-            "autoinstall_known_extensions": False,
-            "autoload_known_extensions": False,
-        }
+        config = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
         target = ":memory:" if self._path is None else str(self._path)
         try:
             con = duckdb.connect(target, config=config)
@@ -162,6 +268,10 @@ class Analytics:
             self._discard_files()
             con = duckdb.connect(target, config=config)
         con.execute("SET TimeZone = 'UTC'")
+        if not self._file_access:
+            # Only our private scratch directory (bulk loads) stays reachable; then freeze settings.
+            con.execute("SET allowed_directories = ?", [[self._scratch.name + "/"]])
+            con.execute("SET enable_external_access = false")
         con.execute("SET lock_configuration = true")
         return con
 
@@ -266,44 +376,23 @@ class Analytics:
             raise
 
     def _load(self, records: Iterable[Record]) -> None:
-        con = self._con
-        commits = con.appender("commits", columns=_COMMIT_COLUMNS)
-        configs = con.appender("recorded_configs")
-        usage = con.appender("usage")
-        annotations = con.appender("annotations")
-        refs = con.appender("branch_moves")
-        for record in records:
-            event, position = record.event, record.position
-            if isinstance(event, CommitCreated):
-                own = event.generation_config
-                config = _json(own)
-                commits.append_row(
-                    event.commit_hash, event.tract_id, event.parent_hash, event.content_type, event.operation,
-                    event.response_to, event.message, event.token_count, event.created_at, config,
-                    _json(event.metadata), position, event.branch, event.merge_parent,
-                    *(typed_value(own, key) for key in TYPED_COLUMNS), config,
-                )  # fmt: skip
-            elif isinstance(event, GenerationConfigRecorded):
-                configs.append_row(
-                    event.commit_hash, event.tract_id, _json(event.generation_config), event.created_at, position
-                )
-            elif isinstance(event, UsageRecorded):
-                usage.append_row(
-                    event.tract_id, event.head_hash, event.prompt_tokens, event.completion_tokens,
-                    event.total_tokens, event.created_at, position,
-                )  # fmt: skip
-            elif isinstance(event, AnnotationAdded):
-                annotations.append_row(
-                    event.tract_id, event.target_hash, event.priority, event.reason, event.anchor, event.created_at, position
-                )
-            elif isinstance(event, RefMoved):
-                refs.append_row(event.tract_id, event.branch, event.old_head, event.new_head, event.reason, event.created_at, position)
-            elif isinstance(event, BranchCreated):
-                refs.append_row(event.tract_id, event.name, None, event.head, "branch", event.created_at, position)
-            elif isinstance(event, BranchDeleted):
-                refs.append_row(event.tract_id, event.name, None, None, "delete", event.created_at, position)
-        for appender in (commits, configs, usage, annotations, refs):
-            appender.flush()
+        """Encode the rows as JSON lines (msgspec, in C) and let DuckDB read each table's file
+        in one statement: several times faster than appending row by row from Python."""
+        encoder = msgspec.json.Encoder()
+        buffers: dict[type[msgspec.Struct], bytearray] = {}
+        for row in _rows(records):
+            buffer = buffers.get(type(row))
+            if buffer is None:
+                buffer = buffers[type(row)] = bytearray()
+            encoder.encode_into(row, buffer, -1)
+            buffer += b"\n"
+        for row_type, buffer in buffers.items():
+            path = Path(self._scratch.name) / f"{row_type.__name__}.jsonl"
+            path.write_bytes(buffer)
+            try:
+                self._con.execute(_LOADS[row_type], [str(path)])
+            finally:
+                path.unlink()
 
     # -- querying ------------------------------------------------------------
 
@@ -365,3 +454,4 @@ class Analytics:
 
     def close(self) -> None:
         self._con.close()
+        self._scratch.cleanup()

@@ -35,14 +35,6 @@ def json_pointer(field: str) -> str:
     return "".join("/" + part.replace("~", "~0").replace("/", "~1") for part in parts)
 
 
-def typed_value(config: dict[str, Any] | None, key: str) -> Any:
-    """The value for typed column `key`: the config's value when its JSON type fits, else None."""
-    value = None if config is None else config.get(key)
-    if TYPED_COLUMNS[key] == "VARCHAR":
-        return value if isinstance(value, str) else None
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-
 def config_predicate(column: str, field: str, operator: str, value: Any) -> tuple[str, list[Any]]:
     """SQL text (only our own fragments) and its parameters, for one config filter."""
     pointer = json_pointer(field)
