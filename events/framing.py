@@ -9,10 +9,12 @@ finished, so a torn tail is never confused with corruption in the middle.
 
 from __future__ import annotations
 
+import hashlib
 import struct
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from events.errors import LogCorruptError, LogFormatError
 
@@ -52,8 +54,18 @@ def frame(record: bytes) -> bytes:
     return FRAME_HEADER.pack(length, crc, zlib.crc32(_LENGTH_CRC.pack(length, crc))) + record
 
 
-@dataclass(frozen=True, slots=True)
-class Frame:
+def seal_frame(out: bytearray, start: int) -> tuple[int, bytes]:
+    """Fill in the header reserved at `start` for the record that follows it to the end of
+    `out` (framing in place, without copying the record); returns (length, record SHA-256)."""
+    with memoryview(out) as view, view[start + FRAME_HEADER.size :] as record:
+        length = len(record)
+        crc = zlib.crc32(record)
+        digest = hashlib.sha256(record).digest()
+    FRAME_HEADER.pack_into(out, start, length, crc, zlib.crc32(_LENGTH_CRC.pack(length, crc)))
+    return length, digest
+
+
+class Frame(NamedTuple):
     position: int
     offset: int
     end: int
@@ -98,43 +110,48 @@ class FrameScanner:
         buf_start = self.end
         offset, position = self.end, self.next_position
         pending: list[Frame] = []
-        while offset < self._size:
+        header_size, size, unpack, crc32 = FRAME_HEADER.size, self._size, FRAME_HEADER.unpack_from, zlib.crc32
+        while offset < size:
             rel = offset - buf_start
-            if len(buf) - rel < FRAME_HEADER.size:
-                buf, buf_start, rel = self._refill(offset, FRAME_HEADER.size)
-            if len(buf) - rel < FRAME_HEADER.size:
-                self._tear("partial frame header")
-                break
-            length, crc, header_crc = FRAME_HEADER.unpack_from(buf, rel)
-            if zlib.crc32(_LENGTH_CRC.pack(length, crc)) != header_crc:
-                if self._all_zero(offset):
-                    self._tear("zero-filled tail")
+            if len(buf) - rel < header_size:
+                buf, buf_start, rel = self._refill(offset, header_size)
+                if len(buf) < header_size:
+                    self._tear("partial frame header")
                     break
-                raise LogCorruptError(
-                    "damaged frame header", position=position, kind="bad header", offset=offset
-                )
-            end = offset + FRAME_HEADER.size + length
-            if end > self._size:
-                self._tear("record cut short")
-                break
-            if len(buf) - rel < FRAME_HEADER.size + length:
-                buf, buf_start, rel = self._refill(offset, FRAME_HEADER.size + length)
-            record = buf[rel + FRAME_HEADER.size : rel + FRAME_HEADER.size + length]
-            if length == 0 or zlib.crc32(record) != crc:
-                if end == self._size:
-                    self._tear("last record fails its checksum")
-                    break
-                raise LogCorruptError(
-                    "record fails its checksum", position=position, kind="bad checksum", offset=offset
-                )
-            pending.append(Frame(position, offset, end, record))
-            offset, position = end, position + 1
-            if record[0] & FLAG_BATCH_END:
-                yield from pending
-                pending.clear()
-                self.end, self.next_position = offset, position
+            length, crc, header_crc = unpack(buf, rel)
+            end = offset + header_size + length
+            if end <= size and length:
+                if len(buf) - rel < header_size + length:
+                    buf, buf_start, rel = self._refill(offset, header_size + length)
+                record = buf[rel + header_size : rel + header_size + length]
+                if crc32(record) == crc:  # the happy path: one checksum per record
+                    pending.append(Frame(position, offset, end, record))
+                    offset, position = end, position + 1
+                    if record[0] & FLAG_BATCH_END:
+                        yield from pending
+                        pending.clear()
+                        self.end, self.next_position = offset, position
+                    continue
+            self._tear(self._diagnose(offset, position, length, crc, header_crc, end))
+            break
         if pending and self.torn is None:
             self._tear("batch never finished")
+
+    def _diagnose(self, offset: int, position: int, length: int, crc: int, header_crc: int, end: int) -> str:
+        """Why the frame at `offset` is not whole: a torn tail (returns the reason) or damage (raises).
+
+        The header's own checksum tells a damaged length field from a write the
+        OS never finished, so corruption in the middle is never cut off as a tail.
+        """
+        if zlib.crc32(_LENGTH_CRC.pack(length, crc)) != header_crc:
+            if self._all_zero(offset):
+                return "zero-filled tail"
+            raise LogCorruptError("damaged frame header", position=position, kind="bad header", offset=offset)
+        if end > self._size:
+            return "record cut short"
+        if end == self._size:
+            return "last record fails its checksum"
+        raise LogCorruptError("record fails its checksum", position=position, kind="bad checksum", offset=offset)
 
     def _refill(self, offset: int, need: int) -> tuple[memoryview, int, int]:
         data = self._read(offset, min(max(_CHUNK, need), self._size - offset))

@@ -13,7 +13,7 @@ import hashlib
 import threading
 import warnings
 from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -32,17 +32,19 @@ from events.framing import (
     TornTail,
     check_file_header,
     file_header,
-    frame,
+    seal_frame,
 )
 from events.storage import FileStorage, MemoryStorage, sync_directory
 from events.types import Event, Record
 from events.verify import Progress, VerifyReport, verify_storage
 
 SyncMode = Literal["always", "batch"]
+Apply = Callable[[Record], None]
 BATCH_SYNC_INTERVAL = 0.05
 """With sync="batch", the longest a written record waits for its fsync (seconds)."""
 
 _READ_CHUNK = 8 * 1024 * 1024
+_NO_HEADER = bytes(FRAME_HEADER.size)
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(Record)
 
@@ -79,7 +81,7 @@ class EventLog:
     @classmethod
     def memory(cls) -> EventLog:
         log = cls(MemoryStorage(), readonly=False, sync="always")
-        log._storage.write(file_header())
+        log._storage.write(file_header(), 0)
         return log
 
     @classmethod
@@ -90,11 +92,15 @@ class EventLog:
         readonly: bool = False,
         sync: SyncMode = "always",
         resume: Checkpoint | None = None,
+        fold: Callable[[bool], Apply] | None = None,
     ) -> EventLog:
         """Open (a writer creates it if missing) the log in `directory`.
 
         `resume` lets the scan start after a known record instead of from the
         start; it is ignored unless that record is really there with that hash.
+        `fold(resumed)` returns a function that is handed every record the open
+        scans (all of them, or those after `resume` when it was used), so a view
+        is built in the same pass that checks the log.
         """
         if sync not in ("always", "batch"):
             raise ValueError(f"sync must be 'always' or 'batch', not {sync!r}")
@@ -108,12 +114,12 @@ class EventLog:
         log = cls(storage, readonly=readonly, sync=sync)
         try:
             if storage.size() == 0 and not readonly:
-                storage.write(file_header())
+                storage.write(file_header(), 0)
                 storage.sync()
                 sync_directory(directory)
             check_file_header(storage.read(0, FILE_HEADER.size), str(path))
             log.resumed = resume is not None and log._resume(resume)
-            log.refresh()
+            log.refresh(fold(log.resumed) if fold is not None else None)
             if log.torn_tail is not None and not readonly:
                 log._cut_torn_tail(str(path))
         except BaseException:
@@ -139,14 +145,29 @@ class EventLog:
             return Checkpoint(0, FILE_HEADER.size, FILE_HEADER.size, GENESIS_HASH)
         return Checkpoint(position, self._offset_of(position), self._end, self._last_hash)
 
-    def refresh(self) -> int:
-        """Pick up records appended since the last scan (by another process); returns the new head position."""
+    def refresh(self, apply: Apply | None = None) -> int:
+        """Pick up records appended since the last scan (by another process); returns the new head position.
+
+        With `apply`, each new record is also decoded and handed to it, in the same
+        single pass that checks and indexes it.
+        """
         if self._frozen:
             return self.head_position
         scanner = FrameScanner(self._storage.read, self._storage.size(), self._end, self._next_position)
         last: Frame | None = None
+        offsets, decode = self._offsets, _decoder.decode
         for last in scanner:
-            self._offsets.append(last.offset)
+            offsets.append(last.offset)
+            if apply is not None:
+                record = decode(last.record[1:])
+                if record.position != last.position:
+                    raise LogCorruptError(
+                        f"record says position {record.position}",
+                        position=last.position,
+                        kind="position mismatch",
+                        offset=last.offset,
+                    )
+                apply(record)
         if last is not None:
             self._last_hash = hashlib.sha256(last.record).digest()
         self._end, self._next_position = scanner.end, scanner.next_position
@@ -257,18 +278,19 @@ class EventLog:
             position = self._next_position
             last_index = len(events) - 1
             for index, event in enumerate(events):
-                body = _encoder.encode(Record(position, prev, event))
-                if len(body) + 1 > MAX_RECORD_BYTES:
+                start = len(out)
+                out += _NO_HEADER  # reserved; filled in once the record is encoded behind it
+                out.append(FLAG_BATCH_END if index == last_index else 0)
+                _encoder.encode_into(Record(position, prev, event), out, -1)
+                length, prev = seal_frame(out, start)
+                if length > MAX_RECORD_BYTES:
                     raise RecordTooLargeError(
-                        f"{type(event).__name__} encodes to {len(body)} bytes; a record holds at most "
+                        f"{type(event).__name__} encodes to {length} bytes; a record holds at most "
                         f"{MAX_RECORD_BYTES} bytes"
                     )
-                record = bytes((FLAG_BATCH_END if index == last_index else 0,)) + body
-                starts.append(self._end + len(out))
-                out += frame(record)
-                prev = hashlib.sha256(record).digest()
+                starts.append(self._end + start)
                 position += 1
-            self._storage.write(bytes(out))
+            self._storage.write(out, self._end)
             self._end += len(out)
             self._next_position = position
             self._last_hash = prev

@@ -25,7 +25,7 @@ class MemoryStorage:
     def read(self, offset: int, length: int) -> bytes:
         return bytes(self._data[offset : offset + length])
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | bytearray, end: int) -> None:
         self._data += data
 
     def truncate(self, size: int) -> None:
@@ -60,16 +60,15 @@ class FileStorage:
     def read(self, offset: int, length: int) -> bytes:
         return os.pread(self._fd, length, offset)
 
-    def write(self, data: bytes) -> None:
-        """Append all of data, or cut the file back to where it was and raise."""
-        start = self.size()
+    def write(self, data: bytes | bytearray, end: int) -> None:
+        """Append all of data after byte `end` (the current end), or cut the file back there and raise."""
         view = memoryview(data)
         try:
             while view:
                 written = os.write(self._fd, view)
                 view = view[written:]
         except BaseException:
-            os.ftruncate(self._fd, start)
+            os.ftruncate(self._fd, end)
             raise
 
     def truncate(self, size: int) -> None:

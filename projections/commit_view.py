@@ -138,6 +138,9 @@ class CommitView:
 
     # -- folding -------------------------------------------------------------
 
+    def apply_record(self, record: Record) -> None:
+        self.apply(record.position, record.event)
+
     def apply_records(self, records: Iterable[Record]) -> None:
         with paused_gc():
             for record in records:

@@ -28,6 +28,7 @@ from events import (
     EventLog,
     GenerationConfigRecorded,
     HeadChanged,
+    Record,
     RefMoved,
     SyncMode,
     TractCreated,
@@ -38,6 +39,7 @@ from events import (
 from events.jsonl import exported_records, write_jsonl
 from projections import CommitView, StoredCommit, load_snapshot, save_snapshot
 from projections.commit_view import TractState, merge_content
+from projections.bulk import paused_gc
 from projections.analytics import ANALYTICS_FILE, Analytics, AnalyticsError, QueryResult
 from tract.compiled import CompiledContext
 from tract.branches import check_branch_name, plan_merge
@@ -547,7 +549,8 @@ class Tract:
                     break
                 newest_first.append(stored)
                 cursor = stored.event.parent_hash
-            return [self._info(stored) for stored in newest_first[:limit]]
+            with paused_gc():
+                return [self._info(stored) for stored in newest_first[:limit]]
 
     def get_annotations(self, commit_hash: str) -> list[Annotation]:
         with self._lock:
@@ -592,11 +595,8 @@ class Tract:
         """Read-only tracts: take in what the writer appended since; returns the head position."""
         with self._lock:
             self._check_open()
-            known = self._log.head_position
-            with storage_errors():
-                self._log.refresh()
-                self._view.apply_records(self._log.read(known + 1))
-            return self._log.head_position
+            with storage_errors(), paused_gc():
+                return self._log.refresh(self._view.apply_record)
 
     def replay(self, until_position: int | None = None, until_time: datetime | None = None) -> Tract:
         """A read-only view of this tract as it was after a log position or at a time."""
@@ -664,7 +664,9 @@ class Tract:
         with self._lock:
             with storage_errors():
                 hashes = self._analytics_db().commits_where_config(self._log, self._tract_id, field, operator, value)
-            return [self._info(self._view.state.commits[h]) for h in hashes]
+            commits = self._view.state.commits
+            with paused_gc():  # many new long-lived objects, no cycles
+                return [self._info(commits[h]) for h in hashes]
 
     def sql(self, query: str, params: list[Any] | dict[str, Any] | None = None) -> QueryResult:
         """Run one read-only SELECT over the analytics tables (all tracts of the log)."""
@@ -851,27 +853,23 @@ class Tract:
 
 
 def _open_directory(directory: Path, *, readonly: bool, sync: SyncMode) -> tuple[EventLog, CommitView]:
-    """Open the log and fold it into a view, starting from the snapshot when it matches."""
+    """Open the log and fold it into a view in the same pass, starting from the snapshot when it matches."""
     snapshot = load_snapshot(directory) if directory.is_dir() else None
-    with storage_errors():
-        log = EventLog.open(directory, readonly=readonly, sync=sync, resume=snapshot.checkpoint if snapshot else None)
-        try:
-            if snapshot is not None and log.resumed:
-                view = CommitView(snapshot.state)
-                view.apply_records(log.read(snapshot.checkpoint.position + 1))
-            else:
-                if snapshot is not None:
-                    warnings.warn(
-                        f"{directory}: snapshot does not match the log; rebuilding from the log",
-                        RuntimeWarning,
-                        stacklevel=3,
-                    )
-                view = CommitView()
-                view.apply_records(log.read(1))
-        except BaseException:
-            log.close()
-            raise
-    return log, view
+    views: list[CommitView] = []
+
+    def fold(resumed: bool) -> Callable[[Record], None]:
+        if snapshot is not None and not resumed:
+            warnings.warn(
+                f"{directory}: snapshot does not match the log; rebuilding from the log", RuntimeWarning, stacklevel=4
+            )
+        views.append(CommitView(snapshot.state if snapshot is not None and resumed else None))
+        return views[0].apply_record
+
+    with storage_errors(), paused_gc():
+        log = EventLog.open(
+            directory, readonly=readonly, sync=sync, resume=snapshot.checkpoint if snapshot else None, fold=fold
+        )
+    return log, views[0]
 
 
 def _annotation_model(entry: Any) -> Annotation:
