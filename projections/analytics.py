@@ -61,7 +61,7 @@ def _typed(kind: str, key: str, source: str) -> str:
     )
 
 
-_SCHEMA = f"""
+_SCHEMA = """
 CREATE TABLE projection_state (
     schema_version INTEGER, position BIGINT, log_offset BIGINT, log_end BIGINT, record_hash BLOB);
 CREATE TABLE commits (

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -16,7 +15,6 @@ from events import (
     LogFormatError,
     LogLockedError,
     LogReadOnlyError,
-    TractCreated,
     UsageRecorded,
 )
 from events.framing import FILE_HEADER, FORMAT_VERSION, MAGIC

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -527,3 +526,16 @@ def test_a_result_keeps_showing_its_own_moment(tract: Tract) -> None:
     assert before.generation_configs == [{"v": 1}] and before.commit_count == 1
     assert [m.content for m in after.messages] == ["first, edited", "second"]
     assert before != after and tract.compile() == after
+
+
+def test_a_writer_in_another_process_is_refused_at_once(tract: Tract, log_dir: Path) -> None:
+    import subprocess
+    import sys
+    import time
+
+    script = f"from tract import Tract\nTract.open({str(log_dir)!r})"
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and "LogLockedError" in done.stderr and "already open for writing" in done.stderr
+    assert time.monotonic() - started < 30  # refused, not waiting for the lock
+    tract.commit(user("still writable"))

@@ -208,7 +208,14 @@ def _existing(directory: str) -> Path:
 
 
 def _reader(args: argparse.Namespace) -> Tract:
-    return Tract.open(_existing(args.directory), tract_id=getattr(args, "tract", None), readonly=True)
+    """The log opened read-only (folding it may take a while on a long log without a snapshot)."""
+    directory = _existing(args.directory)
+    if sys.stderr.isatty():
+        print(f"\rreading {directory}…", end="", file=sys.stderr, flush=True)
+    try:
+        return Tract.open(directory, tract_id=getattr(args, "tract", None), readonly=True)
+    finally:
+        _end_progress()
 
 
 def _replayed(tract: Tract, at: str) -> Tract:
