@@ -10,9 +10,14 @@ from events.errors import (
     RecordTooLargeError,
 )
 from events.framing import GENESIS_HASH, LOG_FILE, MAX_RECORD_BYTES, TornTail
-from events.hashing import canonical_json, commit_hash, content_hash, expected_hashes, sealed_commit
+from events.hashing import (
+    canonical_json,
+    commit_hash,
+    content_hash,
+    expected_hashes,
+    sealed_commit,
+)
 from events.log import Checkpoint, EventLog, SyncMode
-from events.verify import Problem, VerifyReport, verify
 from events.types import (
     EVENT_TYPES,
     AnnotationAdded,
@@ -28,6 +33,7 @@ from events.types import (
     TractCreated,
     UsageRecorded,
 )
+from events.verify import Problem, VerifyReport, verify
 
 __all__ = [
     "EVENT_TYPES",

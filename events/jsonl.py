@@ -63,7 +63,9 @@ def import_jsonl(lines: Iterable[bytes], directory: str | Path, progress: Progre
     log = EventLog.open(directory)
     try:
         if log.head_position:
-            raise LogFormatError(f"{directory} already holds a log with {log.head_position} records; import into a new directory")
+            raise LogFormatError(
+                f"{directory} already holds a log with {log.head_position} records; import into a new directory"
+            )
         batch: list[ExportedRecord] = []
         for number, line in enumerate(lines, 1):
             if not line.strip():

@@ -19,7 +19,13 @@ from typing import Literal
 
 import msgspec
 
-from events.errors import LogCorruptError, LogError, LogFormatError, LogReadOnlyError, RecordTooLargeError
+from events.errors import (
+    LogCorruptError,
+    LogError,
+    LogFormatError,
+    LogReadOnlyError,
+    RecordTooLargeError,
+)
 from events.framing import (
     FILE_HEADER,
     FLAG_BATCH_END,
@@ -324,8 +330,7 @@ class EventLog:
         self._storage.truncate(torn.offset)
         self._storage.sync()
         warnings.warn(
-            f"{where}: cut off a torn tail at byte {torn.offset} (from position {torn.position}): "
-            f"{torn.reason}",
+            f"{where}: cut off a torn tail at byte {torn.offset} (from position {torn.position}): {torn.reason}",
             RuntimeWarning,
             stacklevel=3,
         )
@@ -346,5 +351,3 @@ class EventLog:
     @property
     def closed(self) -> bool:
         return self._closed
-
-

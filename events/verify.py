@@ -18,7 +18,13 @@ from pathlib import Path
 import msgspec
 
 from events.errors import LogCorruptError, LogFormatError
-from events.framing import FILE_HEADER, GENESIS_HASH, LOG_FILE, FrameScanner, check_file_header
+from events.framing import (
+    FILE_HEADER,
+    GENESIS_HASH,
+    LOG_FILE,
+    FrameScanner,
+    check_file_header,
+)
 from events.hashing import expected_hashes
 from events.storage import FileStorage, MemoryStorage
 from events.types import CommitCreated, Record
@@ -56,11 +62,15 @@ class VerifyReport:
 
     def __str__(self) -> str:
         if self.problem is None:
-            return f"ok: {self.records_checked} records, last position {self.last_position}, chain head {self.head_hash}"
+            return (
+                f"ok: {self.records_checked} records, last position {self.last_position}, chain head {self.head_hash}"
+            )
         return f"FAILED: {self.problem} ({self.records_checked} records checked before it)"
 
 
-def verify(directory: str | Path, *, anchor: tuple[int, str] | None = None, progress: Progress | None = None) -> VerifyReport:
+def verify(
+    directory: str | Path, *, anchor: tuple[int, str] | None = None, progress: Progress | None = None
+) -> VerifyReport:
     """Verify the log in `directory` without locking or writing anything."""
     path = Path(directory) / LOG_FILE
     if not path.exists():
@@ -120,19 +130,27 @@ class _Walk:
                 return problem
         record_hash = hashlib.sha256(raw).digest()
         if self.anchor is not None and self.anchor[0] == position and record_hash.hex() != self.anchor[1].lower():
-            return Problem(position, "anchor mismatch", f"chain hash is {record_hash.hex()}, not {self.anchor[1]}", offset)
+            return Problem(
+                position, "anchor mismatch", f"chain hash is {record_hash.hex()}, not {self.anchor[1]}", offset
+            )
         self.position, self.last_hash = position, record_hash
         return None
 
     def _check_commit(self, position: int, offset: int, event: CommitCreated) -> Problem | None:
         content_hash, commit_hash = expected_hashes(event)
         if content_hash != event.content_hash:
-            return Problem(position, "hash mismatch", f"content hashes to {content_hash}, event says {event.content_hash}", offset)
+            return Problem(
+                position, "hash mismatch", f"content hashes to {content_hash}, event says {event.content_hash}", offset
+            )
         if commit_hash != event.commit_hash:
-            return Problem(position, "hash mismatch", f"commit hashes to {commit_hash}, event says {event.commit_hash}", offset)
+            return Problem(
+                position, "hash mismatch", f"commit hashes to {commit_hash}, event says {event.commit_hash}", offset
+            )
         for reference in (event.parent_hash, event.response_to, event.merge_parent):
             if reference is not None and reference not in self.commits:
-                return Problem(position, "unknown parent", f"commit {event.commit_hash} refers to unknown {reference}", offset)
+                return Problem(
+                    position, "unknown parent", f"commit {event.commit_hash} refers to unknown {reference}", offset
+                )
         self.commits.add(event.commit_hash)
         return None
 

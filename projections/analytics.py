@@ -211,10 +211,18 @@ def _rows(records: Iterable[Record]) -> Iterator[msgspec.Struct]:
             )  # fmt: skip
         elif isinstance(event, AnnotationAdded):
             yield _AnnotationRow(
-                event.tract_id, event.target_hash, event.priority, event.reason, event.anchor, event.created_at, position
+                event.tract_id,
+                event.target_hash,
+                event.priority,
+                event.reason,
+                event.anchor,
+                event.created_at,
+                position,
             )
         elif isinstance(event, RefMoved):
-            yield _MoveRow(event.tract_id, event.branch, event.old_head, event.new_head, event.reason, event.created_at, position)
+            yield _MoveRow(
+                event.tract_id, event.branch, event.old_head, event.new_head, event.reason, event.created_at, position
+            )
         elif isinstance(event, BranchCreated):
             yield _MoveRow(event.tract_id, event.name, None, event.head, "branch", event.created_at, position)
         elif isinstance(event, BranchDeleted):
@@ -280,7 +288,11 @@ class Analytics:
 
     def _warn(self, error: BaseException) -> None:
         first = str(error).splitlines()[0] if str(error) else type(error).__name__
-        warnings.warn(f"{self._path}: damaged analytics database ({first}); rebuilding it from the log", RuntimeWarning, stacklevel=4)
+        warnings.warn(
+            f"{self._path}: damaged analytics database ({first}); rebuilding it from the log",
+            RuntimeWarning,
+            stacklevel=4,
+        )
 
     def _rebuild(self, error: BaseException) -> None:
         """Throw the file away and start empty: the next catch-up refills it from the log."""
@@ -353,7 +365,11 @@ class Analytics:
         self._recovering(log, lambda: None)
 
     def _catch_up(self, log: EventLog) -> None:
-        if self._checkpoint is None or not log.contains(self._checkpoint) or self._checkpoint.position > log.head_position:
+        if (
+            self._checkpoint is None
+            or not log.contains(self._checkpoint)
+            or self._checkpoint.position > log.head_position
+        ):
             if self._checkpoint is not None and self._checkpoint.position > 0:
                 warnings.warn("analytics database does not match the log; rebuilding it", RuntimeWarning, stacklevel=3)
             self._reset()
@@ -421,7 +437,9 @@ class Analytics:
         finally:
             con.execute("ROLLBACK")
 
-    def relation(self, log: EventLog, query: str, params: list[Any] | dict[str, Any] | None = None) -> duckdb.DuckDBPyRelation:
+    def relation(
+        self, log: EventLog, query: str, params: list[Any] | dict[str, Any] | None = None
+    ) -> duckdb.DuckDBPyRelation:
         def build() -> duckdb.DuckDBPyRelation:
             self._check_read_only(query)
             try:

@@ -217,7 +217,12 @@ class CommitView:
             return []
         moves = [
             RefEntry(
-                e.branch, e.parent_hash, e.commit_hash, "merge" if e.merge_parent else "commit", e.created_at, s.position
+                e.branch,
+                e.parent_hash,
+                e.commit_hash,
+                "merge" if e.merge_parent else "commit",
+                e.created_at,
+                s.position,
             )
             for s in self.state.commits.values()
             if (e := s.event).tract_id == tract_id and (branch is None or e.branch == branch)
@@ -306,7 +311,9 @@ class CommitView:
         return tract.usage if tract is not None else []
 
 
-def merge_content(branch: str, strategy: str, overridden_edits: list[str], overridden_annotations: list[int]) -> dict[str, Any]:
+def merge_content(
+    branch: str, strategy: str, overridden_edits: list[str], overridden_annotations: list[int]
+) -> dict[str, Any]:
     """The payload of a merge commit: what was merged, how, and what the strategy set aside."""
     return {
         "content_type": "merge",

@@ -58,8 +58,11 @@ def _typed_column_predicate(field: str, op: Any, value: Any) -> tuple[str, list[
         return None
     if op in COMPARISONS and op != "!=" and value is not None and _kind(value)[1] == sql_type:
         return f"{field} {COMPARISONS[op]} CAST(? AS {sql_type})", [_bindable(value)]
-    if op == "in" and isinstance(value, (list, tuple)) and value and all(
-        item is not None and _kind(item)[1] == sql_type for item in value
+    if (
+        op == "in"
+        and isinstance(value, (list, tuple))
+        and value
+        and all(item is not None and _kind(item)[1] == sql_type for item in value)
     ):
         return f"{field} IN (SELECT unnest(CAST(? AS {sql_type}[])))", [[_bindable(item) for item in value]]
     return None
@@ -108,7 +111,9 @@ def _comparison(column: str, pointer: str, op: str, value: Any) -> tuple[str, li
         test = "=" if op == "=" else "<>"
         return f"json_type({column}, ?) {test} 'NULL'", [pointer]
     types, sql_type, extract = _kind(value)
-    matching = f"(json_type({column}, ?) IN {types} AND {extract.format(col=column)} {COMPARISONS[op]} CAST(? AS {sql_type}))"
+    matching = (
+        f"(json_type({column}, ?) IN {types} AND {extract.format(col=column)} {COMPARISONS[op]} CAST(? AS {sql_type}))"
+    )
     value = _bindable(value)
     if op != "!=":
         return matching, [pointer, pointer, value]

@@ -56,7 +56,9 @@ def load_snapshot(directory: Path) -> Snapshot | None:
     except FileNotFoundError:
         return None
     if not data.startswith(_MAGIC):
-        warnings.warn(f"{path}: not a snapshot this version wrote; rebuilding from the log", RuntimeWarning, stacklevel=2)
+        warnings.warn(
+            f"{path}: not a snapshot this version wrote; rebuilding from the log", RuntimeWarning, stacklevel=2
+        )
         return None
     header = len(_MAGIC) + _CRC.size
     body = memoryview(data)[header:]

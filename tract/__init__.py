@@ -1,5 +1,6 @@
 """tract: git-like version control for LLM context windows, on an append-only event log."""
 
+from events import Problem, VerifyReport
 from tract.compiled import CompiledContext
 from tract.content import (
     ArtifactContent,
@@ -52,7 +53,6 @@ from tract.models import (
     TractConfig,
 )
 from tract.tokens import NullTokenCounter, TiktokenCounter, TokenCounter
-from events import Problem, VerifyReport
 from tract.tract import Tract
 
 __all__ = [

@@ -16,13 +16,7 @@ def check_branch_name(name: object) -> str:
     not starting with '-', '/' or '.', not ending with '/', '.' or '.lock'; not 'HEAD' or '@'."""
     if not isinstance(name, str) or not name:
         raise BranchError("a branch name must be a non-empty string")
-    if (
-        len(name) > 200
-        or _FORBIDDEN.search(name)
-        or name[0] in "-/."
-        or name[-1] in "/."
-        or name in ("HEAD", "@")
-    ):
+    if len(name) > 200 or _FORBIDDEN.search(name) or name[0] in "-/." or name[-1] in "/." or name in ("HEAD", "@"):
         raise BranchError(f"{name!r} is not a valid branch name (git's ref-name rules apply)")
     return name
 

@@ -119,9 +119,7 @@ def _events(args: argparse.Namespace) -> int:
 
 def _branches(args: argparse.Namespace) -> int:
     with _reader(args) as tract:
-        rows = [
-            ("*" if b.current else "", b.name, (b.head or "")[:12], b.commit_count) for b in tract.list_branches()
-        ]
+        rows = [("*" if b.current else "", b.name, (b.head or "")[:12], b.commit_count) for b in tract.list_branches()]
     print(format_table(["", "branch", "head", "commits"], rows))
     return 0
 
@@ -171,7 +169,9 @@ def _import(args: argparse.Namespace) -> int:
     with open(args.jsonl, "rb") as lines, storage_errors():
         log = import_jsonl(lines, args.directory, progress=_progress("imported"))
     _end_progress()
-    print(f"imported {log.head_position} records into {args.directory}; chain head {log.head_position}:{log.head_hash.hex()}")
+    print(
+        f"imported {log.head_position} records into {args.directory}; chain head {log.head_position}:{log.head_hash.hex()}"
+    )
     log.close()
     return 0
 
@@ -251,7 +251,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tract", description="Version control for LLM context windows.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def command(name: str, run: Callable[[argparse.Namespace], int], help: str, *, directory: bool = True) -> argparse.ArgumentParser:
+    def command(
+        name: str, run: Callable[[argparse.Namespace], int], help: str, *, directory: bool = True
+    ) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help, description=help)
         if directory:
             sub.add_argument("directory", help="log directory")

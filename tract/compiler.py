@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
+
 import msgspec
 
 from events import CommitCreated
@@ -228,4 +229,3 @@ class Compiler:
         compiled.shared = True
         window = CompiledWindow(compiled.messages, compiled.originals, compiled.configs, len(compiled.originals))
         return CompiledContext.build(window, token_count=token_count, token_source=source)
-

@@ -27,7 +27,11 @@ def diff_contexts(a_head: str | None, a: CompiledContext, b_head: str | None, b:
         if j is None:
             continue
         if a.messages[i] != b.messages[j] or i != j:
-            changed.append(MessageChange(commit_hash=h, a_position=i, b_position=j, a_message=a.messages[i], b_message=b.messages[j]))
+            changed.append(
+                MessageChange(
+                    commit_hash=h, a_position=i, b_position=j, a_message=a.messages[i], b_message=b.messages[j]
+                )
+            )
         if a_configs[i] != b_configs[j]:
             config_changes.append(ConfigChange(commit_hash=h, a_config=a_configs[i], b_config=b_configs[j]))
     return ContextDiff(

@@ -9,7 +9,6 @@ from typing import Any, Literal, NamedTuple, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 

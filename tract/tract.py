@@ -38,19 +38,19 @@ from events import (
 )
 from events.jsonl import exported_records, write_jsonl
 from projections import CommitView, StoredCommit, load_snapshot, save_snapshot
-from projections.commit_view import TractState, merge_content
-from projections.bulk import paused_gc
 from projections.analytics import ANALYTICS_FILE, Analytics, AnalyticsError, QueryResult
-from tract.compiled import CompiledContext
+from projections.bulk import paused_gc
+from projections.commit_view import TractState, merge_content
 from tract.branches import check_branch_name, plan_merge
+from tract.compiled import CompiledContext
 from tract.compiler import Compiler
-from tract.diff import diff_contexts
 from tract.content import ContentRegistry
+from tract.diff import diff_contexts
 from tract.errors import (
     BranchError,
     BudgetExceededError,
-    DetachedHeadError,
     CommitNotFoundError,
+    DetachedHeadError,
     EditTargetError,
     QueryError,
     ReadOnlyError,
@@ -144,7 +144,11 @@ class Tract:
             chosen = tract_id or view.default_tract
             if chosen is None or chosen not in view.state.tracts:
                 if readonly:
-                    raise TractError(f"{directory}: no tract {chosen!r} in this log" if chosen else f"{directory}: the log holds no tract")
+                    raise TractError(
+                        f"{directory}: no tract {chosen!r} in this log"
+                        if chosen
+                        else f"{directory}: the log holds no tract"
+                    )
                 chosen = chosen or uuid.uuid4().hex
                 created = TractCreated(tract_id=chosen, created_at=_now())
                 with storage_errors():
@@ -259,7 +263,10 @@ class Tract:
             if content_type == "instruction" and operation is CommitOperation.APPEND:
                 new.append(
                     self._annotation(
-                        event.commit_hash, Priority.PINNED, "instructions are pinned by default", anchor=event.commit_hash
+                        event.commit_hash,
+                        Priority.PINNED,
+                        "instructions are pinned by default",
+                        anchor=event.commit_hash,
                     )
                 )
             self._write(new)
@@ -367,7 +374,9 @@ class Tract:
                 self.switch(ref)
             else:
                 commit_hash = self.resolve(ref)
-                self._write([HeadChanged(tract_id=self._tract_id, created_at=_now(), branch=None, commit_hash=commit_hash)])
+                self._write(
+                    [HeadChanged(tract_id=self._tract_id, created_at=_now(), branch=None, commit_hash=commit_hash)]
+                )
             head = self.head
             return self._info(self._view.state.commits[head]) if head is not None else None
 
@@ -398,7 +407,18 @@ class Tract:
                 raise BranchError(f"{target[:12]} is not in the history of branch {branch!r}")
             old = self.head
             if old != target:
-                self._write([RefMoved(tract_id=self._tract_id, created_at=_now(), branch=branch, old_head=old, new_head=target, reason="reset")])
+                self._write(
+                    [
+                        RefMoved(
+                            tract_id=self._tract_id,
+                            created_at=_now(),
+                            branch=branch,
+                            old_head=old,
+                            new_head=target,
+                            reason="reset",
+                        )
+                    ]
+                )
             return self._info(self._view.state.commits[target])
 
     def reflog(self, branch: str | None = None) -> list[RefLogEntry]:
@@ -432,7 +452,14 @@ class Tract:
             if branch == current or theirs is None or theirs in self._history_hashes(ours):
                 return MergeResult(kind="up-to-date", head=ours)
             if ours is None or ours in self._history_hashes(theirs):
-                moved = RefMoved(tract_id=self._tract_id, created_at=_now(), branch=current, old_head=ours, new_head=theirs, reason=f"merge {branch} (fast-forward)")
+                moved = RefMoved(
+                    tract_id=self._tract_id,
+                    created_at=_now(),
+                    branch=current,
+                    old_head=ours,
+                    new_head=theirs,
+                    reason=f"merge {branch} (fast-forward)",
+                )
                 self._write([moved])
                 return MergeResult(kind="fast-forward", head=theirs)
             plan = plan_merge(self._view, ours, theirs, strategy, branch)
@@ -873,7 +900,9 @@ def _open_directory(directory: Path, *, readonly: bool, sync: SyncMode) -> tuple
 
 
 def _annotation_model(entry: Any) -> Annotation:
-    return Annotation(priority=Priority(entry.priority), reason=entry.reason, created_at=entry.created_at, position=entry.position)
+    return Annotation(
+        priority=Priority(entry.priority), reason=entry.reason, created_at=entry.created_at, position=entry.position
+    )
 
 
 def _now() -> datetime:
