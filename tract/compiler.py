@@ -149,8 +149,11 @@ class Compiler:
 
     def _apply(self, compiled: _Compiled, stored: StoredCommit, at_time: datetime | None, markers: bool) -> None:
         event = stored.event
-        compiled.head, compiled.head_position = event.commit_hash, max(compiled.head_position, stored.position)
-        if event.operation == "merge" or self._view.is_skipped(event.commit_hash, compiled.visible):
+        commit_hash = event.commit_hash
+        compiled.head, compiled.head_position = commit_hash, max(compiled.head_position, stored.position)
+        if event.operation == "merge" or (
+            commit_hash in self._view.state.annotations and self._view.is_skipped(commit_hash, compiled.visible)
+        ):
             return
         if event.operation == "edit":
             if event.commit_hash in compiled.visible.ignored_edits:
@@ -165,9 +168,13 @@ class Compiler:
                 compiled.total += tokens - compiled.tokens[slot]
                 compiled.messages[slot], compiled.tokens[slot], compiled.configs[slot] = message, tokens, config
             return
-        message, tokens, config = self._slot(compiled, event.commit_hash, at_time, markers)
-        compiled.index[event.commit_hash] = len(compiled.originals)
-        compiled.originals.append(event.commit_hash)
+        if commit_hash in compiled.edit_of:  # edited before it was applied (a merged history)
+            message, tokens, config = self._slot(compiled, commit_hash, at_time, markers)
+        else:
+            message, tokens = self._render(event)
+            config = self._config_for(commit_hash, None, at_time)
+        compiled.index[commit_hash] = len(compiled.originals)
+        compiled.originals.append(commit_hash)
         compiled.messages.append(message)
         compiled.tokens.append(tokens)
         compiled.configs.append(config)
