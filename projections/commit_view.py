@@ -110,14 +110,9 @@ class Visibility:
     ancestors: set[str] = field(default_factory=set)
     ignored_edits: set[str] = field(default_factory=set)
     ignored_annotations: set[int] = field(default_factory=set)
-    at_time: datetime | None = None
 
     def sees(self, entry: AnnotationEntry) -> bool:
-        return (
-            (entry.anchor is None or entry.anchor in self.ancestors)
-            and entry.position not in self.ignored_annotations
-            and (self.at_time is None or entry.created_at <= self.at_time)
-        )
+        return (entry.anchor is None or entry.anchor in self.ancestors) and entry.position not in self.ignored_annotations
 
     def include(self, stored: StoredCommit) -> None:
         """Take in one more commit of the history (and what a merge sets aside)."""
@@ -135,6 +130,14 @@ class CommitView:
         """Bumped whenever an annotation may flip some commit's SKIP status."""
         self.config_changes: list[str] = []
         """Commits whose config was recorded after creation, in log order."""
+        self.anchors: set[str] = {
+            entry.anchor
+            for target, entries in self.state.annotations.items()
+            for entry in entries
+            if entry.anchor is not None and entry.anchor != target
+        }
+        """Commits at which an annotation of some other commit was made: a history that
+        gains one of them may see an older message's priority change."""
 
     # -- folding -------------------------------------------------------------
 
@@ -154,6 +157,8 @@ class CommitView:
         elif isinstance(event, AnnotationAdded):
             entries = state.annotations.setdefault(event.target_hash, [])
             entries.append(AnnotationEntry(event.priority, event.reason, event.created_at, position, event.anchor))
+            if event.anchor is not None and event.anchor != event.target_hash:
+                self.anchors.add(event.anchor)
             if event.priority == "skip" or len(entries) > 1:
                 self.skip_changes += 1
         elif isinstance(event, GenerationConfigRecorded):
@@ -248,28 +253,50 @@ class CommitView:
         return out
 
     def history(self, head: str | None) -> list[StoredCommit]:
-        """Every commit `head` contains, in compile order: at a merge, ours first,
-        then the merged branch's commits that ours did not already have."""
-        chain = self.first_parents(head)
-        if not any(stored.event.merge_parent for stored in chain):
-            return chain
+        """Every commit `head` contains, in compile order: at a merge, ours first, then
+        the merged branch's commits that ours did not already have, then the merge.
+
+        Each commit is visited once (linear in the history, however the branches
+        were merged back and forth), with an explicit stack rather than recursion.
+        """
         out: list[StoredCommit] = []
         seen: set[str] = set()
-        for stored in chain:
+        # Frames: [first-parent segment (root -> tip) not yet seen, index, merge parent expanded?]
+        frames: list[list[Any]] = [[self._unseen_segment(head, seen), 0, False]]
+        while frames:
+            frame = frames[-1]
+            segment, index, expanded = frame
+            if index == len(segment):
+                frames.pop()
+                continue
+            stored = segment[index]
+            commit_hash = stored.event.commit_hash
             merged = stored.event.merge_parent
-            for theirs in self.history(merged) if merged else ():
-                if theirs.event.commit_hash not in seen:
-                    seen.add(theirs.event.commit_hash)
-                    out.append(theirs)
-            seen.add(stored.event.commit_hash)
-            out.append(stored)
+            if commit_hash not in seen and merged is not None and not expanded:
+                frame[2] = True
+                frames.append([self._unseen_segment(merged, seen), 0, False])
+                continue
+            if commit_hash not in seen:
+                seen.add(commit_hash)
+                out.append(stored)
+            frame[1], frame[2] = index + 1, False
         return out
 
-    def visibility(self, head: str | None, at_time: datetime | None = None) -> Visibility:
-        visible = Visibility(at_time=at_time)
+    def _unseen_segment(self, head: str | None, seen: set[str]) -> list[StoredCommit]:
+        """The first-parent chain back from `head` to the first commit already seen, root first."""
+        commits = self.state.commits
+        segment: list[StoredCommit] = []
+        while head is not None and head not in seen:
+            stored = commits[head]
+            segment.append(stored)
+            head = stored.event.parent_hash
+        segment.reverse()
+        return segment
+
+    def visibility(self, head: str | None) -> Visibility:
+        visible = Visibility()
         for stored in self.history(head):
-            if at_time is None or stored.event.created_at <= at_time:
-                visible.include(stored)
+            visible.include(stored)
         return visible
 
     # -- annotations and configs ---------------------------------------------
@@ -289,15 +316,11 @@ class CommitView:
     def is_skipped(self, commit_hash: str, visible: Visibility | None = None) -> bool:
         return self.priority(commit_hash, visible) == "skip"
 
-    def config(self, commit_hash: str, at_time: datetime | None = None) -> JsonObject | None:
+    def config(self, commit_hash: str) -> JsonObject | None:
         """The commit's effective config: the latest recorded one, else its own."""
         recorded = self.state.recorded_configs.get(commit_hash)
         if recorded:
-            if at_time is None:
-                return recorded[-1].config
-            for entry in reversed(recorded):
-                if entry.created_at <= at_time:
-                    return entry.config
+            return recorded[-1].config
         return self.state.commits[commit_hash].event.generation_config
 
     def config_history(self, commit_hash: str) -> list[ConfigEntry]:

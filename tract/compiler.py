@@ -3,8 +3,8 @@
 The cache holds the last few compiled heads (one per branch recently
 compiled) as parallel lists (originals, messages, token counts, encoded
 configs). Moving a head forward applies only the new commits; a config
-recorded later updates one slot; only a SKIP change (which changes which
-commits are messages) or a merge recompiles from the root. Token counts
+recorded later updates one slot. A SKIP change, a merge, or moving onto a
+commit at which older messages were annotated recompiles from the root. Token counts
 come from the commit events when they were counted with the same tokenizer,
 so a cold compile never re-tokenizes history.
 """
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from datetime import datetime
 
 import msgspec
 
@@ -72,11 +71,11 @@ class Compiler:
         return self._result(self._catch_up(head), usage)
 
     def compile_at(
-        self, head: str | None, *, at_time: datetime | None = None, edit_markers: bool = False
+        self, head: str | None, *, edit_markers: bool = False
     ) -> CompiledContext:
-        """A one-off full compile (time travel, markers); leaves the cache alone."""
+        """A one-off full compile (at a commit, or with edit markers); leaves the cache alone."""
         compiled = _Compiled()
-        self._build(compiled, head, at_time=at_time, edit_markers=edit_markers)
+        self._build(compiled, head, edit_markers=edit_markers)
         return self._result(compiled, None)
 
     def tokens_with(self, head: str | None, event: CommitCreated) -> int:
@@ -125,29 +124,33 @@ class Compiler:
             if cursor is None:
                 return False
             stored = self._view.get(cursor)
-            if stored is None or stored.position <= live.head_position or stored.event.merge_parent:
+            if (
+                stored is None
+                or stored.position <= live.head_position
+                or stored.event.merge_parent
+                or cursor in self._view.anchors  # may re-prioritise messages already compiled
+            ):
                 return False
             new.append(stored)
             cursor = stored.event.parent_hash
         for stored in reversed(new):
             live.visible.include(stored)
-            self._apply(live, stored, None, False)
+            self._apply(live, stored, False)
         return True
 
     def _build(
-        self, compiled: _Compiled, head: str | None, *, at_time: datetime | None = None, edit_markers: bool = False
+        self, compiled: _Compiled, head: str | None, *, edit_markers: bool = False
     ) -> None:
         compiled.skip_changes_seen = self._view.skip_changes
         compiled.config_changes_seen = len(self._view.config_changes)
-        compiled.visible.at_time = at_time
-        history = [s for s in self._view.history(head) if at_time is None or s.event.created_at <= at_time]
+        history = self._view.history(head)
         for stored in history:
             compiled.visible.include(stored)
         for stored in history:
-            self._apply(compiled, stored, at_time, edit_markers)
+            self._apply(compiled, stored, edit_markers)
         compiled.head = head
 
-    def _apply(self, compiled: _Compiled, stored: StoredCommit, at_time: datetime | None, markers: bool) -> None:
+    def _apply(self, compiled: _Compiled, stored: StoredCommit, markers: bool) -> None:
         event = stored.event
         commit_hash = event.commit_hash
         compiled.head, compiled.head_position = commit_hash, max(compiled.head_position, stored.position)
@@ -164,15 +167,15 @@ class Compiler:
             slot = compiled.index.get(target)
             if slot is not None:
                 compiled.own_slots()
-                message, tokens, config = self._slot(compiled, target, at_time, markers)
+                message, tokens, config = self._slot(compiled, target, markers)
                 compiled.total += tokens - compiled.tokens[slot]
                 compiled.messages[slot], compiled.tokens[slot], compiled.configs[slot] = message, tokens, config
             return
         if commit_hash in compiled.edit_of:  # edited before it was applied (a merged history)
-            message, tokens, config = self._slot(compiled, commit_hash, at_time, markers)
+            message, tokens, config = self._slot(compiled, commit_hash, markers)
         else:
             message, tokens = self._render(event)
-            config = self._config_for(commit_hash, None, at_time)
+            config = self._config_for(commit_hash, None)
         compiled.index[commit_hash] = len(compiled.originals)
         compiled.originals.append(commit_hash)
         compiled.messages.append(message)
@@ -181,20 +184,20 @@ class Compiler:
         compiled.total += tokens
 
     def _slot(
-        self, compiled: _Compiled, original: str, at_time: datetime | None, markers: bool
+        self, compiled: _Compiled, original: str, markers: bool
     ) -> tuple[Message, int, bytes]:
         """Message, tokens and config of one original, as its effective edit leaves it."""
         edit = compiled.edit_of.get(original)
         source = self._view.get(edit or original)
         assert source is not None
         message, tokens = self._render(source.event, marker=markers and edit is not None)
-        return message, tokens, self._config_for(original, edit, at_time)
+        return message, tokens, self._config_for(original, edit)
 
-    def _config_for(self, original: str, edit: str | None, at_time: datetime | None) -> bytes:
+    def _config_for(self, original: str, edit: str | None) -> bytes:
         view = self._view
-        config = view.config(edit, at_time) if edit is not None else None
+        config = view.config(edit) if edit is not None else None
         if config is None:
-            config = view.config(original, at_time)
+            config = view.config(original)
         return _encode_json(config) if config else _EMPTY_CONFIG
 
     def _apply_config_changes(self, compiled: _Compiled) -> None:
@@ -204,7 +207,7 @@ class Compiler:
             slot = compiled.index.get(original)
             if slot is not None:
                 compiled.own_slots()
-                compiled.configs[slot] = self._config_for(original, compiled.edit_of.get(original), None)
+                compiled.configs[slot] = self._config_for(original, compiled.edit_of.get(original))
         compiled.config_changes_seen = len(changes)
 
     def _render(self, event: CommitCreated, *, marker: bool = False) -> tuple[Message, int]:

@@ -164,6 +164,8 @@ class Tract:
         with self._lock:
             if self._closed:
                 return
+            if self._staged is not None:
+                raise TractError("close() inside batch(): leave the batch first (its commits are not written yet)")
             self._closed = True
             try:
                 if self._directory is not None and not self._log.readonly and self._log.head_position:
@@ -323,19 +325,20 @@ class Tract:
         """Commits inside land together or not at all; an exception leaves log and HEAD as before."""
         with self._lock:
             self._check_writable()
-            if self._staged is not None:
-                yield self
-                return
-            self._staged = []
+            outer = self._staged is not None
+            mark = len(self._staged) if self._staged is not None else 0
+            if not outer:
+                self._staged = []
             try:
                 yield self
-                staged = self._staged
-                self._staged = None
-                if staged:
-                    with storage_errors():
-                        self._log.append(staged)
+                if not outer:
+                    staged, self._staged = self._staged, None
+                    if staged:
+                        with storage_errors():
+                            self._log.append(staged)
             except BaseException:
-                self._staged = None
+                kept = self._staged[:mark] if outer and self._staged is not None else []
+                self._staged = kept if outer else None
                 self._rebuild_view()
                 raise
 
@@ -547,9 +550,9 @@ class Tract:
                 self._require(at_commit)
                 return self._compiler.compile_at(at_commit, edit_markers=include_edit_annotations)
             if at_time is not None:
-                return self._compiler.compile_at(
-                    self.head, at_time=_aware(at_time), edit_markers=include_edit_annotations
-                )
+                # Exactly the state of that moment (HEAD, branches, annotations, configs), from the log.
+                with self.replay(until_time=at_time) as then:
+                    return then.compile(include_edit_annotations=include_edit_annotations)
             if include_edit_annotations:
                 return self._compiler.compile_at(self.head, edit_markers=True)
             usage = self._view.usage(self._tract_id)
@@ -754,10 +757,13 @@ class Tract:
             self._view.apply(first + offset, event)
 
     def _rebuild_view(self) -> None:
-        """Refold the view from the log: how a failed batch is forgotten."""
+        """Refold the view from the log (plus what an enclosing batch still holds):
+        how a failed batch is forgotten."""
         view = CommitView()
         with storage_errors():
             view.apply_records(self._log.read(1))
+        for offset, event in enumerate(self._staged or (), start=self._log.head_position + 1):
+            view.apply(offset, event)
         self._view = view
         self._compiler = Compiler(view, self._registry, self._counter)
 
