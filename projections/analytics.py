@@ -237,6 +237,8 @@ class AnalyticsError(Exception):
 class QueryResult:
     columns: list[str]
     rows: list[tuple[Any, ...]]
+    types: list[str]
+    """DuckDB's type of each column, e.g. VARCHAR, DOUBLE, JSON."""
 
     def dicts(self) -> list[dict[str, Any]]:
         return [dict(zip(self.columns, row)) for row in self.rows]
@@ -423,13 +425,13 @@ class Analytics:
         return self._recovering(log, lambda: self._read(query, params))
 
     def _read(self, query: str, params: list[Any] | dict[str, Any] | None) -> QueryResult:
+        """Run a checked read-only query in a transaction that is always rolled back."""
         con = self._con
         self._check_read_only(query)
         con.execute("BEGIN TRANSACTION")
         try:
-            cursor = con.execute(query, params)
-            columns = [column[0] for column in cursor.description or []]
-            return QueryResult(columns, cursor.fetchall())
+            relation = con.sql(query, params=params)
+            return QueryResult(relation.columns, relation.fetchall(), [str(kind) for kind in relation.types])
         except Exception as error:
             if self._is_damage(error):
                 raise
@@ -440,16 +442,18 @@ class Analytics:
     def relation(
         self, log: EventLog, query: str, params: list[Any] | dict[str, Any] | None = None
     ) -> duckdb.DuckDBPyRelation:
-        def build() -> duckdb.DuckDBPyRelation:
-            self._check_read_only(query)
-            try:
-                return self._con.sql(query, params=params)
-            except Exception as error:
-                if self._is_damage(error):
-                    raise
-                raise AnalyticsError(_first_line(error)) from None
+        """The query's result as a relation on a throwaway in-memory database of its own,
+        so nothing done with the relation can reach the projection."""
+        import duckdb
 
-        return self._recovering(log, build)
+        result = self._recovering(log, lambda: self._read(query, params))
+        scratch = duckdb.connect(config={"enable_external_access": False, "autoload_known_extensions": False})
+        columns = ", ".join(f'"{name.replace(chr(34), chr(34) * 2)}" {kind}' for name, kind in zip(result.columns, result.types))
+        scratch.execute(f"CREATE TABLE result ({columns})")
+        appender = scratch.appender("result")
+        appender.append_rows(result.rows)
+        appender.flush()
+        return scratch.table("result")
 
     def _check_read_only(self, query: str) -> None:
         try:

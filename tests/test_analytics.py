@@ -277,3 +277,14 @@ def test_typed_columns_answer_exactly_like_the_json_path(operator: str, value: o
         fast = texts(tract.query_by_config("temperature", operator, value))
         slow = texts(tract.query_by_config("copy", operator, value))
         assert fast == slow
+
+
+def test_nothing_done_with_a_relation_reaches_the_projection(configured: Tract) -> None:
+    before = configured.sql("SELECT count(*) FROM commits").rows
+    relation = configured.sql_relation("SELECT * FROM commits")
+    relation.insert_into("result")
+    relation.query("v", "DELETE FROM result")
+    relation.create("another")
+    assert configured.sql("SELECT count(*) FROM commits").rows == before
+    assert len(configured.query_by_config("model", "in", ["big", "small"])) == len(TEMPERATURES)
+    assert configured.sql("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'another'").rows == [(0,)]

@@ -708,7 +708,8 @@ class Tract:
                 raise QueryError(str(error)) from None
 
     def sql_relation(self, query: str, params: list[Any] | dict[str, Any] | None = None) -> Any:
-        """The same query as a lazy `duckdb.DuckDBPyRelation` (for `.df()`, `.arrow()`, chaining)."""
+        """The same query's result as a `duckdb.DuckDBPyRelation` (for `.df()`, `.arrow()`, chaining),
+        on a throwaway database of its own: nothing done with it reaches the projection."""
         with self._lock:
             try:
                 with storage_errors():
