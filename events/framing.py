@@ -28,7 +28,8 @@ FRAME_HEADER = struct.Struct("<III")
 _LENGTH_CRC = struct.Struct("<II")
 FLAG_BATCH_END = 0x01
 MAX_RECORD_BYTES = 64 * 1024 * 1024
-_CHUNK = 8 * 1024 * 1024
+READ_CHUNK = 8 * 1024 * 1024
+"""How much of the log is read at a time."""
 
 
 def file_header() -> bytes:
@@ -46,12 +47,6 @@ def check_file_header(data: bytes, where: str) -> None:
             f"{where}: log format version {version} is newer than this library "
             f"supports ({FORMAT_VERSION}); upgrade tract-context to read it"
         )
-
-
-def frame(record: bytes) -> bytes:
-    length = len(record)
-    crc = zlib.crc32(record)
-    return FRAME_HEADER.pack(length, crc, zlib.crc32(_LENGTH_CRC.pack(length, crc))) + record
 
 
 def seal_frame(out: bytearray, start: int) -> tuple[int, bytes]:
@@ -154,12 +149,12 @@ class FrameScanner:
         raise LogCorruptError("record fails its checksum", position=position, kind="bad checksum", offset=offset)
 
     def _refill(self, offset: int, need: int) -> tuple[memoryview, int, int]:
-        data = self._read(offset, min(max(_CHUNK, need), self._size - offset))
+        data = self._read(offset, min(max(READ_CHUNK, need), self._size - offset))
         return memoryview(data), offset, 0
 
     def _all_zero(self, offset: int) -> bool:
         while offset < self._size:
-            chunk = self._read(offset, min(_CHUNK, self._size - offset))
+            chunk = self._read(offset, min(READ_CHUNK, self._size - offset))
             if chunk.count(0) != len(chunk):
                 return False
             offset += len(chunk)

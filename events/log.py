@@ -33,6 +33,7 @@ from events.framing import (
     GENESIS_HASH,
     LOG_FILE,
     MAX_RECORD_BYTES,
+    READ_CHUNK,
     Frame,
     FrameScanner,
     TornTail,
@@ -49,7 +50,6 @@ Apply = Callable[[Record], None]
 BATCH_SYNC_INTERVAL = 0.05
 """With sync="batch", the longest a written record waits for its fsync (seconds)."""
 
-_READ_CHUNK = 8 * 1024 * 1024
 _NO_HEADER = bytes(FRAME_HEADER.size)
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(Record)
@@ -81,8 +81,8 @@ class EventLog:
         self._offsets = array("Q")
         self._sync_timer: threading.Timer | None = None
         self.resumed = False
-        self._owns_storage = True
         self._frozen = False
+        self._failed: BaseException | None = None
 
     @classmethod
     def memory(cls) -> EventLog:
@@ -195,8 +195,8 @@ class EventLog:
         offsets, base = self._offsets, self._index_base
         while position <= last:
             start = offsets[position - base]
-            # The chunk: whole records from `position` up to about _READ_CHUNK bytes (at least one).
-            stop = max(position, min(last, bisect.bisect_left(offsets, start + _READ_CHUNK) - 1 + base))
+            # The chunk: whole records from `position` up to about READ_CHUNK bytes (at least one).
+            stop = max(position, min(last, bisect.bisect_left(offsets, start + READ_CHUNK) - 1 + base))
             end = self._end if stop == self.head_position else offsets[stop + 1 - base]
             data = memoryview(self._storage.read(start, end - start))
             for current in range(position, stop + 1):
@@ -216,8 +216,8 @@ class EventLog:
     def prefix(self, position: int) -> EventLog:
         """A read-only log of this one's records up to `position`, sharing its storage."""
         position = max(0, min(position, self.head_position))
-        view = EventLog(self._storage, readonly=True, sync=self.sync_mode)
-        view._owns_storage, view._frozen = False, True
+        view = EventLog(self._storage.duplicate(), readonly=True, sync=self.sync_mode)
+        view._frozen = True
         if position == self.head_position:
             view._end, view._last_hash = self._end, self._last_hash
         else:
@@ -275,6 +275,8 @@ class EventLog:
             raise LogReadOnlyError("this log is open read-only")
         if self._closed:
             raise LogError("this log is closed")
+        if self._failed is not None:
+            raise LogError(f"an earlier write or sync failed ({self._failed}); reopen the log to continue")
         if not events:
             return self.head_position
         with self._lock:
@@ -301,7 +303,12 @@ class EventLog:
             self._next_position = position
             self._last_hash = prev
             self._offsets.extend(starts)
-            self._after_write()
+            try:
+                self._after_write()
+            except OSError as error:
+                # The records are written but not known durable: no further writes until reopened.
+                self._failed = error
+                raise
             return self.head_position
 
     def _after_write(self) -> None:
@@ -342,10 +349,9 @@ class EventLog:
             if self._sync_timer is not None:
                 self._sync_timer.cancel()
                 self._sync_timer = None
-            if self._owns_storage:
-                if not self.readonly:
-                    self._storage.sync()
-                self._storage.close()
+            if not self.readonly and self._failed is None:
+                self._storage.sync()
+            self._storage.close()
             self._closed = True
 
     @property

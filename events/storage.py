@@ -31,6 +31,10 @@ class MemoryStorage:
     def truncate(self, size: int) -> None:
         del self._data[size:]
 
+    def duplicate(self) -> MemoryStorage:
+        """The same bytes (there is no handle to lose when the original is closed)."""
+        return self
+
     def sync(self) -> None:
         """Nothing to make durable."""
 
@@ -53,6 +57,12 @@ class FileStorage:
         except BaseException:
             os.close(self._lock_fd)
             raise
+
+    def duplicate(self) -> FileStorage:
+        """A read-only handle of its own on the same file: closing either leaves the other working."""
+        twin = FileStorage.__new__(FileStorage)
+        twin.path, twin._lock_fd, twin._fd = self.path, None, os.dup(self._fd)
+        return twin
 
     def size(self) -> int:
         return os.fstat(self._fd).st_size

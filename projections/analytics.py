@@ -38,7 +38,7 @@ from events import (
 )
 from projections.bulk import paused_gc
 from projections.config_query import TYPED_COLUMNS, config_predicate
-from projections.readonly_sql import NotReadOnly, check_read_only
+from projections.readonly_sql import NotReadOnly, check_read_only, first_line
 
 if TYPE_CHECKING:
     import duckdb
@@ -244,10 +244,6 @@ class QueryResult:
         return [dict(zip(self.columns, row)) for row in self.rows]
 
 
-def _first_line(error: BaseException) -> str:
-    return str(error).splitlines()[0] if str(error) else type(error).__name__
-
-
 class Analytics:
     """A DuckDB database (a file in the log directory, or in memory) mirroring the log."""
 
@@ -289,9 +285,8 @@ class Analytics:
         return self._path is not None and type(error).__name__ in _DAMAGE
 
     def _warn(self, error: BaseException) -> None:
-        first = str(error).splitlines()[0] if str(error) else type(error).__name__
         warnings.warn(
-            f"{self._path}: damaged analytics database ({first}); rebuilding it from the log",
+            f"{self._path}: damaged analytics database ({first_line(error)}); rebuilding it from the log",
             RuntimeWarning,
             stacklevel=4,
         )
@@ -435,7 +430,7 @@ class Analytics:
         except Exception as error:
             if self._is_damage(error):
                 raise
-            raise AnalyticsError(_first_line(error)) from None
+            raise AnalyticsError(first_line(error)) from None
         finally:
             con.execute("ROLLBACK")
 
@@ -448,7 +443,9 @@ class Analytics:
 
         result = self._recovering(log, lambda: self._read(query, params))
         scratch = duckdb.connect(config={"enable_external_access": False, "autoload_known_extensions": False})
-        columns = ", ".join(f'"{name.replace(chr(34), chr(34) * 2)}" {kind}' for name, kind in zip(result.columns, result.types))
+        columns = ", ".join(
+            f'"{name.replace(chr(34), chr(34) * 2)}" {kind}' for name, kind in zip(result.columns, result.types)
+        )
         scratch.execute(f"CREATE TABLE result ({columns})")
         appender = scratch.appender("result")
         appender.append_rows(result.rows)

@@ -4,8 +4,8 @@
 applies events to it in log order and answers questions about it. History
 is a DAG: commits have a parent and, for merges, a second parent; branches
 name heads; HEAD follows a branch or is detached at a commit. Annotations
-are anchored at the HEAD they were made on, so a SKIP made on one branch does
-not leak into another. Changes that matter to a cached compile (a SKIP
+are anchored at the HEAD they were made on and apply to the histories that
+contain that commit. Changes that matter to a cached compile (a SKIP
 flipping, a config recorded later) are counted so caches can tell cheaply
 whether they are still valid.
 """
@@ -112,7 +112,9 @@ class Visibility:
     ignored_annotations: set[int] = field(default_factory=set)
 
     def sees(self, entry: AnnotationEntry) -> bool:
-        return (entry.anchor is None or entry.anchor in self.ancestors) and entry.position not in self.ignored_annotations
+        return (
+            entry.anchor is None or entry.anchor in self.ancestors
+        ) and entry.position not in self.ignored_annotations
 
     def include(self, stored: StoredCommit) -> None:
         """Take in one more commit of the history (and what a merge sets aside)."""

@@ -28,7 +28,7 @@ def check_read_only(con: duckdb.DuckDBPyConnection, query: object) -> None:
     try:
         statements = con.extract_statements(query)
     except Exception as error:
-        raise NotReadOnly(_first_line(error)) from None
+        raise NotReadOnly(first_line(error)) from None
     if len(statements) != 1:
         raise NotReadOnly(f"sql() runs exactly one statement, got {len(statements)}")
     kind = str(statements[0].type).rsplit(".", 1)[-1]
@@ -55,5 +55,6 @@ def _node_types(tree: Any) -> Iterator[str]:
             stack.extend(item)
 
 
-def _first_line(error: Exception) -> str:
+def first_line(error: BaseException) -> str:
+    """An error's message cut to one line (DuckDB's run to several)."""
     return str(error).splitlines()[0] if str(error) else type(error).__name__

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from events import LOG_FILE, EventLog, verify
-from events.framing import frame
+from events.framing import FRAME_HEADER, seal_frame
 from events.jsonl import import_jsonl
 from tract import ChainHead, DialogueContent, Priority, ReadOnlyError, Tract
 
@@ -27,6 +27,13 @@ def build_log(directory: Path, commits: int = 6) -> list[str]:
     with Tract.open(directory) as tract:
         hashes = [tract.commit(user(f"message {i}"), generation_config={"i": i}).commit_hash for i in range(commits)]
     return hashes
+
+
+def frame(record: bytes) -> bytes:
+    """A record framed exactly as the log frames it (how a forger would re-checksum it)."""
+    out = bytearray(FRAME_HEADER.size) + record
+    seal_frame(out, 0)
+    return bytes(out)
 
 
 def spans(directory: Path) -> list[tuple[int, int]]:

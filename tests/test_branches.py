@@ -19,6 +19,7 @@ from tract import (
     MergeConflictError,
     Priority,
     Tract,
+    TractError,
 )
 
 
@@ -305,3 +306,37 @@ def test_random_branch_histories_replay_to_the_same_state(operations: list[tuple
             replayed = tract.replay(until_position=position)
             assert replayed.compile() == compiled
             assert replayed.list_branches() == branches and replayed.current_branch == current
+
+
+def test_a_replay_from_before_the_tract_existed_is_a_clear_error(forked: Tract) -> None:
+    empty = forked.replay(until_position=0)
+    assert empty.compile().messages == []
+    with pytest.raises(TractError, match="does not exist"):
+        empty.list_branches()
+
+
+def test_fast_forward_onto_an_annotation_made_on_the_other_branch(tract: Tract) -> None:
+    """The cached compile of main must notice a SKIP that arrives with the fast-forward."""
+    tract.commit(user("A"))
+    x = tract.commit(user("X"))
+    tract.branch("b")
+    tract.commit(user("Y"))
+    tract.annotate(x.commit_hash, Priority.SKIP)
+    tract.switch("main")
+    assert contents(tract) == ["A", "X"]
+    tract.merge("b")
+    assert contents(tract) == ["A", "Y"] == [m.content for m in tract.compile(at_commit=tract.head).messages]
+
+
+def test_merging_back_and_forth_stays_linear(tract: Tract) -> None:
+    tract.commit(user("base"))
+    tract.branch("b", switch=False)
+    for i in range(30):
+        tract.commit(user(f"main {i}"))
+        tract.switch("b")
+        tract.commit(user(f"b {i}"))
+        tract.merge("main")
+        tract.switch("main")
+        tract.merge("b")
+    compiled = tract.compile(at_commit=tract.head)
+    assert compiled.commit_count == 61 and len(set(compiled.commit_hashes)) == 61

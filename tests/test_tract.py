@@ -24,6 +24,7 @@ from tract import (
     EditTargetError,
     FreeformContent,
     InstructionContent,
+    InvalidArgumentError,
     InvalidJSONError,
     LogLockedError,
     NullTokenCounter,
@@ -31,6 +32,7 @@ from tract import (
     Priority,
     ReadOnlyError,
     ReasoningContent,
+    StorageError,
     TiktokenCounter,
     TokenBudgetConfig,
     TokenUsage,
@@ -539,3 +541,78 @@ def test_a_writer_in_another_process_is_refused_at_once(tract: Tract, log_dir: P
     assert done.returncode != 0 and "LogLockedError" in done.stderr and "already open for writing" in done.stderr
     assert time.monotonic() - started < 30  # refused, not waiting for the lock
     tract.commit(user("still writable"))
+
+
+def test_close_inside_a_batch_is_refused_and_nothing_half_lands(log_dir: Path) -> None:
+    tract = Tract.open(log_dir)
+    tract.commit(user("kept"))
+    with pytest.raises(TractError, match="inside batch"):
+        with tract.batch():
+            tract.commit(user("staged"))
+            tract.close()
+    assert [m.content for m in tract.compile().messages] == ["kept"]
+    tract.close()
+    with Tract.open(log_dir) as again:
+        assert [m.content for m in again.compile().messages] == ["kept"] and again.verify().ok
+
+
+def test_a_failed_inner_batch_is_undone_inside_an_outer_one(tract: Tract) -> None:
+    with tract.batch():
+        tract.commit(user("outer"))
+        with pytest.raises(RuntimeError):
+            with tract.batch():
+                tract.commit(user("inner"))
+                raise RuntimeError("inner step failed")
+        tract.commit(user("outer again"))
+    assert [m.content for m in tract.compile().messages] == ["outer", "outer again"]
+    assert tract.verify().ok
+
+
+def test_a_replay_outlives_the_tract_it_came_from(log_dir: Path, tmp_path: Path) -> None:
+    tract = Tract.open(log_dir)
+    tract.commit(user("then"))
+    past = tract.replay()
+    tract.close()
+    with Tract.open(tmp_path / "other") as other:
+        other.commit(user("another log entirely"))
+        assert [m.content for m in past.compile().messages] == ["then"]
+        assert [e.type for e in past.events()] == ["TractCreated", "CommitCreated"]
+        assert past.verify().records_checked == 2
+    past.close()
+
+
+def test_a_failed_sync_stops_further_writes(tract: Tract, monkeypatch: pytest.MonkeyPatch) -> None:
+    from events.storage import FileStorage
+
+    tract.commit(user("durable"))
+
+    def broken_sync(self: FileStorage) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(FileStorage, "sync", broken_sync)
+    with pytest.raises(StorageError):
+        tract.commit(user("written, not known durable"))
+    monkeypatch.undo()
+    with pytest.raises(StorageError, match="reopen"):
+        tract.commit(user("refused until reopened"))
+
+
+def test_a_file_where_the_directory_should_be_is_a_storage_error(tmp_path: Path) -> None:
+    (tmp_path / "not-a-dir").write_text("hello")
+    with pytest.raises(StorageError):
+        Tract.open(tmp_path / "not-a-dir")
+
+
+def test_bad_arguments_are_tract_errors(tract: Tract) -> None:
+    info = tract.commit(user("x"))
+    for call in (
+        lambda: tract.commit(user("y"), operation="bogus"),
+        lambda: tract.commit(user("y"), operation="merge"),
+        lambda: tract.annotate(info.commit_hash, "bogus"),
+        lambda: tract.merge("main", strategy="mine"),
+        lambda: tract.compile(at_time=info.created_at, at_commit=info.commit_hash),
+        lambda: tract.events(types=["Nope"]),
+        lambda: tract.query_by_config("temperature", "LIKE", 1),
+    ):
+        with pytest.raises(InvalidArgumentError):
+            call()

@@ -70,9 +70,7 @@ class Compiler:
         """The context at the live HEAD, from the incremental cache."""
         return self._result(self._catch_up(head), usage)
 
-    def compile_at(
-        self, head: str | None, *, edit_markers: bool = False
-    ) -> CompiledContext:
+    def compile_at(self, head: str | None, *, edit_markers: bool = False) -> CompiledContext:
         """A one-off full compile (at a commit, or with edit markers); leaves the cache alone."""
         compiled = _Compiled()
         self._build(compiled, head, edit_markers=edit_markers)
@@ -138,9 +136,7 @@ class Compiler:
             self._apply(live, stored, False)
         return True
 
-    def _build(
-        self, compiled: _Compiled, head: str | None, *, edit_markers: bool = False
-    ) -> None:
+    def _build(self, compiled: _Compiled, head: str | None, *, edit_markers: bool = False) -> None:
         compiled.skip_changes_seen = self._view.skip_changes
         compiled.config_changes_seen = len(self._view.config_changes)
         history = self._view.history(head)
@@ -183,9 +179,7 @@ class Compiler:
         compiled.configs.append(config)
         compiled.total += tokens
 
-    def _slot(
-        self, compiled: _Compiled, original: str, markers: bool
-    ) -> tuple[Message, int, bytes]:
+    def _slot(self, compiled: _Compiled, original: str, markers: bool) -> tuple[Message, int, bytes]:
         """Message, tokens and config of one original, as its effective edit leaves it."""
         edit = compiled.edit_of.get(original)
         source = self._view.get(edit or original)

@@ -16,6 +16,10 @@ class ContentValidationError(TractError, ValueError):
     """Content that does not validate against its content type."""
 
 
+class InvalidArgumentError(TractError, ValueError):
+    """An argument out of its allowed values (an operation, priority, strategy, operator...)."""
+
+
 class InvalidJSONError(TractError, ValueError):
     """A generation config, metadata or payload that is not plain JSON."""
 
@@ -99,9 +103,11 @@ _FROM_LOG: dict[type[events.LogError], type[StorageError]] = {
 
 @contextmanager
 def storage_errors() -> Iterator[None]:
-    """Re-raise the log's own errors as the SDK's, keeping position and kind."""
+    """Re-raise the log's own errors (and the OS's) as the SDK's, keeping position and kind."""
     try:
         yield
     except events.LogError as error:
         kind = _FROM_LOG.get(type(error), StorageError)
         raise kind(str(error), position=getattr(error, "position", None), kind=getattr(error, "kind", None)) from error
+    except OSError as error:
+        raise StorageError(f"{error.strerror or error}: {error.filename or 'log'}") from error

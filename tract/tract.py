@@ -2,7 +2,8 @@
 
 Every write becomes events appended to the log; every read is answered by
 the commit view folded from that log (or by the compiler's cache over it).
-A lock serialises all calls, so one `Tract` may be shared by threads.
+A lock serialises all calls, so one `Tract` may be shared by threads
+(`events()` fixes its range under the lock, then reads outside it).
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
+from enum import Enum
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from pydantic import BaseModel
 
@@ -52,6 +54,7 @@ from tract.errors import (
     CommitNotFoundError,
     DetachedHeadError,
     EditTargetError,
+    InvalidArgumentError,
     QueryError,
     ReadOnlyError,
     TractClosedError,
@@ -80,6 +83,7 @@ from tract.models import (
 from tract.tokens import TiktokenCounter, TokenCounter
 from tract.usage import parse_usage
 
+EnumT = TypeVar("EnumT", bound=Enum)
 MEMORY = ":memory:"
 MERGE_STRATEGIES = ("auto", "ours", "theirs")
 _OPERATIONS = {operation.value: operation for operation in CommitOperation}
@@ -234,9 +238,9 @@ class Tract:
         """Validate and append one commit on HEAD; nothing is written if anything is wrong."""
         with self._lock:
             self._check_writable()
-            operation = CommitOperation(operation)
+            operation = _choice(CommitOperation, operation, "operation")
             if operation is CommitOperation.MERGE:
-                raise ValueError("merge commits are made by merge(branch)")
+                raise InvalidArgumentError("merge commits are made by merge(branch)")
             branch = self._current_branch_for_commit()
             content_type, payload = self._registry.validate(content)
             self._check_reference(operation, response_to)
@@ -278,7 +282,7 @@ class Tract:
         with self._lock:
             self._check_writable()
             self._require(commit_hash)
-            event = self._annotation(commit_hash, Priority(priority), reason)
+            event = self._annotation(commit_hash, _choice(Priority, priority, "priority"), reason)
             self._write([event])
             return _annotation_model(self._view.state.annotations[commit_hash][-1])
 
@@ -448,7 +452,7 @@ class Tract:
         with self._lock:
             self._check_writable()
             if strategy not in MERGE_STRATEGIES:
-                raise ValueError(f"strategy must be one of {', '.join(MERGE_STRATEGIES)}, not {strategy!r}")
+                raise InvalidArgumentError(f"strategy must be one of {', '.join(MERGE_STRATEGIES)}, not {strategy!r}")
             current = self._current_branch_for_commit()
             theirs = self._require_branch(branch)
             ours = self.head
@@ -497,7 +501,8 @@ class Tract:
 
     def _tract_state(self) -> TractState:
         state = self._view.tract(self._tract_id)
-        assert state is not None
+        if state is None:
+            raise TractError(f"tract {self._tract_id} does not exist at this point of the log")
         return state
 
     def _require_branch(self, name: str) -> str | None:
@@ -545,7 +550,7 @@ class Tract:
         with self._lock:
             self._check_open()
             if at_time is not None and at_commit is not None:
-                raise ValueError("compile() takes at_time or at_commit, not both")
+                raise InvalidArgumentError("compile() takes at_time or at_commit, not both")
             if at_commit is not None:
                 self._require(at_commit)
                 return self._compiler.compile_at(at_commit, edit_markers=include_edit_annotations)
@@ -633,9 +638,9 @@ class Tract:
         with self._lock:
             self._check_open()
             if until_position is not None and until_time is not None:
-                raise ValueError("replay() takes until_position or until_time, not both")
+                raise InvalidArgumentError("replay() takes until_position or until_time, not both")
             if until_position is not None and until_position < 0:
-                raise ValueError("until_position must be 0 or more")
+                raise InvalidArgumentError("until_position must be 0 or more")
             position = self._log.head_position if until_position is None else until_position
             if until_time is not None:
                 position = self._position_at(_aware(until_time))
@@ -661,13 +666,25 @@ class Tract:
         from_position: int = 1,
         to_position: int | None = None,
     ) -> Iterator[LoggedEvent]:
-        """The log's events in order (every tract unless `tract_id`), optionally only some types."""
+        """The log's events in order (every tract unless `tract_id`), optionally only some types.
+
+        Arguments are checked, and the range fixed, when this is called: the iterator
+        then yields the log as it stood at that moment, whatever is appended meanwhile.
+        """
         wanted = {types} if isinstance(types, str) else set(types) if types is not None else None
         if wanted is not None and not wanted <= set(EVENT_TYPES):
-            raise ValueError(f"unknown event type(s) {sorted(wanted - set(EVENT_TYPES))}; known: {sorted(EVENT_TYPES)}")
-        self._check_open()
+            unknown, known = sorted(wanted - set(EVENT_TYPES)), sorted(EVENT_TYPES)
+            raise InvalidArgumentError(f"unknown event type(s) {unknown}; known: {known}")
+        with self._lock:
+            self._check_open()
+            last = self._log.head_position if to_position is None else min(to_position, self._log.head_position)
+        return self._logged_events(tract_id, wanted, from_position, last)
+
+    def _logged_events(
+        self, tract_id: str | None, wanted: set[str] | None, first: int, last: int
+    ) -> Iterator[LoggedEvent]:
         with storage_errors():
-            for record in self._log.read(from_position, to_position):
+            for record in self._log.read(first, last):
                 event = record.event
                 kind = type(event).__name__
                 if (tract_id is None or event.tract_id == tract_id) and (wanted is None or kind in wanted):
@@ -692,8 +709,15 @@ class Tract:
         Operators: = != > < >= <= in, not in.
         """
         with self._lock:
-            with storage_errors():
-                hashes = self._analytics_db().commits_where_config(self._log, self._tract_id, field, operator, value)
+            try:
+                with storage_errors():
+                    hashes = self._analytics_db().commits_where_config(
+                        self._log, self._tract_id, field, operator, value
+                    )
+            except ValueError as error:
+                if isinstance(error, TractError):
+                    raise
+                raise InvalidArgumentError(str(error)) from None
             commits = self._view.state.commits
             with paused_gc():  # many new long-lived objects, no cycles
                 return [self._info(commits[h]) for h in hashes]
@@ -910,6 +934,14 @@ def _annotation_model(entry: Any) -> Annotation:
     return Annotation(
         priority=Priority(entry.priority), reason=entry.reason, created_at=entry.created_at, position=entry.position
     )
+
+
+def _choice(kind: type[EnumT], value: Any, what: str) -> EnumT:
+    try:
+        return kind(value)
+    except ValueError:
+        allowed = ", ".join(member.value for member in kind)
+        raise InvalidArgumentError(f"{what} must be one of {allowed}, not {value!r}") from None
 
 
 def _now() -> datetime:
