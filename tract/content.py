@@ -7,6 +7,7 @@ compiling never re-validates history.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, JsonValue, ValidationError
@@ -113,14 +114,21 @@ class ContentRegistry:
     """The content types one tract accepts: the built-ins plus registered ones."""
 
     def __init__(self) -> None:
-        self._models: dict[str, type[BaseModel]] = dict(BUILTIN_CONTENT_TYPES)
+        self._models: dict[str, type[BaseModel]] = {}
+        self._renderers: dict[str, Callable[[dict[str, Any]], MessageParts]] = {}
+        for name, model in BUILTIN_CONTENT_TYPES.items():
+            self._add(name, model)
 
     def register(self, name: str, model: type[BaseModel]) -> None:
         if not (isinstance(model, type) and issubclass(model, BaseModel)):
             raise TractError(f"content type {name!r} must be a pydantic model class, not {model!r}")
         if name in BUILTIN_CONTENT_TYPES:
             raise TractError(f"{name!r} is a built-in content type and cannot be replaced")
+        self._add(name, model)
+
+    def _add(self, name: str, model: type[BaseModel]) -> None:
         self._models[name] = model
+        self._renderers[name] = model.render if issubclass(model, ContentModel) else _fallback
 
     def validate(self, content: BaseModel | dict[str, Any]) -> tuple[str, dict[str, Any]]:
         """(content_type, JSON payload) for content given as a model or a dict with `content_type`."""
@@ -167,7 +175,9 @@ class ContentRegistry:
         return content_type in self._models
 
     def render(self, content_type: str, payload: dict[str, Any]) -> MessageParts:
-        model = self._models.get(content_type)
-        if model is not None and issubclass(model, ContentModel):
-            return model.render(payload)
-        return MessageParts("assistant", _text_or_json(payload))
+        return self._renderers.get(content_type, _fallback)(payload)
+
+
+def _fallback(payload: dict[str, Any]) -> MessageParts:
+    """How a type without its own rendering (or one this reader does not know) compiles."""
+    return MessageParts("assistant", _text_or_json(payload))
