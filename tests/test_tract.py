@@ -616,3 +616,10 @@ def test_bad_arguments_are_tract_errors(tract: Tract) -> None:
     ):
         with pytest.raises(InvalidArgumentError):
             call()
+
+
+def test_an_unknown_encoding_is_a_clear_error() -> None:
+    from tract import EncodingError
+
+    with pytest.raises(EncodingError, match="not shipped"):
+        Tract.open(config=TractConfig(tokenizer_encoding="no_such_base"))

@@ -16,6 +16,10 @@ class ContentValidationError(TractError, ValueError):
     """Content that does not validate against its content type."""
 
 
+class EncodingError(TractError):
+    """A tokenizer encoding that is not shipped and cannot be loaded, or a damaged rank file."""
+
+
 class InvalidArgumentError(TractError, ValueError):
     """An argument out of its allowed values (an operation, priority, strategy, operator...)."""
 

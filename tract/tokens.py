@@ -18,7 +18,7 @@ from typing import Protocol, runtime_checkable
 
 import tiktoken
 
-from tract.errors import TractError
+from tract.errors import EncodingError
 
 _O200K_PATTERN = "|".join(
     [
@@ -55,10 +55,6 @@ SHIPPED_ENCODINGS: dict[str, tuple[str, dict[str, int], str]] = {
         "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7",
     ),
 }
-
-
-class EncodingError(TractError):
-    """An encoding that is not shipped and cannot be loaded, or a damaged rank file."""
 
 
 @lru_cache(maxsize=None)
