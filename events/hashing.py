@@ -54,6 +54,29 @@ def commit_hash(
     return hashlib.sha256(canonical_json(identity)).hexdigest()
 
 
+def _derived_hashes(
+    content: dict[str, Any],
+    content_type: str,
+    operation: str,
+    parent_hash: str | None,
+    created_at: datetime,
+    response_to: str | None,
+    merge_parent: str | None,
+) -> tuple[str, str]:
+    """(content_hash, commit_hash) from the fields they cover: the one derivation writer and verifier share."""
+    digest = content_hash(content)
+    identity = commit_hash(
+        content_hash=digest,
+        parent_hash=parent_hash,
+        content_type=content_type,
+        operation=operation,
+        created_at=created_at,
+        response_to=response_to,
+        merge_parent=merge_parent,
+    )
+    return digest, identity
+
+
 def sealed_commit(
     *,
     content: dict[str, Any],
@@ -66,17 +89,11 @@ def sealed_commit(
     **fields: Any,
 ) -> CommitCreated:
     """A CommitCreated whose two hashes are derived from its own fields, as `verify` re-derives them."""
-    digest = content_hash(content)
+    digest, identity = _derived_hashes(
+        content, content_type, operation, parent_hash, created_at, response_to, merge_parent
+    )
     return CommitCreated(
-        commit_hash=commit_hash(
-            content_hash=digest,
-            parent_hash=parent_hash,
-            content_type=content_type,
-            operation=operation,
-            created_at=created_at,
-            response_to=response_to,
-            merge_parent=merge_parent,
-        ),
+        commit_hash=identity,
         content_hash=digest,
         content=content,
         content_type=content_type,
@@ -91,14 +108,12 @@ def sealed_commit(
 
 def expected_hashes(event: CommitCreated) -> tuple[str, str]:
     """(content_hash, commit_hash) as they should be for this event's fields."""
-    derived_content = content_hash(event.content)
-    derived_commit = commit_hash(
-        content_hash=derived_content,
-        parent_hash=event.parent_hash,
-        content_type=event.content_type,
-        operation=event.operation,
-        created_at=event.created_at,
-        response_to=event.response_to,
-        merge_parent=event.merge_parent,
+    return _derived_hashes(
+        event.content,
+        event.content_type,
+        event.operation,
+        event.parent_hash,
+        event.created_at,
+        event.response_to,
+        event.merge_parent,
     )
-    return derived_content, derived_commit

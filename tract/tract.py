@@ -434,14 +434,7 @@ class Tract:
             self._check_open()
             name = branch if branch is not None else self.current_branch
             return [
-                RefLogEntry(
-                    branch=entry.branch,
-                    old_head=entry.old_head,
-                    new_head=entry.new_head,
-                    reason=entry.reason,
-                    created_at=entry.created_at,
-                    position=entry.position,
-                )
+                RefLogEntry.model_validate(entry, from_attributes=True)
                 for entry in self._view.reflog(self._tract_id, name)
             ]
 
