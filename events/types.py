@@ -9,13 +9,16 @@ of the SDK's enums or content models.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 import msgspec
 
 Operation = Literal["append", "edit", "merge"]
 PriorityName = Literal["skip", "normal", "pinned"]
 JsonObject = dict[str, Any]
+Timestamp = Annotated[datetime, msgspec.Meta(tz=True)]
+"""Every time in the log is timezone-aware (UTC when written): a naive one does not decode."""
+DEFAULT_BRANCH = "main"
 
 
 class Event(msgspec.Struct, frozen=True, kw_only=True, tag=True, gc=False):
@@ -26,7 +29,7 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, tag=True, gc=False):
     """
 
     tract_id: str
-    created_at: datetime
+    created_at: Timestamp
 
 
 class TractCreated(Event, frozen=True, kw_only=True, tag=True):
@@ -47,7 +50,7 @@ class CommitCreated(Event, frozen=True, kw_only=True, tag=True):
     tokenizer: str
     metadata: JsonObject | None = None
     generation_config: JsonObject | None = None
-    branch: str = "main"
+    branch: str = DEFAULT_BRANCH
     """The branch the commit was made on (it moves that branch's head)."""
     merge_parent: str | None = None
     """A merge's second parent: the head of the branch merged in."""

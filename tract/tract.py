@@ -30,6 +30,7 @@ from events import (
     EventLog,
     GenerationConfigRecorded,
     HeadChanged,
+    LogCorruptError,
     Record,
     RefMoved,
     SyncMode,
@@ -620,11 +621,20 @@ class Tract:
             return self._log.verify(anchor=anchor)
 
     def refresh(self) -> int:
-        """Read-only tracts: take in what the writer appended since; returns the head position."""
+        """Read-only tracts: take in what the writer appended since; returns the head position.
+
+        A record that cannot be trusted raises `CorruptLogError`; the tract then stays
+        as it was after the last whole batch before it.
+        """
         with self._lock:
             self._check_open()
             with storage_errors(), paused_gc():
-                return self._log.refresh(self._view.apply_record)
+                try:
+                    return self._log.refresh(self._view.apply_record)
+                except LogCorruptError:
+                    if self._view.state.position > self._log.head_position:
+                        self._rebuild_view()  # the view took in part of the batch the log did not
+                    raise
 
     def replay(self, until_position: int | None = None, until_time: datetime | None = None) -> Tract:
         """A read-only view of this tract as it was after a log position or at a time."""
