@@ -19,6 +19,8 @@ JsonObject = dict[str, Any]
 Timestamp = Annotated[datetime, msgspec.Meta(tz=True)]
 """Every time in the log is timezone-aware (UTC when written): a naive one does not decode."""
 DEFAULT_BRANCH = "main"
+Count = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+"""Token counts: what a signed 64-bit column (and the usage the SDK accepts) holds."""
 
 
 class Event(msgspec.Struct, frozen=True, kw_only=True, tag=True, gc=False):
@@ -46,7 +48,7 @@ class CommitCreated(Event, frozen=True, kw_only=True, tag=True):
     operation: Operation
     response_to: str | None = None
     message: str | None = None
-    token_count: int
+    token_count: Count
     tokenizer: str
     metadata: JsonObject | None = None
     generation_config: JsonObject | None = None
@@ -96,9 +98,9 @@ class GenerationConfigRecorded(Event, frozen=True, kw_only=True, tag=True):
 
 class UsageRecorded(Event, frozen=True, kw_only=True, tag=True):
     head_hash: str
-    prompt_tokens: int
-    completion_tokens: int
-    total_tokens: int
+    prompt_tokens: Count
+    completion_tokens: Count
+    total_tokens: Count
 
 
 EVENT_CLASSES = (

@@ -60,6 +60,7 @@ BAD_BODIES: dict[str, BadBody] = {
     "not a record": lambda d, p, prev, t: msgspec.msgpack.encode({"position": p, "event": "?"}),
     "unknown event type": lambda d, p, prev, t: encoded(p, prev, {"type": "Nope", "tract_id": t}),
     "wrong field type": lambda d, p, prev, t: encoded(p, prev, usage(t, prompt_tokens="many")),
+    "count beyond 63 bits": lambda d, p, prev, t: encoded(p, prev, usage(t, total_tokens=2**64 - 1)),
     "naive timestamp": lambda d, p, prev, t: encoded(p, prev, usage(t, created_at=datetime(2026, 3, 1))),
     "extension value": lambda d, p, prev, t: _commit_with_extension(d, p, prev),
 }
