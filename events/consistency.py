@@ -150,7 +150,10 @@ def _ref_moved(event: RefMoved, known: KnownRefs, branches: Collection[str]) -> 
 def _head_changed(event: HeadChanged, known: KnownRefs, branches: Collection[str]) -> Breach | None:
     if event.branch is not None:
         if event.branch not in branches:
-            return "unknown branch", f"HEAD follows branch {event.branch!r}, which tract {event.tract_id!r} does not have"
+            return (
+                "unknown branch",
+                f"HEAD follows branch {event.branch!r}, which tract {event.tract_id!r} does not have",
+            )
         return None
     if event.commit_hash is None:
         return "unknown commit", "HEAD detached at no commit"

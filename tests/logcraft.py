@@ -15,7 +15,6 @@ from events import (
     CommitCreated,
     Event,
     EventLog,
-    Record,
     TractCreated,
     sealed_commit,
 )
@@ -113,10 +112,6 @@ class Forger:
         event = self.commit_event(tract_id, text, parent, **fields)
         self.append(event)
         return event.commit_hash
-
-    def record(self, position: int, event: Event) -> Record:
-        """A record as `append` would write it next (for hand-framing)."""
-        return Record(position, self.log.head_hash, event)
 
     def close(self) -> None:
         self.log.close()

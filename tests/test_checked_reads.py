@@ -11,9 +11,9 @@ from typing import Any
 
 import msgspec
 import pytest
+from logcraft import START, append_bytes, encoded, framed, frames, record_hash, replace_record
 
 from events import LOG_FILE, UsageRecorded, verify
-from logcraft import START, append_bytes, encoded, framed, frames, record_hash, replace_record
 from tract import CorruptLogError, DialogueContent, InstructionContent, Tract
 from tract.cli import main
 

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from logcraft import START, Forger, frames
 
 from events import (
     LOG_FILE,
@@ -38,7 +39,6 @@ from events import (
     UsageRecorded,
     verify,
 )
-from logcraft import START, Forger, frames
 from projections.commit_view import merge_content
 from tract import ChainHead, CorruptLogError, Tract, TractError
 from tract.cli import main
@@ -111,9 +111,13 @@ CASES: dict[str, tuple[Callable[[Base], Event], str]] = {
     ),
     "usage for an unknown head": (
         lambda b: UsageRecorded(
-            tract_id="t", created_at=b.forger.now(), head_hash=UNKNOWN, prompt_tokens=1, completion_tokens=1,
+            tract_id="t",
+            created_at=b.forger.now(),
+            head_hash=UNKNOWN,
+            prompt_tokens=1,
+            completion_tokens=1,
             total_tokens=2,
-        ),  # fmt: skip
+        ),
         "unknown commit",
     ),
     "branch moved to no commit": (
@@ -164,9 +168,13 @@ CASES: dict[str, tuple[Callable[[Base], Event], str]] = {
     ),
     "usage in a tract never created": (
         lambda b: UsageRecorded(
-            tract_id="ghost", created_at=b.forger.now(), head_hash=b.c1, prompt_tokens=1, completion_tokens=1,
+            tract_id="ghost",
+            created_at=b.forger.now(),
+            head_hash=b.c1,
+            prompt_tokens=1,
+            completion_tokens=1,
             total_tokens=2,
-        ),  # fmt: skip
+        ),
         "unknown tract",
     ),
     "commit in a tract never created": (
@@ -463,7 +471,7 @@ def watchdog(seconds: int) -> Iterator[None]:
 
 
 def outcome(call: Callable[[], Any]) -> str:
-    """"ok", or the name of the `TractError` the call raised; anything else propagates and fails the test.
+    """The call's outcome: "ok", or the name of the `TractError` it raised (anything else fails the test).
     A log that passes verify may still hold a payload its content type cannot render (verify knows no
     content types): that, and only that, is a corrupt record to a reader."""
     try:
@@ -493,7 +501,7 @@ def read_everything(directory: Path, scratch: Path) -> list[str]:
                 lambda: t.log(limit=None), lambda: t.log(limit=2), t.list_branches, t.reflog,
                 lambda: t.query_by_config("temperature", ">", 0.5), lambda: t.sql("SELECT * FROM commits"),
                 lambda: t.sql("SELECT * FROM usage"), lambda: t.sql("SELECT * FROM ref_moves"),
-                lambda: list(t.events(tract_id=tract_id)), lambda: t.export_jsonl(io.BytesIO()), t.verify,
+                lambda tract_id=tract_id: list(t.events(tract_id=tract_id)), lambda: t.export_jsonl(io.BytesIO()), t.verify,
             ]  # fmt: skip
             for h in hashes:
                 calls += [
