@@ -12,7 +12,6 @@ refuses to fold it, so no reader ever follows a reference to nothing.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Collection
 from typing import Any, NamedTuple, Protocol
 
@@ -57,6 +56,8 @@ class KnownRefs(Protocol):
 
 def breach(event: Event, known: KnownRefs) -> Breach | None:
     """What `event` gets wrong about the refs `known` holds, or None if it holds together."""
+    if type(event) is CommitCreated:  # most events: checked first, and with as few lookups as possible
+        return _commit(event, known)
     branches = known.branches_of(event.tract_id)
     if branches is None:
         if isinstance(event, TractCreated):
@@ -66,33 +67,44 @@ def breach(event: Event, known: KnownRefs) -> Breach | None:
     return check(event, known, branches) if check is not None else None
 
 
-def _unknown(known: KnownRefs, tract_id: str, commit_hash: str | None, what: str) -> str | None:
-    """Why `commit_hash` is no commit of the tract (None if it is one, or is not given)."""
-    if commit_hash is None:
-        return None
+def _outside(known: KnownRefs, tract_id: str, commit_hash: str) -> bool:
+    """Is `commit_hash` no earlier commit of the tract?"""
     facts = known.commit_facts(commit_hash)
-    if facts is not None and facts.tract_id == tract_id:
-        return None
-    return f"{what} names {commit_hash}, which is no earlier commit of tract {tract_id!r}"
+    return facts is None or facts.tract_id != tract_id
 
 
-def _commit(event: CommitCreated, known: KnownRefs, branches: Collection[str]) -> Breach | None:
-    tract, name = event.tract_id, f"commit {event.commit_hash}"
-    why = _unknown(known, tract, event.parent_hash, f"{name}: its parent")
-    why = why or _unknown(known, tract, event.merge_parent, f"{name}: its merge parent")
-    why = why or _unknown(known, tract, event.response_to, f"{name}: response_to")
-    if why is not None:
-        return "unknown parent", why
-    if event.operation == "edit":
-        if event.response_to is None:
+def _unknown(known: KnownRefs, tract_id: str, **named: str | None) -> Breach | None:
+    """The first of the `named` commits that is given but is no earlier commit of the tract."""
+    for what, commit_hash in named.items():
+        if commit_hash is not None and _outside(known, tract_id, commit_hash):
+            detail = f"{what.replace('_', ' ')} {commit_hash} is no earlier commit of tract {tract_id!r}"
+            return "unknown commit", detail
+    return None
+
+
+def _commit(event: CommitCreated, known: KnownRefs) -> Breach | None:
+    tract, parent, merge_parent, target = event.tract_id, event.parent_hash, event.merge_parent, event.response_to
+    if parent is None and known.branches_of(tract) is None:  # (a parent of the tract proves the tract exists)
+        return "unknown tract", f"CommitCreated for tract {tract!r}, which was never created"
+    if (
+        (parent is not None and _outside(known, tract, parent))
+        or (merge_parent is not None and _outside(known, tract, merge_parent))
+        or (target is not None and _outside(known, tract, target))
+    ):  # the usual commit costs one lookup; the message is worked out only for a breach
+        found = _unknown(known, tract, parent=parent, merge_parent=merge_parent, response_to=target)
+        assert found is not None
+        return "unknown parent", f"commit {event.commit_hash}: its {found[1]}"
+    operation = event.operation
+    if operation == "edit":
+        if target is None:
             return "bad edit", f"edit {event.commit_hash} names no commit it replaces"
-        target = known.commit_facts(event.response_to)
-        if target is not None and target.operation == "edit":
-            return "bad edit", f"edit {event.commit_hash} replaces {event.response_to}, itself an edit"
-    if (event.operation == "merge") != (event.merge_parent is not None):
-        return "bad merge", f"{name} is a {event.operation} with merge parent {event.merge_parent}"
-    if event.operation == "merge" and not _merge_payload(event.content):
-        return "bad merge", f"merge {event.commit_hash} does not say what it set aside as lists of hashes and positions"
+        original = known.commit_facts(target)
+        if original is not None and original.operation == "edit":
+            return "bad edit", f"edit {event.commit_hash} replaces {target}, itself an edit"
+    if (operation == "merge") != (merge_parent is not None):
+        return "bad merge", f"commit {event.commit_hash} is a {operation} with merge parent {merge_parent}"
+    if operation == "merge" and not _merge_payload(event.content):
+        return "bad merge", f"merge {event.commit_hash} does not list what it set aside as hashes and positions"
     return None
 
 
@@ -109,26 +121,21 @@ def _merge_payload(content: dict[str, Any]) -> bool:
 
 
 def _annotation(event: AnnotationAdded, known: KnownRefs, branches: Collection[str]) -> Breach | None:
-    why = _unknown(known, event.tract_id, event.target_hash, "annotation target")
-    why = why or _unknown(known, event.tract_id, event.anchor, "annotation anchor")
-    return ("unknown commit", why) if why is not None else None
+    return _unknown(known, event.tract_id, annotation_target=event.target_hash, annotation_anchor=event.anchor)
 
 
 def _config(event: GenerationConfigRecorded, known: KnownRefs, branches: Collection[str]) -> Breach | None:
-    why = _unknown(known, event.tract_id, event.commit_hash, "recorded generation config")
-    return ("unknown commit", why) if why is not None else None
+    return _unknown(known, event.tract_id, commit_of_a_recorded_config=event.commit_hash)
 
 
 def _usage(event: UsageRecorded, known: KnownRefs, branches: Collection[str]) -> Breach | None:
-    why = _unknown(known, event.tract_id, event.head_hash, "recorded usage")
-    return ("unknown commit", why) if why is not None else None
+    return _unknown(known, event.tract_id, head_of_recorded_usage=event.head_hash)
 
 
 def _branch_created(event: BranchCreated, known: KnownRefs, branches: Collection[str]) -> Breach | None:
     if event.name in branches:
         return "duplicate branch", f"branch {event.name!r} of tract {event.tract_id!r} already exists"
-    why = _unknown(known, event.tract_id, event.head, f"new branch {event.name!r}")
-    return ("unknown commit", why) if why is not None else None
+    return _unknown(known, event.tract_id, head_of_the_new_branch=event.head)
 
 
 def _branch_deleted(event: BranchDeleted, known: KnownRefs, branches: Collection[str]) -> Breach | None:
@@ -142,9 +149,7 @@ def _branch_deleted(event: BranchDeleted, known: KnownRefs, branches: Collection
 def _ref_moved(event: RefMoved, known: KnownRefs, branches: Collection[str]) -> Breach | None:
     if event.branch not in branches:
         return "unknown branch", f"moves branch {event.branch!r}, which tract {event.tract_id!r} does not have"
-    why = _unknown(known, event.tract_id, event.old_head, f"move of branch {event.branch!r}: old head")
-    why = why or _unknown(known, event.tract_id, event.new_head, f"move of branch {event.branch!r}: new head")
-    return ("unknown commit", why) if why is not None else None
+    return _unknown(known, event.tract_id, old_head=event.old_head, new_head=event.new_head)
 
 
 def _head_changed(event: HeadChanged, known: KnownRefs, branches: Collection[str]) -> Breach | None:
@@ -157,12 +162,10 @@ def _head_changed(event: HeadChanged, known: KnownRefs, branches: Collection[str
         return None
     if event.commit_hash is None:
         return "unknown commit", "HEAD detached at no commit"
-    why = _unknown(known, event.tract_id, event.commit_hash, "detached HEAD")
-    return ("unknown commit", why) if why is not None else None
+    return _unknown(known, event.tract_id, detached_HEAD=event.commit_hash)
 
 
 _CHECKS: dict[type[Event], Callable[[Any, KnownRefs, Collection[str]], Breach | None]] = {
-    CommitCreated: _commit,
     AnnotationAdded: _annotation,
     GenerationConfigRecorded: _config,
     UsageRecorded: _usage,
@@ -193,6 +196,7 @@ class RefFold:
     def __init__(self) -> None:
         self._tracts: dict[str, _TractRefs] = {}
         self._commits: dict[str, _Commit] = {}
+        self._facts: dict[tuple[str, str], _Commit] = {}
 
     def branches_of(self, tract_id: str) -> Collection[str] | None:
         tract = self._tracts.get(tract_id)
@@ -206,14 +210,19 @@ class RefFold:
 
     def apply(self, event: Event) -> None:
         """Take in an event that `breach` let through."""
+        if type(event) is CommitCreated:
+            key = (event.tract_id, event.operation)
+            facts = self._facts.get(key)
+            if facts is None:
+                facts = self._facts[key] = _Commit(*key)  # one per tract and operation, shared by its commits
+            self._commits[event.commit_hash] = facts
+            self._tracts[event.tract_id].branches.add(event.branch)
+            return
         if isinstance(event, TractCreated):
-            self._tracts.setdefault(sys.intern(event.tract_id), _TractRefs())
+            self._tracts.setdefault(event.tract_id, _TractRefs())
             return
         tract = self._tracts[event.tract_id]
-        if isinstance(event, CommitCreated):
-            self._commits[event.commit_hash] = _Commit(sys.intern(event.tract_id), sys.intern(event.operation))
-            tract.branches.add(event.branch)
-        elif isinstance(event, BranchCreated):
+        if isinstance(event, BranchCreated):
             tract.branches.add(event.name)
         elif isinstance(event, BranchDeleted):
             tract.branches.discard(event.name)
