@@ -214,6 +214,24 @@ def test_verify_flags_refs_that_do_not_hold_and_open_refuses_the_same_record(
     assert len(lines) == 2 and all(f"position {position}" in line and kind in line for line in lines), lines
 
 
+@pytest.mark.parametrize("field", ["parent", "merge_parent", "response_to"])
+def test_a_commit_written_later_is_no_parent(log_dir: Path, field: str) -> None:
+    base = Base(log_dir)
+    later = base.commit(base.e1)  # sealed now, written after the commit that names it
+    names = {
+        "parent": {"parent": later.commit_hash},
+        "merge_parent": {"parent": base.e1, **_merge(base.e1, later.commit_hash)},
+        "response_to": {"parent": base.e1, "operation": "edit", "response_to": later.commit_hash},
+    }[field]
+    position = base.forger.append(base.commit(**names))
+    base.forger.append(later)
+    base.forger.close()
+    report = verify(log_dir)
+    assert report.problem is not None
+    assert (report.problem.position, report.problem.kind) == (position, "unknown parent")
+    assert later.commit_hash in report.problem.detail
+
+
 def test_a_refresh_never_takes_in_half_a_batch_whose_refs_do_not_hold(log_dir: Path) -> None:
     base = Base(log_dir)
     with Tract.open(log_dir, readonly=True, tract_id="t") as reader:
