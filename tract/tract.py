@@ -613,7 +613,8 @@ class Tract:
             return ChainHead(position=self._log.head_position, hash=self._log.head_hash.hex())
 
     def verify(self, *, anchor: ChainHead | tuple[int, str] | None = None) -> VerifyReport:
-        """Check every record: framing, checksums, positions, hash chain, commit hashes, parents."""
+        """Check every record: framing, checksums, decoding, positions, hash chain, commit hashes, and
+        that its refs hold (see `events.verify`); an anchor that names no record fails the check."""
         with self._lock:
             self._check_open()
             if isinstance(anchor, ChainHead):
