@@ -8,10 +8,13 @@ class LogError(Exception):
 
 
 class LogCorruptError(LogError):
-    """A record that cannot be trusted; `position` is the record's position."""
+    """A record that cannot be trusted; `position` is the record's position, `detail` what is wrong
+    with it, `offset` its byte offset in the file when known."""
 
-    def __init__(self, message: str, *, position: int, kind: str, offset: int) -> None:
-        super().__init__(f"{message} (position {position}, byte offset {offset}, {kind})")
+    def __init__(self, message: str, *, position: int, kind: str, offset: int | None = None) -> None:
+        where = f"position {position}" if offset is None else f"position {position}, byte offset {offset}"
+        super().__init__(f"{message} ({where}, {kind})")
+        self.detail = message
         self.position = position
         self.kind = kind
         self.offset = offset

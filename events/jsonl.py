@@ -17,10 +17,9 @@ import msgspec
 
 from events.errors import LogError, LogFormatError
 from events.log import EventLog
-from events.types import AnyEvent, Record
+from events.records import decode_record
+from events.types import AnyEvent
 from events.verify import Progress
-
-_record_decoder = msgspec.msgpack.Decoder(Record)
 
 
 class ExportedRecord(msgspec.Struct, frozen=True):
@@ -38,7 +37,7 @@ _line_decoder = msgspec.json.Decoder(ExportedRecord)
 def exported_records(log: EventLog) -> Iterator[ExportedRecord]:
     """Every whole record of the log, with its framing facts."""
     for frame in log.frames():
-        record = _record_decoder.decode(frame.body)
+        record = decode_record(frame.body, frame.position, frame.offset)
         yield ExportedRecord(
             position=record.position,
             batch_end=frame.batch_end,

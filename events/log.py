@@ -20,7 +20,6 @@ from typing import Literal
 import msgspec
 
 from events.errors import (
-    LogCorruptError,
     LogError,
     LogFormatError,
     LogReadOnlyError,
@@ -41,6 +40,7 @@ from events.framing import (
     file_header,
     seal_frame,
 )
+from events.records import decode_record
 from events.storage import FileStorage, MemoryStorage, sync_directory
 from events.types import Event, Record
 from events.verify import Progress, VerifyReport, verify_storage
@@ -52,7 +52,6 @@ BATCH_SYNC_INTERVAL = 0.05
 
 _NO_HEADER = bytes(FRAME_HEADER.size)
 _encoder = msgspec.msgpack.Encoder()
-_decoder = msgspec.msgpack.Decoder(Record)
 
 
 class Checkpoint(msgspec.Struct, frozen=True):
@@ -155,30 +154,50 @@ class EventLog:
         """Pick up records appended since the last scan (by another process); returns the new head position.
 
         With `apply`, each new record is also decoded and handed to it, in the same
-        single pass that checks and indexes it.
+        single pass that checks and indexes it, a whole batch at a time. A record
+        that cannot be trusted raises `LogCorruptError`; the log then stays at the
+        end of the last batch handed over before it.
         """
         if self._frozen:
             return self.head_position
         scanner = FrameScanner(self._storage.read, self._storage.size(), self._end, self._next_position)
         last: Frame | None = None
-        offsets, decode = self._offsets, _decoder.decode
-        for last in scanner:
-            offsets.append(last.offset)
-            if apply is not None:
-                record = decode(last.record[1:])
-                if record.position != last.position:
-                    raise LogCorruptError(
-                        f"record says position {record.position}",
-                        position=last.position,
-                        kind="position mismatch",
-                        offset=last.offset,
-                    )
-                apply(record)
-        if last is not None:
-            self._last_hash = hashlib.sha256(last.record).digest()
-        self._end, self._next_position = scanner.end, scanner.next_position
+        offsets = self._offsets
+        batch: list[Record] = []
+        try:
+            for last in scanner:
+                offsets.append(last.offset)
+                if apply is not None:
+                    batch.append(decode_record(last.body, last.position, last.offset))
+                    if last.record[0] & FLAG_BATCH_END:
+                        for record in batch:
+                            apply(record)
+                        batch.clear()
+        except BaseException:
+            # The scanner's end is that of the last batch handed over in full.
+            self._take_in(scanner.end, scanner.next_position, None)
+            raise
+        self._take_in(scanner.end, scanner.next_position, last)
         self.torn_tail = scanner.torn
         return self.head_position
+
+    def _take_in(self, end: int, next_position: int, last: Frame | None) -> None:
+        """Advance to the batch ending at `end` (whose last frame is `last`, or is read back here)."""
+        del self._offsets[next_position - self._index_base :]
+        if next_position == self._next_position:
+            return
+        if last is None:
+            self._last_hash = self._record_hash(next_position - 1, end)
+        else:
+            self._last_hash = hashlib.sha256(last.record).digest()
+        self._end, self._next_position = end, next_position
+
+    def _record_hash(self, position: int, end: int) -> bytes:
+        """The chain hash of the record at `position`, which ends at byte `end`, read back from the file."""
+        if position == 0:
+            return GENESIS_HASH
+        start = self._offset_of(position) + FRAME_HEADER.size
+        return hashlib.sha256(self._storage.read(start, end - start)).digest()
 
     def read(self, from_position: int = 1, to_position: int | None = None) -> Iterator[Record]:
         """Records from `from_position` to `to_position` (inclusive; default the head), in order.
@@ -202,15 +221,7 @@ class EventLog:
             for current in range(position, stop + 1):
                 record_start = offsets[current - base] - start + FRAME_HEADER.size + 1
                 record_end = end - start if current == stop else offsets[current + 1 - base] - start
-                record = _decoder.decode(data[record_start:record_end])
-                if record.position != current:
-                    raise LogCorruptError(
-                        f"record says position {record.position}",
-                        position=current,
-                        kind="position mismatch",
-                        offset=offsets[current - base],
-                    )
-                yield record
+                yield decode_record(data[record_start:record_end], current, offsets[current - base])
             position = stop + 1
 
     def prefix(self, position: int) -> EventLog:
@@ -222,7 +233,7 @@ class EventLog:
             view._end, view._last_hash = self._end, self._last_hash
         else:
             view._end = self._offset_of(position + 1)
-            view._last_hash = next(self.read(position + 1, position + 1)).prev_hash
+            view._last_hash = self._record_hash(position, view._end)
         view._next_position = position + 1
         view._index_base, view._offsets = self._index_base, self._offsets
         return view

@@ -9,13 +9,18 @@ of the SDK's enums or content models.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 import msgspec
 
 Operation = Literal["append", "edit", "merge"]
 PriorityName = Literal["skip", "normal", "pinned"]
 JsonObject = dict[str, Any]
+Timestamp = Annotated[datetime, msgspec.Meta(tz=True)]
+"""Every time in the log is timezone-aware (UTC when written): a naive one does not decode."""
+DEFAULT_BRANCH = "main"
+Count = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+"""Token counts: what a signed 64-bit column (and the usage the SDK accepts) holds."""
 
 
 class Event(msgspec.Struct, frozen=True, kw_only=True, tag=True, gc=False):
@@ -26,7 +31,7 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, tag=True, gc=False):
     """
 
     tract_id: str
-    created_at: datetime
+    created_at: Timestamp
 
 
 class TractCreated(Event, frozen=True, kw_only=True, tag=True):
@@ -43,11 +48,11 @@ class CommitCreated(Event, frozen=True, kw_only=True, tag=True):
     operation: Operation
     response_to: str | None = None
     message: str | None = None
-    token_count: int
+    token_count: Count
     tokenizer: str
     metadata: JsonObject | None = None
     generation_config: JsonObject | None = None
-    branch: str = "main"
+    branch: str = DEFAULT_BRANCH
     """The branch the commit was made on (it moves that branch's head)."""
     merge_parent: str | None = None
     """A merge's second parent: the head of the branch merged in."""
@@ -93,9 +98,9 @@ class GenerationConfigRecorded(Event, frozen=True, kw_only=True, tag=True):
 
 class UsageRecorded(Event, frozen=True, kw_only=True, tag=True):
     head_hash: str
-    prompt_tokens: int
-    completion_tokens: int
-    total_tokens: int
+    prompt_tokens: Count
+    completion_tokens: Count
+    total_tokens: Count
 
 
 EVENT_CLASSES = (

@@ -1,11 +1,14 @@
 """Prove a log whole and unaltered, or name the first record that is not.
 
-Checks every record's framing and checksums, dense positions, the hash
-chain, and re-derives each commit's content and commit hashes from the
-event's own fields, with parents that must already exist. Any altered,
-deleted, inserted or reordered byte range breaks one of these; a crash's torn
-tail is reported as such, not as tampering. An auditor's recorded chain head
-(`anchor`) proves a later, longer log only grew.
+Checks every record's framing and checksums, that it decodes, dense
+positions, the hash chain, re-derives each commit's content and commit
+hashes from the event's own fields, and checks that what each event says
+about refs holds together (see `events.consistency`: parents, edit targets,
+annotations, configs, usage, branches and HEAD name what exists in their
+tract at that point). Any altered, deleted, inserted or reordered byte range
+breaks one of these; a crash's torn tail is reported as such, not as
+tampering. An auditor's recorded chain head (`anchor`) proves a later,
+longer log only grew; an anchor that names no record of the log fails.
 """
 
 from __future__ import annotations
@@ -15,8 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import msgspec
-
+from events.consistency import RefFold, breach
 from events.errors import LogCorruptError, LogFormatError
 from events.framing import (
     FILE_HEADER,
@@ -26,10 +28,9 @@ from events.framing import (
     check_file_header,
 )
 from events.hashing import expected_hashes
+from events.records import decode_record
 from events.storage import FileStorage, MemoryStorage
-from events.types import CommitCreated, Record
-
-_decoder = msgspec.msgpack.Decoder(Record)
+from events.types import CommitCreated
 
 Progress = Callable[[int], None]
 
@@ -39,7 +40,8 @@ class Problem:
     position: int
     kind: str
     """torn tail, bad header, bad checksum, undecodable record, position mismatch,
-    broken chain, hash mismatch, unknown parent, anchor mismatch, anchor missing"""
+    broken chain, hash mismatch, unknown parent, bad edit, bad merge, unknown commit,
+    unknown branch, duplicate branch, unknown tract, anchor mismatch, anchor missing"""
     detail: str
     offset: int | None = None
 
@@ -96,38 +98,41 @@ def verify_storage(
             if progress is not None and frame.position % 50_000 == 0:
                 progress(frame.position)
     except LogCorruptError as error:
-        return walk.report(Problem(error.position, error.kind, "record cannot be trusted", error.offset))
+        return walk.report(Problem(error.position, error.kind, error.detail, error.offset))
     if scanner.torn is not None:
         torn = scanner.torn
         return walk.report(Problem(torn.position, "torn tail", torn.reason, torn.offset))
-    if anchor is not None and anchor[0] > walk.position:
-        return walk.report(Problem(anchor[0], "anchor missing", f"the log ends at position {walk.position}"))
+    if anchor is not None and not 1 <= anchor[0] <= walk.position:
+        detail = f"the log holds positions 1 to {walk.position}" if walk.position else "the log holds no record"
+        return walk.report(Problem(anchor[0], "anchor missing", f"no record has position {anchor[0]}: {detail}"))
     return walk.report(None)
 
 
 class _Walk:
-    """State carried from record to record: the chain hash and the commits seen."""
+    """State carried from record to record: the chain hash and the refs seen."""
 
     def __init__(self, anchor: tuple[int, str] | None) -> None:
         self.anchor = anchor
         self.position = 0
         self.last_hash = GENESIS_HASH
-        self.commits: set[str] = set()
+        self.refs = RefFold()
 
     def check(self, position: int, offset: int, raw: memoryview) -> Problem | None:
         try:
-            record = _decoder.decode(raw[1:])
-        except msgspec.DecodeError as error:
-            return Problem(position, "undecodable record", str(error), offset)
-        if record.position != position:
-            return Problem(position, "position mismatch", f"record says position {record.position}", offset)
+            record = decode_record(raw[1:], position, offset)
+        except LogCorruptError as error:
+            return Problem(position, error.kind, error.detail, offset)
         if record.prev_hash != self.last_hash:
             return Problem(position, "broken chain", "previous-record hash does not match the record before", offset)
         event = record.event
         if isinstance(event, CommitCreated):
-            problem = self._check_commit(position, offset, event)
+            problem = self._check_hashes(position, offset, event)
             if problem is not None:
                 return problem
+        found = breach(event, self.refs)
+        if found is not None:
+            return Problem(position, found[0], found[1], offset)
+        self.refs.apply(event)
         record_hash = hashlib.sha256(raw).digest()
         if self.anchor is not None and self.anchor[0] == position and record_hash.hex() != self.anchor[1].lower():
             return Problem(
@@ -136,7 +141,7 @@ class _Walk:
         self.position, self.last_hash = position, record_hash
         return None
 
-    def _check_commit(self, position: int, offset: int, event: CommitCreated) -> Problem | None:
+    def _check_hashes(self, position: int, offset: int, event: CommitCreated) -> Problem | None:
         content_hash, commit_hash = expected_hashes(event)
         if content_hash != event.content_hash:
             return Problem(
@@ -146,12 +151,6 @@ class _Walk:
             return Problem(
                 position, "hash mismatch", f"commit hashes to {commit_hash}, event says {event.commit_hash}", offset
             )
-        for reference in (event.parent_hash, event.response_to, event.merge_parent):
-            if reference is not None and reference not in self.commits:
-                return Problem(
-                    position, "unknown parent", f"commit {event.commit_hash} refers to unknown {reference}", offset
-                )
-        self.commits.add(event.commit_hash)
         return None
 
     def report(self, problem: Problem | None) -> VerifyReport:

@@ -8,11 +8,15 @@ are anchored at the HEAD they were made on and apply to the histories that
 contain that commit. Changes that matter to a cached compile (a SKIP
 flipping, a config recorded later) are counted so caches can tell cheaply
 whether they are still valid.
+
+An event whose refs do not hold together (see `events.consistency`, the
+rules `verify` checks) is refused as a corrupt record, so the view never
+holds a reference to nothing and its readers never have to guard against one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -27,16 +31,17 @@ from events import (
     Event,
     GenerationConfigRecorded,
     HeadChanged,
+    LogCorruptError,
     Record,
     RefMoved,
     TractCreated,
     UsageRecorded,
 )
-from events.types import JsonObject, PriorityName
+from events.consistency import breach
+from events.types import DEFAULT_BRANCH, JsonObject, PriorityName
 from projections.bulk import paused_gc
 
 ConfigSource = Literal["commit", "record_usage"]
-DEFAULT_BRANCH = "main"
 
 
 class StoredCommit(msgspec.Struct, frozen=True, gc=False):
@@ -152,6 +157,10 @@ class CommitView:
                 self.apply(record.position, record.event)
 
     def apply(self, position: int, event: Event) -> None:
+        """Fold one event in, or raise `LogCorruptError` (leaving the view as it was) if its refs do not hold."""
+        found = breach(event, self)
+        if found is not None:
+            raise LogCorruptError(found[1], position=position, kind=found[0])
         state = self.state
         if isinstance(event, CommitCreated):
             state.commits[event.commit_hash] = StoredCommit(event, position)
@@ -199,10 +208,20 @@ class CommitView:
         tract.ref_moves.append(RefEntry(branch, old_head, new_head, reason, event.created_at, position))
 
     def _tract(self, event: Event) -> TractState:
-        tract = self.state.tracts.get(event.tract_id)
-        if tract is None:
-            tract = self.state.tracts[event.tract_id] = TractState(created_at=event.created_at)
-        return tract
+        return self.state.tracts[event.tract_id]
+
+    # -- what the consistency checks ask (`events.consistency.KnownRefs`) -----
+
+    def branches_of(self, tract_id: str) -> Collection[str] | None:
+        tract = self.state.tracts.get(tract_id)
+        return tract.branches if tract is not None else None
+
+    def current_branch(self, tract_id: str) -> str | None:
+        return self.state.tracts[tract_id].current
+
+    def commit_facts(self, commit_hash: str) -> CommitCreated | None:
+        stored = self.state.commits.get(commit_hash)
+        return stored.event if stored is not None else None
 
     # -- refs ----------------------------------------------------------------
 

@@ -20,7 +20,8 @@ from events import CommitCreated
 from projections import CommitView, StoredCommit, UsageEntry
 from projections.commit_view import Visibility
 from tract.compiled import CompiledContext, CompiledWindow
-from tract.content import ContentRegistry
+from tract.content import ContentRegistry, MessageParts
+from tract.errors import CorruptLogError
 from tract.models import Message, trusted
 from tract.tokens import CHAT_FORMULA, ChatFormula, TokenCounter
 
@@ -205,7 +206,7 @@ class Compiler:
         compiled.config_changes_seen = len(changes)
 
     def _render(self, event: CommitCreated, *, marker: bool = False) -> tuple[Message, int]:
-        parts = self._registry.render(event.content_type, event.content)
+        parts = self._parts(event)
         text = EDIT_MARKER + parts.text if marker else parts.text
         # The stored count is for the writer's rendering: reuse it only when we render alike
         # (same tokenizer, no marker, and a content type we know rather than the fallback).
@@ -216,6 +217,30 @@ class Compiler:
         name_tokens = None if parts.name is None else self._count_label(parts.name)
         tokens = self._formula.message(self._count_label(parts.role), content_tokens, name_tokens)
         return trusted(Message, {"role": parts.role, "content": text, "name": parts.name}), tokens
+
+    def _parts(self, event: CommitCreated) -> MessageParts:
+        """The stored payload rendered as its type says; one that does not render is a corrupt record
+        (the writer validated every payload, so only a forged or damaged log holds one)."""
+        try:
+            parts = self._registry.render(event.content_type, event.content)
+        except Exception as error:
+            raise self._unrenderable(event, f"{type(error).__name__}: {error}") from error
+        if not (
+            isinstance(parts.role, str)
+            and isinstance(parts.text, str)
+            and (parts.name is None or isinstance(parts.name, str))
+        ):
+            raise self._unrenderable(event, "role, text and name must be strings")
+        return parts
+
+    def _unrenderable(self, event: CommitCreated, why: str) -> CorruptLogError:
+        stored = self._view.get(event.commit_hash)
+        position = stored.position if stored is not None else None
+        return CorruptLogError(
+            f"commit {event.commit_hash}: its {event.content_type} payload does not render ({why})",
+            position=position,
+            kind="unrenderable content",
+        )
 
     def _count_label(self, label: str) -> int:
         count = self._role_tokens.get(label)

@@ -30,6 +30,7 @@ from events import (
     EventLog,
     GenerationConfigRecorded,
     HeadChanged,
+    LogCorruptError,
     Record,
     RefMoved,
     SyncMode,
@@ -612,7 +613,8 @@ class Tract:
             return ChainHead(position=self._log.head_position, hash=self._log.head_hash.hex())
 
     def verify(self, *, anchor: ChainHead | tuple[int, str] | None = None) -> VerifyReport:
-        """Check every record: framing, checksums, positions, hash chain, commit hashes, parents."""
+        """Check every record: framing, checksums, decoding, positions, hash chain, commit hashes, and
+        that its refs hold (see `events.verify`); an anchor that names no record fails the check."""
         with self._lock:
             self._check_open()
             if isinstance(anchor, ChainHead):
@@ -620,11 +622,20 @@ class Tract:
             return self._log.verify(anchor=anchor)
 
     def refresh(self) -> int:
-        """Read-only tracts: take in what the writer appended since; returns the head position."""
+        """Read-only tracts: take in what the writer appended since; returns the head position.
+
+        A record that cannot be trusted raises `CorruptLogError`; the tract then stays
+        as it was after the last whole batch before it.
+        """
         with self._lock:
             self._check_open()
             with storage_errors(), paused_gc():
-                return self._log.refresh(self._view.apply_record)
+                try:
+                    return self._log.refresh(self._view.apply_record)
+                except LogCorruptError:
+                    if self._view.state.position > self._log.head_position:
+                        self._rebuild_view()  # the view took in part of the batch the log did not
+                    raise
 
     def replay(self, until_position: int | None = None, until_time: datetime | None = None) -> Tract:
         """A read-only view of this tract as it was after a log position or at a time."""
