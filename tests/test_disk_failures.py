@@ -274,6 +274,22 @@ def disk(tmp_path: Path) -> Iterator[Disk]:
             raise AssertionError(f"{mount_point} was still in use after the test: {done.stderr.strip()}")
 
 
+def test_a_commit_on_a_full_disk_raises_storage_error_and_writes_nothing(disk: Disk) -> None:
+    directory = disk.path / "log"
+    t = Tract.open(directory)
+    t.commit(user("one"))
+    log = (directory / "events.log").read_bytes()
+    disk.fill()
+    with pytest.raises(StorageError, match="No space left on device"):
+        t.commit(user("too big for what is left " * 1000))
+    assert (directory / "events.log").read_bytes() == log
+    assert [m.content for m in t.compile().messages] == ["one"]
+    disk.free()
+    t.commit(user("two"))  # nothing is refused once there is room: the log was never in doubt
+    t.close()
+    assert_reopen_matches_a_replay(directory)
+
+
 def test_close_on_a_full_disk_raises_storage_error_and_leaves_no_temporary_file(disk: Disk) -> None:
     directory = disk.path / "log"
     with Tract.open(directory) as t:
