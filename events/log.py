@@ -334,7 +334,7 @@ class EventLog:
                 return
             try:
                 self._sync()
-            except BaseException:  # kept, not lost in this thread: the next append, flush or close raises it
+            except BaseException:  # noqa: BLE001 - kept, not lost in this thread: the next append, flush or close raises it
                 self._failure_unreported = True
 
     def _raise_if_failed(self) -> None:

@@ -422,9 +422,7 @@ class Analytics:
 
     def _catch_up(self, log: EventLog) -> None:
         previous = self._checkpoint
-        matches = (
-            previous is not None and previous.position <= log.head_position and log.contains(previous)
-        )
+        matches = previous is not None and previous.position <= log.head_position and log.contains(previous)
         if matches:
             assert previous is not None
             if previous.position == log.head_position:

@@ -43,7 +43,9 @@ def answers(t: Tract) -> dict[str, Any]:
         "chain_head": t.chain_head,
         "log": [info.model_dump() for info in t.log(limit=None)],
         "compile": t.compile().model_dump(),
-        "commits": t.sql("SELECT commit_hash, position, CAST(generation_config AS VARCHAR) FROM commits ORDER BY position").rows,
+        "commits": t.sql(
+            "SELECT commit_hash, position, CAST(generation_config AS VARCHAR) FROM commits ORDER BY position"
+        ).rows,
         "usage": t.sql("SELECT head_hash, prompt_tokens, position FROM usage ORDER BY position").rows,
     }
 
@@ -69,7 +71,9 @@ def analytics_position(directory: Path) -> int:
     con = duckdb.connect(str(directory / "analytics.duckdb"), read_only=True)
     try:
         tables = {name for (name,) in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
-        return con.execute("SELECT position FROM projection_state").fetchall()[0][0] if "projection_state" in tables else 0
+        return (
+            con.execute("SELECT position FROM projection_state").fetchall()[0][0] if "projection_state" in tables else 0
+        )
     finally:
         con.close()
 
@@ -268,7 +272,7 @@ def disk(tmp_path: Path) -> Iterator[Disk]:
     try:
         yield Disk(mount_point)
     finally:
-        done = subprocess.run(["umount", str(mount_point)], capture_output=True, text=True)
+        done = subprocess.run(["umount", str(mount_point)], capture_output=True, text=True, check=False)
         if done.returncode != 0:  # a file there is still open: detach the mount anyway, and say so
             subprocess.run(["umount", "--lazy", str(mount_point)], check=True)
             raise AssertionError(f"{mount_point} was still in use after the test: {done.stderr.strip()}")
@@ -350,7 +354,7 @@ def test_a_full_temporary_directory_during_catch_up_is_a_storage_error_and_leave
 
 def run_cli(*args: object) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "tract.cli", *map(str, args)], capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "tract.cli", *map(str, args)], capture_output=True, text=True, timeout=120, check=False
     )
 
 
@@ -371,9 +375,8 @@ def test_exports_to_a_full_disk_raise_storage_error_and_leave_no_partial_file(di
         with pytest.raises(StorageError, match="No space left on device"):
             t.export_parquet(out / "api-tables")
         assert disk.files() == []
-        with open(out / "api.jsonl", "wb", buffering=0) as stream:
-            with pytest.raises(StorageError, match="No space left on device"):
-                t.export_jsonl(stream)
+        with open(out / "api.jsonl", "wb", buffering=0) as stream, pytest.raises(StorageError, match="No space"):
+            t.export_jsonl(stream)
     (out / "api.jsonl").unlink()  # the caller's own stream: the caller's to remove
     disk.free()
     done = run_cli("export", log_dir, out / "log.jsonl")

@@ -125,7 +125,11 @@ def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def probe(directories: list[Path]) -> list[dict[str, object]]:
     try:
         done = subprocess.run(
-            [sys.executable, "-c", PROBE, *map(str, directories)], capture_output=True, text=True, timeout=TIMEOUT
+            [sys.executable, "-c", PROBE, *map(str, directories)],
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            check=False,
         )
     except subprocess.TimeoutExpired as expired:
         printed = (expired.stdout or b"").decode() if isinstance(expired.stdout, bytes) else expired.stdout or ""
