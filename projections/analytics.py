@@ -353,6 +353,7 @@ class Analytics:
             pass
         self._discard_files()
         self._con = self._connect()
+        self._disconnected = False
         self._checkpoint = None
 
     def _recovering(self, log: EventLog, action: Callable[[], T]) -> T:
