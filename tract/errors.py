@@ -74,7 +74,8 @@ class TractClosedError(TractError):
 
 
 class StorageError(TractError):
-    """The log could not be opened, read or written. `position` names the record when known."""
+    """The log, or a file beside it (snapshot, analytics database), could not be opened, read or written:
+    a full disk, a failed fsync, a file that is not a regular file. `position` names the record when known."""
 
     def __init__(self, message: str, *, position: int | None = None, kind: str | None = None) -> None:
         super().__init__(message)
