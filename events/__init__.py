@@ -7,6 +7,7 @@ from events.errors import (
     LogFormatError,
     LogLockedError,
     LogReadOnlyError,
+    NotRegularFileError,
     RecordTooLargeError,
 )
 from events.framing import GENESIS_HASH, LOG_FILE, MAX_RECORD_BYTES, TornTail
@@ -58,6 +59,7 @@ __all__ = [
     "LogFormatError",
     "LogLockedError",
     "LogReadOnlyError",
+    "NotRegularFileError",
     "Record",
     "RecordTooLargeError",
     "RefMoved",

@@ -34,3 +34,7 @@ class LogReadOnlyError(LogError):
 
 class RecordTooLargeError(LogError):
     """An event whose encoding does not fit the record format."""
+
+
+class NotRegularFileError(LogError):
+    """A file of the log directory that is a FIFO, socket, device or directory: refused, never opened."""

@@ -81,7 +81,9 @@ class EventLog:
         self._sync_timer: threading.Timer | None = None
         self.resumed = False
         self._frozen = False
+        self._unsynced = False
         self._failed: BaseException | None = None
+        self._failure_unreported = False
 
     @classmethod
     def memory(cls) -> EventLog:
@@ -286,11 +288,10 @@ class EventLog:
             raise LogReadOnlyError("this log is open read-only")
         if self._closed:
             raise LogError("this log is closed")
-        if self._failed is not None:
-            raise LogError(f"an earlier write or sync failed ({self._failed}); reopen the log to continue")
         if not events:
             return self.head_position
         with self._lock:
+            self._raise_if_failed()
             out = bytearray()
             starts: list[int] = []
             prev = self._last_hash
@@ -314,33 +315,60 @@ class EventLog:
             self._next_position = position
             self._last_hash = prev
             self._offsets.extend(starts)
-            try:
-                self._after_write()
-            except OSError as error:
-                # The records are written but not known durable: no further writes until reopened.
-                self._failed = error
-                raise
+            self._unsynced = True
+            self._after_write()
             return self.head_position
 
     def _after_write(self) -> None:
         if self.sync_mode == "always":
-            self._storage.sync()
+            self._sync()
         elif self._sync_timer is None:
             self._sync_timer = threading.Timer(BATCH_SYNC_INTERVAL, self._background_sync)
             self._sync_timer.daemon = True
             self._sync_timer.start()
 
+    def _sync(self) -> None:
+        """fdatasync what was appended. If it fails or is interrupted, the records are written but not
+        known durable (and a retried fsync may "succeed" without writing them): writes are refused
+        until the log is reopened."""
+        try:
+            self._storage.sync()
+        except BaseException as error:
+            self._failed = error
+            raise
+        self._unsynced = False
+
     def _background_sync(self) -> None:
         with self._lock:
             self._sync_timer = None
-            if not self._closed:
-                self._storage.sync()
+            if self._closed or self._failed is not None or not self._unsynced:
+                return
+            try:
+                self._sync()
+            except BaseException:  # noqa: BLE001 - kept, not lost in this thread: the next append, flush or close raises it
+                self._failure_unreported = True
+
+    def _raise_if_failed(self) -> None:
+        if self._failed is not None:
+            self._failure_unreported = False
+            error = self._failed
+            raise LogError(
+                f"an earlier write or sync failed ({str(error) or type(error).__name__}); reopen the log to continue"
+            ) from error
+
+    @property
+    def failed(self) -> bool:
+        """Did a sync fail (or was one interrupted)? Then nothing past the last good sync is known durable."""
+        return self._failed is not None
 
     def flush(self) -> None:
-        """Make every appended record durable now."""
+        """Make every appended record durable now; raises if an earlier sync failed."""
         with self._lock:
-            if not self._closed and not self.readonly:
-                self._storage.sync()
+            if self._closed or self.readonly:
+                return
+            self._raise_if_failed()
+            if self._unsynced:
+                self._sync()
 
     def _cut_torn_tail(self, where: str) -> None:
         torn = self.torn_tail
@@ -354,16 +382,22 @@ class EventLog:
         )
 
     def close(self) -> None:
+        """Sync what is pending and release the file (and the lock), also when that sync fails;
+        a background sync failure nobody was told of yet is raised here."""
         with self._lock:
             if self._closed:
                 return
             if self._sync_timer is not None:
                 self._sync_timer.cancel()
                 self._sync_timer = None
-            if not self.readonly and self._failed is None:
-                self._storage.sync()
-            self._storage.close()
-            self._closed = True
+            try:
+                if not self.readonly and self._failed is None and self._unsynced:
+                    self._sync()
+            finally:
+                self._storage.close()
+                self._closed = True
+            if self._failure_unreported:
+                self._raise_if_failed()
 
     @property
     def closed(self) -> bool:

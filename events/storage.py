@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 from events.errors import LogLockedError
+from events.files import open_regular
 
 
 class MemoryStorage:
@@ -49,11 +50,11 @@ class FileStorage:
         self.path = path
         self._lock_fd: int | None = None
         if readonly:
-            self._fd = os.open(path, os.O_RDONLY)
+            self._fd = open_regular(path, os.O_RDONLY)
             return
         self._lock_fd = _take_lock(path.parent / "LOCK")
         try:
-            self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+            self._fd = open_regular(path, os.O_RDWR | os.O_CREAT | os.O_APPEND)
         except BaseException:
             os.close(self._lock_fd)
             raise
@@ -95,7 +96,7 @@ class FileStorage:
 
 
 def _take_lock(lock_path: Path) -> int:
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = open_regular(lock_path, os.O_RDWR | os.O_CREAT)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

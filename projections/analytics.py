@@ -10,13 +10,20 @@ User SQL runs with file access and extension loading disabled, must be a
 single read-only SELECT (see `readonly_sql`), and executes in a transaction
 that is rolled back. A database file that turns out damaged (unreadable, cut
 short, from another log) is reported with a warning and rebuilt from the log.
+A disk that cannot be written (full, failing, read-only) or a database another
+process holds is not damage: it raises `AnalyticsStorageError` and the file is
+kept. The recorded position never runs ahead of what the log holds durably:
+the log is synced before a catch-up commits.
 """
 
 from __future__ import annotations
 
+import errno
+import os
 import tempfile
 import warnings
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -36,6 +43,7 @@ from events import (
     RefMoved,
     UsageRecorded,
 )
+from events.files import check_regular
 from projections.bulk import paused_gc
 from projections.config_query import TYPED_COLUMNS, config_predicate
 from projections.readonly_sql import NotReadOnly, check_read_only, first_line
@@ -48,7 +56,15 @@ T = TypeVar("T")
 ANALYTICS_FILE = "analytics.duckdb"
 SCHEMA_VERSION = 4
 _DAMAGE = ("IOException", "SerializationException", "InternalException", "FatalException", "CorruptionException")
-"""DuckDB errors that mean the database file itself cannot be trusted."""
+"""DuckDB errors that mean the database file itself cannot be trusted (unless they are `_STORAGE_FAILURES`)."""
+_STORAGE_FAILURES = (
+    *(os.strerror(code) for code in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS, errno.EACCES)),
+    "Could not set lock on file",
+)
+"""What DuckDB says when the disk, not the file, is at fault (its messages carry the OS's own words),
+or when another process holds the database."""
+_DUCKDB_FILES = ("", ".wal", ".wal.checkpoint", ".wal.recovery")
+"""The database file and the write-ahead logs DuckDB keeps beside it."""
 
 
 def _typed(kind: str, key: str, source: str) -> str:
@@ -233,6 +249,11 @@ class AnalyticsError(Exception):
     """A refused or failed analytics query."""
 
 
+class AnalyticsStorageError(Exception):
+    """The analytics database could not be read or written: a full or failing disk, or another process
+    holding it. The database is kept (it is not damaged) and the next use tries again."""
+
+
 @dataclass(frozen=True)
 class QueryResult:
     columns: list[str]
@@ -252,23 +273,36 @@ class Analytics:
         self._path = path
         self._file_access = file_access
         self._scratch = tempfile.TemporaryDirectory(prefix="tract-analytics-")
-        self._con = self._connect()
+        self._disconnected = True
         try:
-            self._checkpoint = self._load_state()
-        except Exception as error:
-            if not self._is_damage(error):
-                raise
-            self._rebuild(error)
+            self._open()
+        except BaseException:
+            self._scratch.cleanup()
+            raise
+
+    def _open(self) -> None:
+        """Connect and read the position the database records; a damaged file is replaced by an empty one."""
+        with self._storage_failures():
+            self._con = self._connect()
+            self._disconnected = False
+            try:
+                self._checkpoint = self._load_state()
+            except Exception as error:
+                if not self._is_damage(error):
+                    raise
+                self._rebuild(error)
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
         import duckdb
 
         config = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
         target = ":memory:" if self._path is None else str(self._path)
+        for path in self._files():
+            check_regular(path)  # DuckDB would block on a FIFO, or write into a device
         try:
             con = duckdb.connect(target, config=config)
         except duckdb.Error as error:
-            if self._path is None:
+            if self._path is None or _is_storage_failure(error):
                 raise
             self._warn(error)
             self._discard_files()
@@ -282,7 +316,26 @@ class Analytics:
         return con
 
     def _is_damage(self, error: BaseException) -> bool:
-        return self._path is not None and type(error).__name__ in _DAMAGE
+        return self._path is not None and type(error).__name__ in _DAMAGE and not _is_storage_failure(error)
+
+    @contextmanager
+    def _storage_failures(self) -> Iterator[None]:
+        """DuckDB's reports of a disk that failed become `AnalyticsStorageError`. DuckDB may have given up
+        on the database after such a failure, so the connection is dropped and made anew on next use
+        (its write-ahead log keeps everything that was committed)."""
+        try:
+            yield
+        except Exception as error:
+            if not _is_storage_failure(error):
+                raise
+            self._disconnect()
+            raise AnalyticsStorageError(f"{self._path or 'analytics'}: {first_line(error)}") from error
+
+    def _disconnect(self) -> None:
+        """Close the connection (which discards whatever it had not committed); the next use reconnects."""
+        if not self._disconnected:
+            self._disconnected = True
+            self._con.close()
 
     def _warn(self, error: BaseException) -> None:
         warnings.warn(
@@ -300,24 +353,32 @@ class Analytics:
             pass
         self._discard_files()
         self._con = self._connect()
+        self._disconnected = False
         self._checkpoint = None
 
     def _recovering(self, log: EventLog, action: Callable[[], T]) -> T:
         """Catch up and run `action`; if the file proves damaged, rebuild it and try once more."""
-        try:
+        if self._disconnected:
+            self._open()
+        with self._storage_failures():
+            try:
+                self._catch_up(log)
+                return action()
+            except Exception as error:
+                if not self._is_damage(error):
+                    raise
+                self._rebuild(error)
             self._catch_up(log)
             return action()
-        except Exception as error:
-            if not self._is_damage(error):
-                raise
-            self._rebuild(error)
-        self._catch_up(log)
-        return action()
+
+    def _files(self) -> list[Path]:
+        return [] if self._path is None else [Path(str(self._path) + suffix) for suffix in _DUCKDB_FILES]
 
     def _discard_files(self) -> None:
-        assert self._path is not None
-        for suffix in ("", ".wal"):
-            Path(str(self._path) + suffix).unlink(missing_ok=True)
+        """Remove the database, its write-ahead logs first: a crash in between leaves an older state, never a log
+        without its database."""
+        for path in reversed(self._files()):
+            path.unlink(missing_ok=True)
 
     def _load_state(self) -> Checkpoint | None:
         tables = {row[0] for row in self._con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
@@ -332,6 +393,7 @@ class Analytics:
         return Checkpoint(position=row[1], offset=row[2], end=row[3], record_hash=bytes(row[4]))
 
     def _reset(self) -> None:
+        """Empty tables of the current schema (inside the catch-up's transaction, so never half done)."""
         con = self._con
         # Whatever an older schema left behind goes too (names come from our own catalog).
         for (view,) in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall():
@@ -339,8 +401,6 @@ class Analytics:
         for (table,) in con.execute("SELECT table_name FROM duckdb_tables()").fetchall():
             con.execute(f'DROP TABLE "{table}"')
         con.execute(_SCHEMA)
-        self._checkpoint = Checkpoint(0, 0, 0, bytes(32))
-        self._save_state()
 
     def _save_state(self) -> None:
         assert self._checkpoint is not None
@@ -362,31 +422,46 @@ class Analytics:
         self._recovering(log, lambda: None)
 
     def _catch_up(self, log: EventLog) -> None:
-        if (
-            self._checkpoint is None
-            or not log.contains(self._checkpoint)
-            or self._checkpoint.position > log.head_position
-        ):
-            if self._checkpoint is not None and self._checkpoint.position > 0:
-                warnings.warn("analytics database does not match the log; rebuilding it", RuntimeWarning, stacklevel=3)
-            self._reset()
-        assert self._checkpoint is not None
-        if self._checkpoint.position >= log.head_position:
-            return
-        start = self._checkpoint.position
+        previous = self._checkpoint
+        matches = previous is not None and previous.position <= log.head_position and log.contains(previous)
+        if matches:
+            assert previous is not None
+            if previous.position == log.head_position:
+                return
+        elif previous is not None and previous.position > 0:
+            warnings.warn("analytics database does not match the log; rebuilding it", RuntimeWarning, stacklevel=3)
+        if self._path is not None:
+            log.flush()  # the file must never record a position the log does not durably hold
+        start = previous.position if matches and previous is not None else 0
         con = self._con
         con.execute("BEGIN TRANSACTION")
         try:
+            if not matches:
+                self._reset()
             with paused_gc():
                 self._load(log.read(start + 1))
             con.execute(_EFFECTIVE_CONFIGS, [start])
             self._checkpoint = log.checkpoint()
             self._save_state()
-            con.execute("COMMIT")
         except BaseException:
-            con.execute("ROLLBACK")
-            self._checkpoint = self._load_state()
+            self._checkpoint = previous
+            self._abandon_transaction()
             raise
+        try:
+            con.execute("COMMIT")  # a COMMIT that fails (a full disk) ends the transaction itself
+        except BaseException:
+            self._checkpoint = previous
+            raise
+
+    def _abandon_transaction(self) -> None:
+        """Roll back; when the failure already ended the transaction or broke the database, drop the
+        connection instead (closing it discards what it had not committed)."""
+        import duckdb
+
+        try:
+            self._con.execute("ROLLBACK")
+        except duckdb.Error:
+            self._disconnect()
 
     def _load(self, records: Iterable[Record]) -> None:
         """Encode the rows as JSON lines (msgspec, in C) and let DuckDB read each table's file
@@ -401,11 +476,11 @@ class Analytics:
             buffer += b"\n"
         for row_type, buffer in buffers.items():
             path = Path(self._scratch.name) / f"{row_type.__name__}.jsonl"
-            path.write_bytes(buffer)
             try:
+                path.write_bytes(buffer)
                 self._con.execute(_LOADS[row_type], [str(path)])
             finally:
-                path.unlink()
+                path.unlink(missing_ok=True)  # also what a full disk left of it
 
     # -- querying ------------------------------------------------------------
 
@@ -459,18 +534,35 @@ class Analytics:
             raise AnalyticsError(str(error)) from None
 
     def export_parquet(self, directory: Path) -> list[Path]:
-        """Write each table as `<table>.parquet` in `directory`."""
+        """Write each table as `<table>.parquet` in `directory`. The files are written in a hidden
+        directory beside them and moved into place once all are complete, so a failure (a full
+        disk) leaves no partial file."""
         if not self._file_access:
             raise AnalyticsError("this analytics connection was opened without file access")
         directory.mkdir(parents=True, exist_ok=True)
-        written = []
-        for table in EXPORTED:
-            target = directory / f"{table}.parquet"
-            quoted = str(target).replace("'", "''")
-            self._con.execute(f"COPY (SELECT * FROM {table} ORDER BY position) TO '{quoted}' (FORMAT parquet)")
-            written.append(target)
-        return written
+        staging = Path(tempfile.mkdtemp(prefix=".tract-export-", dir=directory))
+        try:
+            with self._storage_failures():
+                for table in EXPORTED:
+                    quoted = str(staging / f"{table}.parquet").replace("'", "''")
+                    self._con.execute(f"COPY (SELECT * FROM {table} ORDER BY position) TO '{quoted}' (FORMAT parquet)")
+            written = []
+            for table in EXPORTED:
+                target = directory / f"{table}.parquet"
+                os.replace(staging / target.name, target)
+                written.append(target)
+            return written
+        finally:
+            for leftover in staging.iterdir():
+                leftover.unlink()
+            staging.rmdir()
 
     def close(self) -> None:
         self._con.close()
         self._scratch.cleanup()
+
+
+def _is_storage_failure(error: BaseException) -> bool:
+    import duckdb
+
+    return isinstance(error, duckdb.Error) and any(words in str(error) for words in _STORAGE_FAILURES)

@@ -19,6 +19,7 @@ from pathlib import Path
 import msgspec
 
 from events import Checkpoint
+from events.files import open_regular
 from events.storage import sync_directory
 from projections.bulk import paused_gc
 from projections.commit_view import ViewState
@@ -37,22 +38,29 @@ _decoder = msgspec.msgpack.Decoder(Snapshot)
 
 
 def save_snapshot(directory: Path, checkpoint: Checkpoint, state: ViewState) -> None:
+    """Replace the snapshot atomically; on any failure (a full disk) no temporary file is left."""
     path = directory / SNAPSHOT_FILE
     temporary = path.with_name(SNAPSHOT_FILE + ".tmp")
     body = msgspec.msgpack.encode(Snapshot(checkpoint, state))
     data = _MAGIC + _CRC.pack(zlib.crc32(body)) + body
-    with open(temporary, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+    fd = open_regular(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
     sync_directory(directory)
 
 
 def load_snapshot(directory: Path) -> Snapshot | None:
     path = directory / SNAPSHOT_FILE
     try:
-        data = path.read_bytes()
+        with os.fdopen(open_regular(path, os.O_RDONLY), "rb") as handle:
+            data = handle.read()
     except FileNotFoundError:
         return None
     if not data.startswith(_MAGIC):

@@ -581,22 +581,6 @@ def test_a_replay_outlives_the_tract_it_came_from(log_dir: Path, tmp_path: Path)
     past.close()
 
 
-def test_a_failed_sync_stops_further_writes(tract: Tract, monkeypatch: pytest.MonkeyPatch) -> None:
-    from events.storage import FileStorage
-
-    tract.commit(user("durable"))
-
-    def broken_sync(self: FileStorage) -> None:
-        raise OSError(5, "Input/output error")
-
-    monkeypatch.setattr(FileStorage, "sync", broken_sync)
-    with pytest.raises(StorageError):
-        tract.commit(user("written, not known durable"))
-    monkeypatch.undo()
-    with pytest.raises(StorageError, match="reopen"):
-        tract.commit(user("refused until reopened"))
-
-
 def test_a_file_where_the_directory_should_be_is_a_storage_error(tmp_path: Path) -> None:
     (tmp_path / "not-a-dir").write_text("hello")
     with pytest.raises(StorageError):

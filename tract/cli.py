@@ -10,10 +10,11 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import msgspec
 
@@ -157,7 +158,7 @@ def _export(args: argparse.Namespace) -> int:
             for path in tract.export_parquet(args.out):
                 print(path)
             return 0
-        with open(args.out, "wb") as out:
+        with _output_file(Path(args.out)) as out:
             count = tract.export_jsonl(out, progress=_progress("exported"))
         _end_progress()
         head = tract.chain_head
@@ -177,6 +178,30 @@ def _import(args: argparse.Namespace) -> int:
 
 
 # -- helpers ----------------------------------------------------------------------
+
+
+@contextmanager
+def _output_file(target: Path) -> Iterator[IO[bytes]]:
+    """A file that becomes `target` only once completely written (on any failure, a full disk,
+    nothing is left and an earlier `target` is untouched). A target that is not a regular file
+    (/dev/stdout, a pipe) is written directly."""
+    if target.exists() and not target.is_file():
+        with open(target, "wb") as out:
+            yield out
+        return
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            yield out
+            with storage_errors():
+                out.flush()
+                os.fsync(out.fileno())
+        with storage_errors():
+            os.replace(temporary, target)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 def format_table(columns: Sequence[str], rows: Sequence[Sequence[object]]) -> str:

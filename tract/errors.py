@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import events
+from projections.analytics import AnalyticsStorageError
 
 
 class TractError(Exception):
@@ -73,7 +74,8 @@ class TractClosedError(TractError):
 
 
 class StorageError(TractError):
-    """The log could not be opened, read or written. `position` names the record when known."""
+    """The log, or a file beside it (snapshot, analytics database), could not be opened, read or written:
+    a full disk, a failed fsync, a file that is not a regular file. `position` names the record when known."""
 
     def __init__(self, message: str, *, position: int | None = None, kind: str | None = None) -> None:
         super().__init__(message)
@@ -107,7 +109,8 @@ _FROM_LOG: dict[type[events.LogError], type[StorageError]] = {
 
 @contextmanager
 def storage_errors() -> Iterator[None]:
-    """Re-raise the log's own errors (and the OS's) as the SDK's, keeping position and kind."""
+    """Re-raise the log's own errors (and the OS's, and those of the projections' files) as the SDK's,
+    keeping position and kind."""
     try:
         yield
     except events.LogError as error:
@@ -115,3 +118,5 @@ def storage_errors() -> Iterator[None]:
         raise kind(str(error), position=getattr(error, "position", None), kind=getattr(error, "kind", None)) from error
     except OSError as error:
         raise StorageError(f"{error.strerror or error}: {error.filename or 'log'}") from error
+    except AnalyticsStorageError as error:
+        raise StorageError(str(error)) from error

@@ -165,7 +165,11 @@ class Tract:
         return cls(log=log, view=view, directory=directory, tract_id=chosen, config=config, counter=counter)
 
     def close(self) -> None:
-        """Snapshot the commit view (for a fast reopen) and release the log. Idempotent."""
+        """Snapshot the commit view (for a fast reopen) and release the log. Idempotent.
+
+        The snapshot is written only once the log is durable up to it, so after a failed or
+        interrupted sync none is written (the next open replays the log). The log and its
+        lock are released even when this raises."""
         with self._lock:
             if self._closed:
                 return
@@ -173,14 +177,18 @@ class Tract:
                 raise TractError("close() inside batch(): leave the batch first (its commits are not written yet)")
             self._closed = True
             try:
-                if self._directory is not None and not self._log.readonly and self._log.head_position:
+                log = self._log
+                if self._directory is not None and not log.readonly and log.head_position and not log.failed:
                     with storage_errors():
-                        self._log.flush()
-                    save_snapshot(self._directory, self._log.checkpoint(), self._view.state)
+                        log.flush()
+                        save_snapshot(self._directory, log.checkpoint(), self._view.state)
             finally:
-                if self._analytics is not None:
-                    self._analytics.close()
-                self._log.close()
+                try:
+                    if self._analytics is not None:
+                        self._analytics.close()
+                finally:
+                    with storage_errors():
+                        self._log.close()
 
     def __enter__(self) -> Tract:
         return self
@@ -756,13 +764,13 @@ class Tract:
         """The analytics tables (all tracts) as Parquet files in `directory`."""
         with self._lock:
             self._check_open()
-            analytics = Analytics(None, file_access=True)
-            try:
-                with storage_errors():
+            with storage_errors():
+                analytics = Analytics(None, file_access=True)
+                try:
                     analytics.catch_up(self._log)
-                return analytics.export_parquet(Path(directory))
-            finally:
-                analytics.close()
+                    return analytics.export_parquet(Path(directory))
+                finally:
+                    analytics.close()
 
     def _analytics_db(self) -> Analytics:
         """The analytics projection, opened on first use (so commits never load DuckDB)."""
@@ -916,7 +924,8 @@ class Tract:
 
 def _open_directory(directory: Path, *, readonly: bool, sync: SyncMode) -> tuple[EventLog, CommitView]:
     """Open the log and fold it into a view in the same pass, starting from the snapshot when it matches."""
-    snapshot = load_snapshot(directory) if directory.is_dir() else None
+    with storage_errors():
+        snapshot = load_snapshot(directory) if directory.is_dir() else None
     views: list[CommitView] = []
 
     def fold(resumed: bool) -> Callable[[Record], None]:

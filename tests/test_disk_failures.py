@@ -1,0 +1,384 @@
+"""When the disk fails, tract says so: failed or interrupted fsyncs, and a full disk.
+
+fsync failures are injected by replacing the OS call itself (`os.fdatasync`, `os.fsync`), so
+these tests also prove the log really makes that call. A full disk is a real one: a small tmpfs
+mounted for the test and filled with a filler file until the kernel says ENOSPC.
+
+What must hold: a failure reaches the caller as a `StorageError` (never lost in a background
+thread, never a raw `OSError` or DuckDB exception); writes are refused until the log is
+reopened; no temporary file is left behind; and nothing persisted (the snapshot, the analytics
+database) claims more than the log durably holds, so a reopen shows exactly a replay of the log.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import uuid
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+import events.log
+from tract import DialogueContent, StorageError, Tract
+
+EIO = OSError(errno.EIO, "Input/output error")
+
+
+def user(text: str) -> DialogueContent:
+    return DialogueContent(role="user", text=text)
+
+
+def answers(t: Tract) -> dict[str, Any]:
+    """What a user reads, from the commit view and from the analytics database."""
+    return {
+        "chain_head": t.chain_head,
+        "log": [info.model_dump() for info in t.log(limit=None)],
+        "compile": t.compile().model_dump(),
+        "commits": t.sql(
+            "SELECT commit_hash, position, CAST(generation_config AS VARCHAR) FROM commits ORDER BY position"
+        ).rows,
+        "usage": t.sql("SELECT head_hash, prompt_tokens, position FROM usage ORDER BY position").rows,
+    }
+
+
+def assert_reopen_matches_a_replay(directory: Path) -> None:
+    """A writer's reopen (resuming from snapshot.bin, catching analytics.duckdb up) shows exactly what
+    a read-only replay of the log alone shows (no projection files, analytics rebuilt in memory)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a projection the reopen had to throw away would warn
+        with Tract.open(directory) as t:
+            reopened = answers(t)
+        for name in ("snapshot.bin", "analytics.duckdb", "analytics.duckdb.wal"):
+            (directory / name).unlink(missing_ok=True)
+        with Tract.open(directory, readonly=True) as t:
+            replayed = answers(t)
+    assert reopened == replayed
+
+
+def analytics_position(directory: Path) -> int:
+    """The log position analytics.duckdb says it has applied (0 if it never recorded one)."""
+    if not (directory / "analytics.duckdb").exists():
+        return 0
+    con = duckdb.connect(str(directory / "analytics.duckdb"), read_only=True)
+    try:
+        tables = {name for (name,) in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        return (
+            con.execute("SELECT position FROM projection_state").fetchall()[0][0] if "projection_state" in tables else 0
+        )
+    finally:
+        con.close()
+
+
+class Fdatasync:
+    """`os.fdatasync` that records which files it was called on, and fails when told to."""
+
+    def __init__(self) -> None:
+        self.real = os.fdatasync
+        self.calls: list[int] = []
+        self.failures: list[BaseException] = []
+        self.failed = threading.Event()
+
+    def fail(self, error: BaseException, times: int = 1) -> None:
+        """The next `times` calls raise `error`; later calls work again, as on Linux, where a
+        writeback error is reported once and a retried fsync then "succeeds"."""
+        self.failures = [error] * times
+
+    def __call__(self, fd: int) -> None:
+        self.calls.append(os.fstat(fd).st_ino)
+        if self.failures:
+            self.failed.set()
+            raise self.failures.pop()
+        self.real(fd)
+
+
+@pytest.fixture
+def fdatasync(monkeypatch: pytest.MonkeyPatch) -> Fdatasync:
+    fake = Fdatasync()
+    monkeypatch.setattr(os, "fdatasync", fake)
+    return fake
+
+
+# ---------------------------------------------------------------------------------------------
+# fsync
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sync", ["always", "batch"])
+def test_the_log_really_calls_fdatasync_on_its_file(log_dir: Path, fdatasync: Fdatasync, sync: str) -> None:
+    with Tract.open(log_dir, sync=sync) as t:  # type: ignore[arg-type]
+        log_file = (log_dir / "events.log").stat().st_ino
+        before = len(fdatasync.calls)
+        t.commit(user("made durable"))
+        if sync == "always":
+            assert fdatasync.calls[before:] == [log_file], "commit() returned without fdatasync on events.log"
+    assert log_file in fdatasync.calls[before:], "the appended records were never fdatasynced"
+
+
+@pytest.mark.parametrize("failure", [EIO, KeyboardInterrupt()], ids=["EIO", "KeyboardInterrupt"])
+def test_after_a_failed_fsync_writes_are_refused_and_close_persists_nothing_beyond_it(
+    log_dir: Path, fdatasync: Fdatasync, failure: BaseException
+) -> None:
+    with Tract.open(log_dir) as t:
+        t.commit(user("one"))
+    snapshot = (log_dir / "snapshot.bin").read_bytes()
+    t = Tract.open(log_dir)
+    t.commit(user("two"), generation_config={"model": "m"})
+    t.sql("SELECT count(*) FROM commits")
+    durable = t.chain_head.position
+    fdatasync.fail(failure)  # once: the retried fsync at close() would "succeed"
+    with pytest.raises(StorageError if isinstance(failure, OSError) else KeyboardInterrupt):
+        t.commit(user("written, never known durable"))
+    with pytest.raises(StorageError, match="reopen"):
+        t.commit(user("refused"))
+    with pytest.raises(StorageError, match="reopen"):
+        t.sql("SELECT count(*) FROM commits")  # catching up would record a position that is not durable
+    assert t.compile().messages[-1].content == "two"  # reading what was acknowledged still works
+    t.close()  # the failure was reported already; close releases the log without a new snapshot
+    assert (log_dir / "snapshot.bin").read_bytes() == snapshot
+    assert analytics_position(log_dir) == durable
+    assert_reopen_matches_a_replay(log_dir)
+
+
+def test_a_failed_background_fsync_is_raised_by_the_next_write(log_dir: Path, fdatasync: Fdatasync) -> None:
+    t = Tract.open(log_dir, sync="batch")
+    t.commit(user("one"))
+    t.sql("SELECT count(*) FROM commits")  # syncs the log, then records its position
+    durable = t.chain_head.position
+    fdatasync.fail(EIO)
+    t.commit(user("two"))  # written; the background timer's fsync fails
+    assert fdatasync.failed.wait(10), "the background sync never ran"
+    with pytest.raises(StorageError, match="Input/output error"):
+        t.commit(user("three"))
+    with pytest.raises(StorageError, match="reopen"):
+        t.commit(user("four"))
+    t.close()
+    assert not (log_dir / "snapshot.bin").exists()
+    assert analytics_position(log_dir) == durable
+    assert_reopen_matches_a_replay(log_dir)
+
+
+def test_a_failed_background_fsync_is_raised_by_close(log_dir: Path, fdatasync: Fdatasync) -> None:
+    t = Tract.open(log_dir, sync="batch")
+    t.commit(user("one"))
+    fdatasync.fail(EIO)
+    t.commit(user("two"))
+    assert fdatasync.failed.wait(10), "the background sync never ran"
+    with pytest.raises(StorageError, match="Input/output error"):
+        t.close()
+    assert t.closed
+    assert not (log_dir / "snapshot.bin").exists()
+    assert_reopen_matches_a_replay(log_dir)  # the lock was released
+
+
+def test_analytics_never_record_a_position_the_log_does_not_durably_hold(log_dir: Path, fdatasync: Fdatasync) -> None:
+    t = Tract.open(log_dir, sync="batch")
+    durable = t.chain_head.position  # the new log's first record, fsynced when it was created
+    fdatasync.fail(EIO, times=100)
+    t.commit(user("never durable"))
+    with pytest.raises(StorageError):
+        t.sql("SELECT count(*) FROM commits")
+    t.close()
+    assert analytics_position(log_dir) <= durable
+    assert_reopen_matches_a_replay(log_dir)
+
+
+def test_an_interrupted_fsync_in_close_leaves_no_snapshot(
+    log_dir: Path, fdatasync: Fdatasync, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(events.log, "BATCH_SYNC_INTERVAL", 3600.0)  # close(), not the timer, makes the fsync
+    with Tract.open(log_dir, sync="batch") as t:
+        t.commit(user("one"))
+    snapshot = (log_dir / "snapshot.bin").read_bytes()
+    t = Tract.open(log_dir, sync="batch")
+    t.commit(user("two"))
+    fdatasync.fail(KeyboardInterrupt())
+    with pytest.raises(KeyboardInterrupt):
+        t.close()
+    assert t.closed
+    assert (log_dir / "snapshot.bin").read_bytes() == snapshot
+    assert_reopen_matches_a_replay(log_dir)
+
+
+def test_an_interrupted_snapshot_fsync_leaves_no_temporary_file(log_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with Tract.open(log_dir) as t:
+        t.commit(user("one"))
+    snapshot = (log_dir / "snapshot.bin").read_bytes()
+    t = Tract.open(log_dir)
+    t.commit(user("two"))
+
+    def interrupted(fd: int) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "fsync", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        t.close()
+    monkeypatch.undo()
+    assert sorted(os.listdir(log_dir)) == ["LOCK", "events.log", "snapshot.bin"]
+    assert (log_dir / "snapshot.bin").read_bytes() == snapshot
+    assert_reopen_matches_a_replay(log_dir)
+
+
+# ---------------------------------------------------------------------------------------------
+# A full disk
+# ---------------------------------------------------------------------------------------------
+
+
+class Disk:
+    """A tmpfs of its own, to fill up."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.filler = path / "filler"
+
+    def fill(self) -> None:
+        """Write the filler until the kernel refuses another byte."""
+        fd = os.open(self.filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            for chunk in (1 << 20, 4096, 1):
+                try:
+                    while True:
+                        os.write(fd, bytes(chunk))
+                except OSError as error:
+                    assert error.errno == errno.ENOSPC, error
+        finally:
+            os.close(fd)
+        with pytest.raises(OSError) as full:
+            (self.path / "probe").write_bytes(b"x")
+        assert full.value.errno == errno.ENOSPC
+        (self.path / "probe").unlink()
+
+    def free(self) -> None:
+        self.filler.unlink()
+
+    def files(self) -> list[str]:
+        """Every file on the disk but the filler, as paths relative to it."""
+        return sorted(str(p.relative_to(self.path)) for p in self.path.rglob("*") if p.is_file() and p != self.filler)
+
+
+@pytest.fixture
+def disk(tmp_path: Path) -> Iterator[Disk]:
+    mount_point = tmp_path / f"tmpfs-{uuid.uuid4().hex}"
+    mount_point.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount_point)], check=True)
+    try:
+        yield Disk(mount_point)
+    finally:
+        done = subprocess.run(["umount", str(mount_point)], capture_output=True, text=True, check=False)
+        if done.returncode != 0:  # a file there is still open: detach the mount anyway, and say so
+            subprocess.run(["umount", "--lazy", str(mount_point)], check=True)
+            raise AssertionError(f"{mount_point} was still in use after the test: {done.stderr.strip()}")
+
+
+def test_a_commit_on_a_full_disk_raises_storage_error_and_writes_nothing(disk: Disk) -> None:
+    directory = disk.path / "log"
+    t = Tract.open(directory)
+    t.commit(user("one"))
+    log = (directory / "events.log").read_bytes()
+    disk.fill()
+    with pytest.raises(StorageError, match="No space left on device"):
+        t.commit(user("too big for what is left " * 1000))
+    assert (directory / "events.log").read_bytes() == log
+    assert [m.content for m in t.compile().messages] == ["one"]
+    disk.free()
+    t.commit(user("two"))  # nothing is refused once there is room: the log was never in doubt
+    t.close()
+    assert_reopen_matches_a_replay(directory)
+
+
+def test_close_on_a_full_disk_raises_storage_error_and_leaves_no_temporary_file(disk: Disk) -> None:
+    directory = disk.path / "log"
+    with Tract.open(directory) as t:
+        t.commit(user("one"))
+    snapshot = (directory / "snapshot.bin").read_bytes()
+    t = Tract.open(directory)
+    for n in range(20):
+        t.commit(user(f"more {n} " * 20))
+    disk.fill()
+    with pytest.raises(StorageError, match="No space left on device"):
+        t.close()
+    assert t.closed
+    assert disk.files() == ["log/LOCK", "log/events.log", "log/snapshot.bin"]
+    assert (directory / "snapshot.bin").read_bytes() == snapshot
+    disk.free()
+    assert_reopen_matches_a_replay(directory)
+
+
+def test_sql_on_a_full_disk_raises_storage_error_keeps_the_database_and_recovers(disk: Disk) -> None:
+    directory = disk.path / "log"
+    with Tract.open(directory) as t:
+        t.commit(user("one"), generation_config={"model": "a"})
+        assert t.sql("SELECT count(*) FROM commits").rows == [(1,)]
+    t = Tract.open(directory)
+    t.commit(user("two"), generation_config={"model": "b"})
+    t.record_usage({"prompt_tokens": 5, "completion_tokens": 1})
+    disk.fill()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a full disk is not a damaged database: nothing is rebuilt
+        with pytest.raises(StorageError, match="No space left on device"):
+            t.sql("SELECT count(*) FROM commits")
+        with pytest.raises(StorageError, match="No space left on device"):
+            t.query_by_config("model", "=", "b")
+        assert (directory / "analytics.duckdb").exists()
+        disk.free()
+        assert t.sql("SELECT count(*) FROM commits").rows == [(2,)]
+        assert [c.message for c in t.query_by_config("model", "=", "b")] == [None]
+    t.close()
+    assert_reopen_matches_a_replay(directory)
+
+
+def test_a_full_temporary_directory_during_catch_up_is_a_storage_error_and_leaves_nothing(
+    disk: Disk, log_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(disk.path))  # where the catch-up writes its JSON-lines files
+    t = Tract.open(log_dir)
+    for n in range(50):
+        t.commit(user(f"commit {n} " * 50))
+    disk.fill()
+    with pytest.raises(StorageError, match="No space left on device"):
+        t.sql("SELECT count(*) FROM commits")
+    assert disk.files() == []
+    disk.free()
+    assert t.sql("SELECT count(*) FROM commits").rows == [(50,)]
+    t.close()
+    assert disk.files() == []
+
+
+def run_cli(*args: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tract.cli", *map(str, args)], capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_exports_to_a_full_disk_raise_storage_error_and_leave_no_partial_file(disk: Disk, log_dir: Path) -> None:
+    with Tract.open(log_dir) as t:
+        for n in range(50):
+            t.commit(user(f"commit {n} " * 50), generation_config={"model": "m", "n": n})
+    out = disk.path / "out"
+    out.mkdir()
+    disk.fill()
+    for command in (["export", log_dir, out / "log.jsonl"], ["export", log_dir, "--format", "parquet", out / "tables"]):
+        done = run_cli(*command)
+        assert done.returncode == 1
+        assert "Traceback" not in done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1 and "No space left on device" in done.stderr, done.stderr
+        assert disk.files() == [], f"tract {' '.join(map(str, command))} left a partial file"
+    with Tract.open(log_dir, readonly=True) as t:
+        with pytest.raises(StorageError, match="No space left on device"):
+            t.export_parquet(out / "api-tables")
+        assert disk.files() == []
+        with open(out / "api.jsonl", "wb", buffering=0) as stream, pytest.raises(StorageError, match="No space"):
+            t.export_jsonl(stream)
+    (out / "api.jsonl").unlink()  # the caller's own stream: the caller's to remove
+    disk.free()
+    done = run_cli("export", log_dir, out / "log.jsonl")
+    assert done.returncode == 0, done.stderr
+    assert disk.files() == ["out/log.jsonl"]
