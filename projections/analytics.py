@@ -23,6 +23,7 @@ import tempfile
 import threading
 import warnings
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -251,6 +252,19 @@ class QueryResult:
         return [dict(zip(self.columns, row)) for row in self.rows]
 
 
+@contextmanager
+def duckdb_errors() -> Iterator[None]:
+    """DuckDB's errors as AnalyticsStorageError when the database or its disk failed, else as
+    AnalyticsError: never raw."""
+    import duckdb
+
+    try:
+        yield
+    except duckdb.Error as error:
+        failed = AnalyticsStorageError if type(error).__name__ in _FAILURES else AnalyticsError
+        raise failed(first_line(error)) from error
+
+
 class Analytics:
     """A DuckDB database (a file in the log directory, or in memory) mirroring the log."""
 
@@ -444,21 +458,15 @@ class Analytics:
     def _answer(self, log: EventLog, action: Callable[[], T]) -> T:
         """Catch up and run `action` under the projection's own lock; DuckDB errors that mean the
         database or its disk failed come out as AnalyticsStorageError, never raw."""
-        import duckdb
-
-        with self._lock:
+        with self._lock, duckdb_errors():
             if self._closed:
                 raise AnalyticsClosedError("the analytics projection is closed")
-            try:
-                if log.head_position < self._answered_to:
-                    # A query with a later snapshot got here first: the projection holds all this one asks for.
-                    return action()
-                answer = self._recovering(log, action)
-                self._answered_to = log.head_position
-                return answer
-            except duckdb.Error as error:
-                failed = AnalyticsStorageError if type(error).__name__ in _FAILURES else AnalyticsError
-                raise failed(first_line(error)) from error
+            if log.head_position < self._answered_to:
+                # A query with a later snapshot got here first: the projection holds all this one asks for.
+                return action()
+            answer = self._recovering(log, action)
+            self._answered_to = log.head_position
+            return answer
 
     def _read(self, query: str, params: list[Any] | dict[str, Any] | None, timeout: float) -> QueryResult:
         """Run a checked read-only query, within its time limit, in a transaction that is always rolled back."""

@@ -42,7 +42,7 @@ from events import (
 )
 from events.jsonl import exported_records, write_jsonl
 from projections import CommitView, StoredCommit, load_snapshot, save_snapshot
-from projections.analytics import ANALYTICS_FILE, Analytics, QueryResult
+from projections.analytics import ANALYTICS_FILE, Analytics, QueryResult, duckdb_errors
 from projections.bulk import paused_gc
 from projections.commit_view import TractState, merge_content
 from projections.query_limits import AnalyticsClosedError, AnalyticsError, AnalyticsStorageError
@@ -744,20 +744,21 @@ class Tract:
     def _analytics_query(self, ask: Callable[[Analytics, EventLog], T]) -> T:
         """Fix the log position under the tract lock, then let the projection catch up to it and answer
         outside that lock: a slow query never holds up commits."""
-        with self._lock, storage_errors():
-            analytics = self._analytics_db()
-            snapshot = self._log.prefix(self._log.head_position)
         try:
-            with storage_errors():
-                return ask(analytics, snapshot)
+            with self._lock, storage_errors(), duckdb_errors():
+                analytics = self._analytics_db()
+                snapshot = self._log.prefix(self._log.head_position)
+            try:
+                with storage_errors():
+                    return ask(analytics, snapshot)
+            finally:
+                snapshot.close()
         except AnalyticsClosedError:
             raise TractClosedError("this tract was closed before the query finished") from None
         except AnalyticsStorageError as error:
             raise StorageError(f"analytics database failed: {error}") from error
         except AnalyticsError as error:
             raise QueryError(str(error)) from None
-        finally:
-            snapshot.close()
 
     def export_jsonl(self, out: IO[bytes], *, progress: Callable[[int], None] | None = None) -> int:
         """Write every record of the log (all tracts) as JSON lines; `tract import` rebuilds it exactly."""
