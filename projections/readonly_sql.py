@@ -15,7 +15,6 @@ refused.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -50,28 +49,13 @@ def check_read_only(con: duckdb.DuckDBPyConnection, query: object, relations: fr
     tree = json.loads(con.execute("SELECT json_serialize_sql(CAST(? AS VARCHAR))", [query]).fetchall()[0][0])
     if tree.get("error"):
         raise NotReadOnly(f"sql() is read-only: {tree.get('error_message', 'not a plain SELECT')}")
-    for node in _node_types(tree):
-        if node not in READING_NODES:
-            raise NotReadOnly(f"sql() is read-only: the query contains a {node.removesuffix('_NODE').lower()}")
-    _check_sources(tree["statements"], relations)
+    _check_tree(tree["statements"], relations)
 
 
-def _node_types(tree: Any) -> Iterator[str]:
-    stack = [tree]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            kind = item.get("type")
-            if isinstance(kind, str) and kind.endswith("_NODE"):
-                yield kind
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-
-
-def _check_sources(tree: Any, relations: frozenset[str]) -> None:
-    """Check every table reference against what is visible where it stands: the projection's
-    relations plus the CTEs in scope (a CTE out of scope would bind to a system view or a file)."""
+def _check_tree(tree: Any, relations: frozenset[str]) -> None:
+    """Check every query node, and every table reference against what is visible where it stands:
+    the projection's relations plus the CTEs in scope (a CTE out of scope would bind to a system
+    view or a file)."""
     stack: list[tuple[Any, frozenset[str]]] = [(tree, frozenset())]
     while stack:
         item, ctes = stack.pop()
@@ -82,6 +66,8 @@ def _check_sources(tree: Any, relations: frozenset[str]) -> None:
             continue
         kind = item.get("type")
         if isinstance(kind, str) and kind.endswith("_NODE"):
+            if kind not in READING_NODES:
+                raise NotReadOnly(f"sql() is read-only: the query contains a {kind.removesuffix('_NODE').lower()}")
             if isinstance(item.get("cte_map"), dict):
                 ctes = _push_definitions(item["cte_map"].get("map", []), ctes, stack)
                 item = {key: value for key, value in item.items() if key != "cte_map"}
