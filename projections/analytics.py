@@ -7,8 +7,12 @@ mid-load leaves the previous state. Nothing on the commit path touches it:
 `duckdb` is imported only when analytics are first used.
 
 User SQL runs with file access and extension loading disabled, must be a
-single read-only SELECT (see `readonly_sql`), and executes in a transaction
-that is rolled back. A database file that turns out damaged (unreadable, cut
+single read-only SELECT over the projection's own tables (see `readonly_sql`),
+executes in a transaction that is rolled back, and is interrupted at its time
+limit (see `query_limits`). Catch-ups and queries take turns on a lock of
+their own and get the log as a fixed snapshot, so nothing here waits for or
+holds up the writer. DuckDB spills to a private scratch directory, never the
+log directory. A database file that turns out damaged (unreadable, cut
 short, from another log) is reported with a warning and rebuilt from the log.
 A disk that cannot be written (full, failing, read-only) or a database another
 process holds is not damage: it raises `AnalyticsStorageError` and the file is
@@ -20,7 +24,9 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import tempfile
+import threading
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -46,6 +52,7 @@ from events import (
 from events.files import check_regular
 from projections.bulk import paused_gc
 from projections.config_query import TYPED_COLUMNS, config_predicate
+from projections.query_limits import AnalyticsClosedError, AnalyticsError, AnalyticsStorageError, QueryTimer
 from projections.readonly_sql import NotReadOnly, check_read_only, first_line
 
 if TYPE_CHECKING:
@@ -65,6 +72,8 @@ _STORAGE_FAILURES = (
 or when another process holds the database."""
 _DUCKDB_FILES = ("", ".wal", ".wal.checkpoint", ".wal.recovery")
 """The database file and the write-ahead logs DuckDB keeps beside it."""
+_FAILURES = (*_DAMAGE, "ConnectionException", "TransactionException")
+"""DuckDB errors that mean the database or its disk failed, not the query."""
 
 
 def _typed(kind: str, key: str, source: str) -> str:
@@ -109,6 +118,8 @@ CREATE VIEW ref_moves AS
     UNION ALL
     SELECT * FROM branch_moves;
 """
+RELATIONS = frozenset(re.findall(r"CREATE (?:TABLE|VIEW) (\w+)", _SCHEMA))
+"""Every table and view of the projection: all that user SQL may read."""
 EXPORTED = ("commits", "config_records", "usage", "annotations", "ref_moves")
 """What `export_parquet` writes: every table and view a user queries."""
 _COMMIT_COLUMNS = [
@@ -245,15 +256,6 @@ def _rows(records: Iterable[Record]) -> Iterator[msgspec.Struct]:
             yield _MoveRow(event.tract_id, event.name, None, None, "delete", event.created_at, position)
 
 
-class AnalyticsError(Exception):
-    """A refused or failed analytics query."""
-
-
-class AnalyticsStorageError(Exception):
-    """The analytics database could not be read or written: a full or failing disk, or another process
-    holding it. The database is kept (it is not damaged) and the next use tries again."""
-
-
 @dataclass(frozen=True)
 class QueryResult:
     columns: list[str]
@@ -265,6 +267,19 @@ class QueryResult:
         return [dict(zip(self.columns, row)) for row in self.rows]
 
 
+@contextmanager
+def duckdb_errors() -> Iterator[None]:
+    """DuckDB's errors as AnalyticsStorageError when the database or its disk failed, else as
+    AnalyticsError: never raw."""
+    import duckdb
+
+    try:
+        yield
+    except duckdb.Error as error:
+        failed = AnalyticsStorageError if _is_failure(error) else AnalyticsError
+        raise failed(first_line(error)) from error
+
+
 class Analytics:
     """A DuckDB database (a file in the log directory, or in memory) mirroring the log."""
 
@@ -274,6 +289,12 @@ class Analytics:
         self._file_access = file_access
         self._scratch = tempfile.TemporaryDirectory(prefix="tract-analytics-")
         self._disconnected = True
+        self._lock = threading.Lock()
+        """One catch-up or query at a time on the connection; commits never take it."""
+        self._timer: QueryTimer | None = None
+        self._answered_to = 0
+        """The latest log snapshot (its head position) that a query here has caught up with."""
+        self._closed = False
         try:
             self._open()
         except BaseException:
@@ -295,7 +316,12 @@ class Analytics:
     def _connect(self) -> duckdb.DuckDBPyConnection:
         import duckdb
 
-        config = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+        config = {
+            "autoinstall_known_extensions": False,
+            "autoload_known_extensions": False,
+            "python_enable_replacements": False,
+            "temp_directory": str(Path(self._scratch.name) / "spill"),
+        }
         target = ":memory:" if self._path is None else str(self._path)
         for path in self._files():
             check_regular(path)  # DuckDB would block on a FIFO, or write into a device
@@ -488,35 +514,59 @@ class Analytics:
         """Hashes of the tract's commits whose effective config matches, in creation order."""
         predicate, params = config_predicate("generation_config", field, operator, value)
         query = f"SELECT commit_hash FROM commits WHERE tract_id = ? AND {predicate} ORDER BY position"
-        rows = self._recovering(log, lambda: self._con.execute(query, [tract_id, *params]).fetchall())
+        rows = self._answer(log, lambda: self._con.execute(query, [tract_id, *params]).fetchall())
         return [row[0] for row in rows]
 
-    def sql(self, log: EventLog, query: str, params: list[Any] | dict[str, Any] | None = None) -> QueryResult:
-        return self._recovering(log, lambda: self._read(query, params))
+    def sql(
+        self, log: EventLog, query: str, params: list[Any] | dict[str, Any] | None = None, *, timeout: float
+    ) -> QueryResult:
+        """Catch up with `log` (a snapshot that no writer extends) and run a user's query,
+        interrupted after `timeout` seconds."""
+        return self._answer(log, lambda: self._read(query, params, timeout))
 
-    def _read(self, query: str, params: list[Any] | dict[str, Any] | None) -> QueryResult:
-        """Run a checked read-only query in a transaction that is always rolled back."""
+    def _answer(self, log: EventLog, action: Callable[[], T]) -> T:
+        """Catch up and run `action` under the projection's own lock; DuckDB errors that mean the
+        database or its disk failed come out as AnalyticsStorageError, never raw."""
+        with self._lock, duckdb_errors():
+            if self._closed:
+                raise AnalyticsClosedError("the analytics projection is closed")
+            if log.head_position < self._answered_to:
+                # A query with a later snapshot got here first: the projection holds all this one asks for.
+                return action()
+            answer = self._recovering(log, action)
+            self._answered_to = log.head_position
+            return answer
+
+    def _read(self, query: str, params: list[Any] | dict[str, Any] | None, timeout: float) -> QueryResult:
+        """Run a checked read-only query, within its time limit, in a transaction that is always rolled back."""
         con = self._con
         self._check_read_only(query)
         con.execute("BEGIN TRANSACTION")
+        timer = self._timer = QueryTimer(con, timeout)
         try:
-            relation = con.sql(query, params=params)
-            return QueryResult(relation.columns, relation.fetchall(), [str(kind) for kind in relation.types])
+            if self._closed:  # close() came between the lock and the timer: it may have missed the timer
+                timer.stop(closing=True)
+            with timer:
+                relation = con.sql(query, params=params)
+                return QueryResult(relation.columns, relation.fetchall(), [str(kind) for kind in relation.types])
         except Exception as error:
-            if self._is_damage(error):
+            if timer.stopped is not None:
+                raise timer.stopped from None
+            if _is_failure(error):
                 raise
             raise AnalyticsError(first_line(error)) from None
         finally:
+            self._timer = None
             con.execute("ROLLBACK")
 
     def relation(
-        self, log: EventLog, query: str, params: list[Any] | dict[str, Any] | None = None
+        self, log: EventLog, query: str, params: list[Any] | dict[str, Any] | None = None, *, timeout: float
     ) -> duckdb.DuckDBPyRelation:
         """The query's result as a relation on a throwaway in-memory database of its own,
         so nothing done with the relation can reach the projection."""
         import duckdb
 
-        result = self._recovering(log, lambda: self._read(query, params))
+        result = self.sql(log, query, params, timeout=timeout)
         scratch = duckdb.connect(config={"enable_external_access": False, "autoload_known_extensions": False})
         columns = ", ".join(
             f'"{name.replace(chr(34), chr(34) * 2)}" {kind}' for name, kind in zip(result.columns, result.types)
@@ -529,7 +579,7 @@ class Analytics:
 
     def _check_read_only(self, query: str) -> None:
         try:
-            check_read_only(self._con, query)
+            check_read_only(self._con, query, RELATIONS)
         except NotReadOnly as error:
             raise AnalyticsError(str(error)) from None
 
@@ -558,11 +608,22 @@ class Analytics:
             staging.rmdir()
 
     def close(self) -> None:
-        self._con.close()
-        self._scratch.cleanup()
+        """Stop the query that is running, if any (it raises AnalyticsClosedError), and close."""
+        self._closed = True
+        timer = self._timer
+        if timer is not None:
+            timer.stop(closing=True)
+        with self._lock:
+            self._con.close()
+            self._scratch.cleanup()
 
 
 def _is_storage_failure(error: BaseException) -> bool:
     import duckdb
 
     return isinstance(error, duckdb.Error) and any(words in str(error) for words in _STORAGE_FAILURES)
+
+
+def _is_failure(error: BaseException) -> bool:
+    """Did the database or its disk fail (rather than the query)?"""
+    return type(error).__name__ in _FAILURES or _is_storage_failure(error)

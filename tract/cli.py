@@ -22,7 +22,7 @@ from events import LogError, verify
 from events.jsonl import import_jsonl
 from tract.content import DialogueContent, InstructionContent
 from tract.errors import TractError, storage_errors
-from tract.tract import Tract
+from tract.tract import SQL_TIMEOUT, Tract
 
 FORMATS = ("text", "openai", "anthropic", "json")
 
@@ -147,7 +147,7 @@ def _message(message: Any) -> str:
 
 def _sql(args: argparse.Namespace) -> int:
     with _reader(args) as tract:
-        result = tract.sql(args.query)
+        result = tract.sql(args.query, timeout=args.timeout)
     print(format_table(result.columns, result.rows))
     return 0
 
@@ -323,6 +323,9 @@ def _parser() -> argparse.ArgumentParser:
 
     sql = command("sql", _sql, "run one read-only SQL query over the analytics tables")
     sql.add_argument("query", help='e.g. "SELECT model, count(*) FROM commits GROUP BY model"')
+    sql.add_argument(
+        "--timeout", type=float, default=SQL_TIMEOUT, help=f"stop the query after this many seconds (default {SQL_TIMEOUT:g})"
+    )
 
     export = command("export", _export, "the event log as JSON lines, or the analytics tables as Parquet")
     export.add_argument("--format", choices=("jsonl", "parquet"), default="jsonl")

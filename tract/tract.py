@@ -2,8 +2,10 @@
 
 Every write becomes events appended to the log; every read is answered by
 the commit view folded from that log (or by the compiler's cache over it).
-A lock serialises all calls, so one `Tract` may be shared by threads
-(`events()` fixes its range under the lock, then reads outside it).
+A lock serialises all calls, so one `Tract` may be shared by threads;
+`events()` and the analytics queries fix their log range under it, then read
+outside it (queries take turns on the analytics projection's own lock), so a
+long read never holds up a commit.
 """
 
 from __future__ import annotations
@@ -41,9 +43,10 @@ from events import (
 )
 from events.jsonl import exported_records, write_jsonl
 from projections import CommitView, StoredCommit, load_snapshot, save_snapshot
-from projections.analytics import ANALYTICS_FILE, Analytics, AnalyticsError, QueryResult
+from projections.analytics import ANALYTICS_FILE, Analytics, QueryResult, duckdb_errors
 from projections.bulk import paused_gc
 from projections.commit_view import TractState, merge_content
+from projections.query_limits import AnalyticsClosedError, AnalyticsError, AnalyticsStorageError
 from tract.branches import check_branch_name, plan_merge
 from tract.compiled import CompiledContext
 from tract.compiler import Compiler
@@ -58,6 +61,7 @@ from tract.errors import (
     InvalidArgumentError,
     QueryError,
     ReadOnlyError,
+    StorageError,
     TractClosedError,
     TractError,
     UsageError,
@@ -85,10 +89,13 @@ from tract.tokens import TiktokenCounter, TokenCounter
 from tract.usage import parse_usage
 
 EnumT = TypeVar("EnumT", bound=Enum)
+T = TypeVar("T")
 MEMORY = ":memory:"
 MERGE_STRATEGIES = ("auto", "ours", "theirs")
 _OPERATIONS = {operation.value: operation for operation in CommitOperation}
 _ONE_MICROSECOND = timedelta(microseconds=1)
+SQL_TIMEOUT = 30.0
+"""Seconds a `sql()` query may run by default before it is stopped."""
 
 
 class Tract:
@@ -720,38 +727,57 @@ class Tract:
         their own JSON type; a commit without the field never matches.
         Operators: = != > < >= <= in, not in.
         """
+        try:
+            hashes = self._analytics_query(
+                lambda analytics, log: analytics.commits_where_config(log, self._tract_id, field, operator, value)
+            )
+        except ValueError as error:
+            if isinstance(error, TractError):
+                raise
+            raise InvalidArgumentError(str(error)) from None
         with self._lock:
-            try:
-                with storage_errors():
-                    hashes = self._analytics_db().commits_where_config(
-                        self._log, self._tract_id, field, operator, value
-                    )
-            except ValueError as error:
-                if isinstance(error, TractError):
-                    raise
-                raise InvalidArgumentError(str(error)) from None
+            self._check_open()
             commits = self._view.state.commits
             with paused_gc():  # many new long-lived objects, no cycles
                 return [self._info(commits[h]) for h in hashes]
 
-    def sql(self, query: str, params: list[Any] | dict[str, Any] | None = None) -> QueryResult:
-        """Run one read-only SELECT over the analytics tables (all tracts of the log)."""
-        with self._lock:
-            try:
-                with storage_errors():
-                    return self._analytics_db().sql(self._log, query, params)
-            except AnalyticsError as error:
-                raise QueryError(str(error)) from None
+    def sql(
+        self, query: str, params: list[Any] | dict[str, Any] | None = None, *, timeout: float = SQL_TIMEOUT
+    ) -> QueryResult:
+        """Run one read-only SELECT over the analytics tables (all tracts of the log).
 
-    def sql_relation(self, query: str, params: list[Any] | dict[str, Any] | None = None) -> Any:
+        It sees the log as it stood when called, and is stopped with `QueryError`
+        once it has run `timeout` seconds; commits from other threads go on meanwhile.
+        """
+        seconds = _timeout(timeout)
+        return self._analytics_query(lambda analytics, log: analytics.sql(log, query, params, timeout=seconds))
+
+    def sql_relation(
+        self, query: str, params: list[Any] | dict[str, Any] | None = None, *, timeout: float = SQL_TIMEOUT
+    ) -> Any:
         """The same query's result as a `duckdb.DuckDBPyRelation` (for `.df()`, `.arrow()`, chaining),
         on a throwaway database of its own: nothing done with it reaches the projection."""
-        with self._lock:
+        seconds = _timeout(timeout)
+        return self._analytics_query(lambda analytics, log: analytics.relation(log, query, params, timeout=seconds))
+
+    def _analytics_query(self, ask: Callable[[Analytics, EventLog], T]) -> T:
+        """Fix the log position under the tract lock, then let the projection catch up to it and answer
+        outside that lock: a slow query never holds up commits."""
+        try:
+            with self._lock, storage_errors(), duckdb_errors():
+                analytics = self._analytics_db()
+                snapshot = self._log.prefix(self._log.head_position)
             try:
                 with storage_errors():
-                    return self._analytics_db().relation(self._log, query, params)
-            except AnalyticsError as error:
-                raise QueryError(str(error)) from None
+                    return ask(analytics, snapshot)
+            finally:
+                snapshot.close()
+        except AnalyticsClosedError:
+            raise TractClosedError("this tract was closed before the query finished") from None
+        except AnalyticsStorageError as error:
+            raise StorageError(f"analytics database failed: {error}") from error
+        except AnalyticsError as error:
+            raise QueryError(str(error)) from None
 
     def export_jsonl(self, out: IO[bytes], *, progress: Callable[[int], None] | None = None) -> int:
         """Write every record of the log (all tracts) as JSON lines; `tract import` rebuilds it exactly."""
@@ -955,6 +981,12 @@ def _choice(kind: type[EnumT], value: Any, what: str) -> EnumT:
     except ValueError:
         allowed = ", ".join(member.value for member in kind)
         raise InvalidArgumentError(f"{what} must be one of {allowed}, not {value!r}") from None
+
+
+def _timeout(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= threading.TIMEOUT_MAX:
+        raise InvalidArgumentError(f"timeout must be a positive number of seconds, not {value!r}")
+    return float(value)
 
 
 def _now() -> datetime:
