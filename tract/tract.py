@@ -766,6 +766,7 @@ class Tract:
         try:
             with self._lock, storage_errors(), duckdb_errors():
                 analytics = self._analytics_db()
+                self._log.flush()  # the projection must never record a position the log does not durably hold
                 snapshot = self._log.prefix(self._log.head_position)
             try:
                 with storage_errors():
