@@ -9,13 +9,15 @@ of the SDK's enums or content models.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 import msgspec
 
 Operation = Literal["append", "edit", "merge"]
 PriorityName = Literal["skip", "normal", "pinned"]
 JsonObject = dict[str, Any]
+Timestamp = Annotated[datetime, msgspec.Meta(tz=True)]
+"""A moment with its time zone: the log's timestamps are compared with each other and with now."""
 
 
 class Event(msgspec.Struct, frozen=True, kw_only=True, tag=True, gc=False):
@@ -26,7 +28,7 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, tag=True, gc=False):
     """
 
     tract_id: str
-    created_at: datetime
+    created_at: Timestamp
 
 
 class TractCreated(Event, frozen=True, kw_only=True, tag=True):
