@@ -38,6 +38,19 @@ def storable_text(value: Any, argument: str) -> str:
     return value
 
 
+def one_of(value: Any, allowed: tuple[str, ...], argument: str) -> str:
+    if not (isinstance(value, str) and value in allowed):
+        raise InvalidArgumentError(f"{argument} must be one of {', '.join(allowed)}, not {shown(value)}")
+    return value
+
+
+def shown(value: Any) -> str:
+    """A value as an error message can show it: strings briefly, anything else by its type."""
+    if isinstance(value, str):
+        return repr(value[:40]) + ("..." if len(value) > 40 else "")
+    return f"a {type(value).__name__}"
+
+
 def flag(value: Any, argument: str) -> bool:
     if not isinstance(value, bool):
         raise InvalidArgumentError(f"{argument} must be True or False, not {type(value).__name__}")

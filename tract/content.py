@@ -16,7 +16,7 @@ from pydantic_core import PydanticSerializationError
 from events import canonical_json
 from tract.arguments import storable_text
 from tract.errors import ContentValidationError, InvalidArgumentError
-from tract.jsonvalues import ensure_encodable
+from tract.jsonvalues import ensure_encodable, json_object
 from tract.models import revalidated
 
 
@@ -163,8 +163,10 @@ class ContentRegistry:
         except (ValidationError, PydanticSerializationError) as error:
             raise ContentValidationError(f"invalid {name} content: {error}") from None
         payload["content_type"] = name
-        ensure_encodable(payload, f"{name} content")
-        return name, payload
+        if builtin:  # their fields are JSON values by their own types
+            ensure_encodable(payload, f"{name} content")
+            return name, payload
+        return name, json_object(payload, f"{name} content")  # a registered type may declare any field type
 
     def _model(self, name: str) -> type[BaseModel]:
         model = self._models.get(name)

@@ -53,7 +53,7 @@ def trusted(cls: type[ModelT], values: dict[str, Any]) -> ModelT:
     return instance
 
 
-def revalidated(instance: ModelT) -> ModelT:
+def revalidated(instance: ModelT, *, strict: bool = False) -> ModelT:
     """`instance` validated afresh from its field values (and those of models nested in them);
     raises pydantic's `ValidationError`.
 
@@ -61,10 +61,11 @@ def revalidated(instance: ModelT) -> ModelT:
     builds one that was not, so a model whose values are about to be stored is validated again.
     """
     values = {
-        name: revalidated(value) if isinstance(value, BaseModel) else value for name, value in instance.__dict__.items()
+        name: revalidated(value, strict=strict) if isinstance(value, BaseModel) else value
+        for name, value in instance.__dict__.items()
     }
     values.update(instance.__pydantic_extra__ or {})
-    return type(instance).model_validate(values, by_name=True)
+    return type(instance).model_validate(values, strict=strict, by_name=True)
 
 
 class CommitInfo(_Frozen):

@@ -44,7 +44,7 @@ from projections import CommitView, StoredCommit, load_snapshot, save_snapshot
 from projections.analytics import ANALYTICS_FILE, Analytics, AnalyticsError, QueryResult
 from projections.bulk import paused_gc
 from projections.commit_view import TractState, merge_content
-from tract.arguments import MEMORY, flag, log_directory, optional_text, text
+from tract.arguments import MEMORY, flag, log_directory, one_of, optional_text, shown, text
 from tract.branches import check_branch_name, plan_merge
 from tract.compiled import CompiledContext
 from tract.compiler import Compiler
@@ -140,8 +140,7 @@ class Tract:
         directory = log_directory(path)
         tract_id = optional_text(tract_id, "tract_id")
         readonly = flag(readonly, "readonly")
-        if sync not in ("always", "batch"):
-            raise InvalidArgumentError(f"sync must be 'always' or 'batch', not {sync!r}")
+        one_of(sync, ("always", "batch"), "sync")
         config = _checked_config(config)
         counter = tokenizer if tokenizer is not None else TiktokenCounter(config.tokenizer_encoding)
         if not isinstance(counter, TokenCounter):
@@ -312,7 +311,7 @@ class Tract:
             head = self.head
             if head is None:
                 raise UsageError("there are no commits to record usage for")
-            if head_hash is not None and head_hash != head:
+            if optional_text(head_hash, "head_hash") is not None and head_hash != head:
                 raise UsageError(f"usage is recorded for HEAD ({head}), not {head_hash}")
             now = _now()
             new: list[Event] = []
@@ -457,8 +456,7 @@ class Tract:
         annotated the same commit, "auto" raises MergeConflictError; "ours"/"theirs" choose."""
         with self._lock:
             self._check_writable()
-            if strategy not in MERGE_STRATEGIES:
-                raise InvalidArgumentError(f"strategy must be one of {', '.join(MERGE_STRATEGIES)}, not {strategy!r}")
+            one_of(strategy, MERGE_STRATEGIES, "strategy")
             current = self._current_branch_for_commit()
             theirs = self._require_branch(text(branch, "branch"))
             ours = self.head
@@ -945,11 +943,13 @@ def _annotation_model(entry: Any) -> Annotation:
 
 
 def _choice(kind: type[EnumT], value: Any, what: str) -> EnumT:
-    try:
-        return kind(value)
-    except ValueError:
-        allowed = ", ".join(member.value for member in kind)
-        raise InvalidArgumentError(f"{what} must be one of {allowed}, not {value!r}") from None
+    if isinstance(value, str):  # members are strings too
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    allowed = ", ".join(member.value for member in kind)
+    raise InvalidArgumentError(f"{what} must be one of {allowed}, not {shown(value)}")
 
 
 def _checked_config(config: Any) -> TractConfig:

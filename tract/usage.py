@@ -21,7 +21,7 @@ _SHAPES: tuple[tuple[str, str, str], ...] = (
 def parse_usage(usage: TokenUsage | Mapping[str, Any]) -> TokenUsage:
     if isinstance(usage, TokenUsage):
         try:
-            return revalidated(usage)  # it may come from model_construct, never validated
+            return revalidated(usage, strict=True)  # it may come from model_construct, never validated
         except ValidationError as error:
             raise UsageError(f"usage is not a valid TokenUsage: {error.errors()[0]['msg']}") from None
     if not isinstance(usage, Mapping):
