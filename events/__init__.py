@@ -2,6 +2,7 @@
 ordered reads and integrity checks. Knows nothing of the layers above it."""
 
 from events.errors import (
+    InvalidEventError,
     LogCorruptError,
     LogError,
     LogFormatError,
@@ -19,6 +20,7 @@ from events.hashing import (
     sealed_commit,
 )
 from events.log import Checkpoint, EventLog, SyncMode
+from events.roundtrip import check_events
 from events.types import (
     EVENT_TYPES,
     AnnotationAdded,
@@ -54,6 +56,7 @@ __all__ = [
     "EventLog",
     "GenerationConfigRecorded",
     "HeadChanged",
+    "InvalidEventError",
     "LogCorruptError",
     "LogError",
     "LogFormatError",
@@ -68,6 +71,7 @@ __all__ = [
     "TractCreated",
     "UsageRecorded",
     "canonical_json",
+    "check_events",
     "commit_hash",
     "content_hash",
     "expected_hashes",

@@ -32,6 +32,20 @@ class LogReadOnlyError(LogError):
     """A write was attempted on a log opened read-only."""
 
 
+class InvalidEventError(LogError, ValueError):
+    """An event that would not read back as itself; nothing was written.
+
+    `field` names the event's field at fault (None when no single field is),
+    `index` the event's place in the batch that was being appended.
+    """
+
+    def __init__(self, message: str, *, event_type: str, field: str | None, index: int) -> None:
+        super().__init__(message)
+        self.event_type = event_type
+        self.field = field
+        self.index = index
+
+
 class RecordTooLargeError(LogError):
     """An event whose encoding does not fit the record format."""
 

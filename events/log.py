@@ -41,6 +41,7 @@ from events.framing import (
     seal_frame,
 )
 from events.records import decode_record
+from events.roundtrip import encode_record
 from events.storage import FileStorage, MemoryStorage, sync_directory
 from events.types import Event, Record
 from events.verify import Progress, VerifyReport, verify_storage
@@ -51,7 +52,6 @@ BATCH_SYNC_INTERVAL = 0.05
 """With sync="batch", the longest a written record waits for its fsync (seconds)."""
 
 _NO_HEADER = bytes(FRAME_HEADER.size)
-_encoder = msgspec.msgpack.Encoder()
 
 
 class Checkpoint(msgspec.Struct, frozen=True):
@@ -283,7 +283,11 @@ class EventLog:
     # -- writing -------------------------------------------------------------
 
     def append(self, events: Sequence[Event]) -> int:
-        """Write `events` as one atomic batch; returns the position of the last one."""
+        """Write `events` as one atomic batch; returns the position of the last one.
+
+        Every record is checked to read back as itself before any is written
+        (`InvalidEventError` otherwise, and nothing is written).
+        """
         if self.readonly:
             raise LogReadOnlyError("this log is open read-only")
         if self._closed:
@@ -301,7 +305,7 @@ class EventLog:
                 start = len(out)
                 out += _NO_HEADER  # reserved; filled in once the record is encoded behind it
                 out.append(FLAG_BATCH_END if index == last_index else 0)
-                _encoder.encode_into(Record(position, prev, event), out, -1)
+                encode_record(Record(position, prev, event), out, index)
                 length, prev = seal_frame(out, start)
                 if length > MAX_RECORD_BYTES:
                     raise RecordTooLargeError(

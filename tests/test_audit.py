@@ -244,9 +244,8 @@ def test_export_import_gives_the_identical_chain_head(tmp_path: Path) -> None:
         count = tract.export_jsonl(buffer)
         head = tract.chain_head
     assert count == head.position
-    log = import_jsonl(buffer.getvalue().splitlines(), tmp_path / "copy")
-    assert (log.head_position, log.head_hash.hex()) == (head.position, head.hash)
-    log.close()
+    imported = import_jsonl(buffer.getvalue().splitlines(), tmp_path / "copy")
+    assert (imported.position, imported.record_hash.hex()) == (head.position, head.hash)
     assert (tmp_path / "copy" / LOG_FILE).read_bytes() == (source / LOG_FILE).read_bytes()
     with pytest.raises(Exception, match="already holds a log"):
         import_jsonl(buffer.getvalue().splitlines(), tmp_path / "copy")

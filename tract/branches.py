@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from projections import CommitView
 from tract.errors import BranchError, MergeConflictError
 
-_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{|//|/\.|\.lock(/|$)")
+_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\\ud800-\udfff]|\.\.|@\{|//|/\.|\.lock(/|$)")
 
 
 def check_branch_name(name: object) -> str:
-    """Git's ref-name rules, in short: no spaces, controls, ~^:?*[\\, '..', '@{', '//';
+    """Git's ref-name rules, in short: no spaces, controls, ~^:?*[\\, lone surrogates, '..', '@{', '//';
     not starting with '-', '/' or '.', not ending with '/', '.' or '.lock'; not 'HEAD' or '@'."""
     if not isinstance(name, str) or not name:
         raise BranchError("a branch name must be a non-empty string")

@@ -168,12 +168,9 @@ def _export(args: argparse.Namespace) -> int:
 
 def _import(args: argparse.Namespace) -> int:
     with open(args.jsonl, "rb") as lines, storage_errors():
-        log = import_jsonl(lines, args.directory, progress=_progress("imported"))
+        head = import_jsonl(lines, args.directory, progress=_progress("imported"))
     _end_progress()
-    print(
-        f"imported {log.head_position} records into {args.directory}; chain head {log.head_position}:{log.head_hash.hex()}"
-    )
-    log.close()
+    print(f"imported {head.position} records into {args.directory}; chain head {head.position}:{head.record_hash.hex()}")
     return 0
 
 

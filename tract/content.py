@@ -11,10 +11,13 @@ from collections.abc import Callable
 from typing import Any, ClassVar, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, JsonValue, ValidationError
+from pydantic_core import PydanticSerializationError
 
 from events import canonical_json
-from tract.errors import ContentValidationError, TractError
-from tract.jsonvalues import ensure_encodable
+from tract.arguments import storable_text
+from tract.errors import ContentValidationError, InvalidArgumentError
+from tract.jsonvalues import ensure_encodable, json_object
+from tract.models import revalidated
 
 
 class MessageParts(NamedTuple):
@@ -120,10 +123,11 @@ class ContentRegistry:
             self._add(name, model)
 
     def register(self, name: str, model: type[BaseModel]) -> None:
+        name = storable_text(name, "name")
         if not (isinstance(model, type) and issubclass(model, BaseModel)):
-            raise TractError(f"content type {name!r} must be a pydantic model class, not {model!r}")
+            raise InvalidArgumentError(f"content type {name!r} must be a pydantic model class, not {type(model).__name__}")
         if name in BUILTIN_CONTENT_TYPES:
-            raise TractError(f"{name!r} is a built-in content type and cannot be replaced")
+            raise InvalidArgumentError(f"{name!r} is a built-in content type and cannot be replaced")
         self._add(name, model)
 
     def _add(self, name: str, model: type[BaseModel]) -> None:
@@ -132,30 +136,37 @@ class ContentRegistry:
 
     def validate(self, content: BaseModel | dict[str, Any]) -> tuple[str, dict[str, Any]]:
         """(content_type, JSON payload) for content given as a model or a dict with `content_type`."""
-        if isinstance(content, BaseModel):
-            name = self._name_of(content)
-            validated = content
-        elif isinstance(content, dict):
-            name = content.get("content_type")
-            if not isinstance(name, str):
-                raise ContentValidationError("a content dict needs a 'content_type' naming its type")
-            model = self._model(name)
-            if "content_type" not in model.model_fields:
-                content = {key: value for key, value in content.items() if key != "content_type"}
-            try:
+        try:
+            if isinstance(content, BaseModel):
+                name = self._name_of(content)
+                validated = revalidated(content)  # it may come from model_construct, never validated
+            elif isinstance(content, dict):
+                name = content.get("content_type")
+                if not isinstance(name, str):
+                    raise ContentValidationError("a content dict needs a 'content_type' naming its type")
+                model = self._model(name)
+                if "content_type" not in model.model_fields:
+                    content = {key: value for key, value in content.items() if key != "content_type"}
                 validated = model.model_validate(content)
-            except ValidationError as error:
-                raise ContentValidationError(f"invalid {name} content: {error}") from None
-        else:
-            raise ContentValidationError(
-                f"content must be a content model or a dict with 'content_type', not {type(content).__name__}"
+            else:
+                raise ContentValidationError(
+                    f"content must be a content model or a dict with 'content_type', not {type(content).__name__}"
+                )
+            # Built-in types hold only JSON values, so a plain dump keeps every string exactly
+            # (a JSON-mode dump would quietly replace lone surrogates instead of refusing them).
+            # Registered types may nest models; a value not of its declared type is an error.
+            builtin = name in BUILTIN_CONTENT_TYPES
+            payload = validated.model_dump(
+                mode="python" if isinstance(validated, ContentModel) else "json",
+                warnings="warn" if builtin else "error",
             )
-        # Built-in types hold only JSON values, so a plain dump keeps every string exactly
-        # (a JSON-mode dump would quietly replace lone surrogates instead of refusing them).
-        payload = validated.model_dump(mode="python" if isinstance(validated, ContentModel) else "json")
+        except (ValidationError, PydanticSerializationError) as error:
+            raise ContentValidationError(f"invalid {name} content: {error}") from None
         payload["content_type"] = name
-        ensure_encodable(payload, f"{name} content")
-        return name, payload
+        if builtin:  # their fields are JSON values by their own types
+            ensure_encodable(payload, f"{name} content")
+            return name, payload
+        return name, json_object(payload, f"{name} content")  # a registered type may declare any field type
 
     def _model(self, name: str) -> type[BaseModel]:
         model = self._models.get(name)

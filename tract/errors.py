@@ -107,12 +107,39 @@ _FROM_LOG: dict[type[events.LogError], type[StorageError]] = {
 }
 
 
+# The public argument an event field is made from, where their names differ, and the error
+# each argument's bad values raise (InvalidArgumentError for the rest).
+_ARGUMENT_OF_FIELD = {
+    "content_type": "content",
+    "target_hash": "commit_hash",
+    "token_count": "tokenizer",
+    "prompt_tokens": "usage",
+    "completion_tokens": "usage",
+    "total_tokens": "usage",
+}
+_ERROR_OF_ARGUMENT: dict[str, type[TractError]] = {
+    "content": ContentValidationError,
+    "metadata": InvalidJSONError,
+    "generation_config": InvalidJSONError,
+    "usage": UsageError,
+}
+
+
+def refused_argument(error: events.InvalidEventError) -> TractError:
+    """The error naming the caller's argument that became the event field the log refused."""
+    argument = _ARGUMENT_OF_FIELD.get(error.field or "", error.field)
+    kind = _ERROR_OF_ARGUMENT.get(argument or "", InvalidArgumentError)
+    return kind(f"{argument or 'an argument'} cannot be stored: {error}")
+
+
 @contextmanager
 def storage_errors() -> Iterator[None]:
     """Re-raise the log's own errors (and the OS's, and those of the projections' files) as the SDK's,
-    keeping position and kind."""
+    keeping position and kind; an event the log refused becomes the error naming the argument it came from."""
     try:
         yield
+    except events.InvalidEventError as error:
+        raise refused_argument(error) from None
     except events.LogError as error:
         kind = _FROM_LOG.get(type(error), StorageError)
         raise kind(str(error), position=getattr(error, "position", None), kind=getattr(error, "kind", None)) from error

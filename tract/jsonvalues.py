@@ -30,7 +30,7 @@ def ensure_encodable(value: Any, what: str) -> None:
     surrogates, integers beyond 64 bits, more than `MAX_RECORD_BYTES`."""
     try:
         size = len(msgspec.msgpack.encode(value))
-    except (UnicodeEncodeError, OverflowError, msgspec.EncodeError) as error:
+    except (UnicodeEncodeError, OverflowError, TypeError, msgspec.EncodeError) as error:
         raise InvalidJSONError(f"{what} cannot be stored: {error}") from None
     if size > MAX_RECORD_BYTES:
         raise RecordTooLargeError(f"{what} encodes to {size} bytes; one log record holds at most {MAX_RECORD_BYTES}")

@@ -53,6 +53,21 @@ def trusted(cls: type[ModelT], values: dict[str, Any]) -> ModelT:
     return instance
 
 
+def revalidated(instance: ModelT, *, strict: bool = False) -> ModelT:
+    """`instance` validated afresh from its field values (and those of models nested in them);
+    raises pydantic's `ValidationError`.
+
+    pydantic keeps no record of whether an instance was validated, and `model_construct`
+    builds one that was not, so a model whose values are about to be stored is validated again.
+    """
+    values = {
+        name: revalidated(value, strict=strict) if isinstance(value, BaseModel) else value
+        for name, value in instance.__dict__.items()
+    }
+    values.update(instance.__pydantic_extra__ or {})
+    return type(instance).model_validate(values, strict=strict, by_name=True)
+
+
 class CommitInfo(_Frozen):
     commit_hash: str
     tract_id: str

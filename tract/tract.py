@@ -20,7 +20,7 @@ from enum import Enum
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from events import (
     EVENT_TYPES,
@@ -39,6 +39,7 @@ from events import (
     TractCreated,
     UsageRecorded,
     VerifyReport,
+    check_events,
     sealed_commit,
 )
 from events.jsonl import exported_records, write_jsonl
@@ -47,6 +48,7 @@ from projections.analytics import ANALYTICS_FILE, Analytics, QueryResult, duckdb
 from projections.bulk import paused_gc
 from projections.commit_view import TractState, merge_content
 from projections.query_limits import AnalyticsClosedError, AnalyticsError, AnalyticsStorageError
+from tract.arguments import MEMORY, flag, log_directory, one_of, optional_text, shown, text
 from tract.branches import check_branch_name, plan_merge
 from tract.compiled import CompiledContext
 from tract.compiler import Compiler
@@ -83,6 +85,7 @@ from tract.models import (
     RefLogEntry,
     TokenUsage,
     TractConfig,
+    revalidated,
     trusted,
 )
 from tract.tokens import TiktokenCounter, TokenCounter
@@ -90,7 +93,6 @@ from tract.usage import parse_usage
 
 EnumT = TypeVar("EnumT", bound=Enum)
 T = TypeVar("T")
-MEMORY = ":memory:"
 MERGE_STRATEGIES = ("auto", "ours", "theirs")
 _OPERATIONS = {operation.value: operation for operation in CommitOperation}
 _ONE_MICROSECOND = timedelta(microseconds=1)
@@ -143,9 +145,14 @@ class Tract:
         Without `tract_id`, opens the tract the log was created with; with one,
         opens that tract, creating it in the same log if it is new.
         """
-        config = config or TractConfig()
+        directory = log_directory(path)
+        tract_id = optional_text(tract_id, "tract_id")
+        readonly = flag(readonly, "readonly")
+        one_of(sync, ("always", "batch"), "sync")
+        config = _checked_config(config)
         counter = tokenizer if tokenizer is not None else TiktokenCounter(config.tokenizer_encoding)
-        directory = None if path is None or str(path) == MEMORY else Path(path)
+        if not isinstance(counter, TokenCounter):
+            raise InvalidArgumentError(f"tokenizer must be a TokenCounter, not {type(counter).__name__}")
         if directory is None:
             if readonly:
                 raise TractError("an in-memory tract cannot be opened read-only: there is nothing to read")
@@ -257,6 +264,8 @@ class Tract:
             operation = _choice(CommitOperation, operation, "operation")
             if operation is CommitOperation.MERGE:
                 raise InvalidArgumentError("merge commits are made by merge(branch)")
+            message = optional_text(message, "message")
+            response_to = optional_text(response_to, "response_to")
             branch = self._current_branch_for_commit()
             content_type, payload = self._registry.validate(content)
             self._check_reference(operation, response_to)
@@ -297,8 +306,10 @@ class Tract:
     def annotate(self, commit_hash: str, priority: Priority | str, reason: str | None = None) -> Annotation:
         with self._lock:
             self._check_writable()
-            self._require(commit_hash)
-            event = self._annotation(commit_hash, _choice(Priority, priority, "priority"), reason)
+            self._require(text(commit_hash, "commit_hash"))
+            event = self._annotation(
+                commit_hash, _choice(Priority, priority, "priority"), optional_text(reason, "reason")
+            )
             self._write([event])
             return _annotation_model(self._view.state.annotations[commit_hash][-1])
 
@@ -316,7 +327,7 @@ class Tract:
             head = self.head
             if head is None:
                 raise UsageError("there are no commits to record usage for")
-            if head_hash is not None and head_hash != head:
+            if optional_text(head_hash, "head_hash") is not None and head_hash != head:
                 raise UsageError(f"usage is recorded for HEAD ({head}), not {head_hash}")
             now = _now()
             new: list[Event] = []
@@ -369,10 +380,11 @@ class Tract:
         with self._lock:
             self._check_writable()
             name = check_branch_name(name)
+            switch = flag(switch, "switch")
             tract = self._tract_state()
             if name in tract.branches:
                 raise BranchError(f"branch {name!r} already exists")
-            head = self._require(self.resolve(at)).event.commit_hash if at is not None else self.head
+            head = self._require(self.resolve(text(at, "at"))).event.commit_hash if at is not None else self.head
             now = _now()
             new: list[Event] = [BranchCreated(tract_id=self._tract_id, created_at=now, name=name, head=head)]
             if switch:
@@ -384,7 +396,7 @@ class Tract:
         """Check out branch `name`: HEAD follows it and commits extend it."""
         with self._lock:
             self._check_writable()
-            self._require_branch(name)
+            self._require_branch(text(name, "name"))
             if self.current_branch != name:
                 self._write([HeadChanged(tract_id=self._tract_id, created_at=_now(), branch=name)])
             return self._branch_info(name)
@@ -393,7 +405,7 @@ class Tract:
         """A branch name switches to it; a commit detaches HEAD there (read-only until `branch()`)."""
         with self._lock:
             self._check_writable()
-            if ref in self._tract_state().branches:
+            if text(ref, "ref") in self._tract_state().branches:
                 self.switch(ref)
             else:
                 commit_hash = self.resolve(ref)
@@ -412,7 +424,7 @@ class Tract:
         """Remove the name; its commits stay in the log, reachable by hash and `reflog()`."""
         with self._lock:
             self._check_writable()
-            self._require_branch(name)
+            self._require_branch(text(name, "name"))
             if name == self.current_branch:
                 raise BranchError(f"cannot delete the current branch {name!r}; switch to another first")
             self._write([BranchDeleted(tract_id=self._tract_id, created_at=_now(), name=name)])
@@ -425,7 +437,7 @@ class Tract:
         with self._lock:
             self._check_writable()
             branch = self._current_branch_for_commit()
-            target = self.resolve(commit_hash)
+            target = self.resolve(text(commit_hash, "commit_hash"))
             if target not in self._branch_history(branch):
                 raise BranchError(f"{target[:12]} is not in the history of branch {branch!r}")
             old = self.head
@@ -460,10 +472,9 @@ class Tract:
         annotated the same commit, "auto" raises MergeConflictError; "ours"/"theirs" choose."""
         with self._lock:
             self._check_writable()
-            if strategy not in MERGE_STRATEGIES:
-                raise InvalidArgumentError(f"strategy must be one of {', '.join(MERGE_STRATEGIES)}, not {strategy!r}")
+            one_of(strategy, MERGE_STRATEGIES, "strategy")
             current = self._current_branch_for_commit()
-            theirs = self._require_branch(branch)
+            theirs = self._require_branch(text(branch, "branch"))
             ours = self.head
             if branch == current or theirs is None or theirs in self._history_hashes(ours):
                 return MergeResult(kind="up-to-date", head=ours)
@@ -811,6 +822,8 @@ class Tract:
 
     def _write(self, new: list[Event]) -> None:
         if self._staged is not None:
+            with storage_errors():
+                check_events(new)  # refused now, by the call that made them, not when the batch ends
             first = self._log.head_position + len(self._staged) + 1
             self._staged.extend(new)
         else:
@@ -888,7 +901,7 @@ class Tract:
         """The full hash of this tract's commit starting with `prefix` (at least 4 characters)."""
         with self._lock:
             self._check_open()
-            if self._find(prefix) is not None:
+            if self._find(text(prefix, "prefix")) is not None:
                 return prefix
             if len(prefix) < 4:
                 raise CommitNotFoundError(f"hash prefix {prefix!r} is too short (give at least 4 characters)")
@@ -977,11 +990,24 @@ def _annotation_model(entry: Any) -> Annotation:
 
 
 def _choice(kind: type[EnumT], value: Any, what: str) -> EnumT:
+    if isinstance(value, str):  # members are strings too
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    allowed = ", ".join(member.value for member in kind)
+    raise InvalidArgumentError(f"{what} must be one of {allowed}, not {shown(value)}")
+
+
+def _checked_config(config: Any) -> TractConfig:
+    if config is None:
+        return TractConfig()
+    if not isinstance(config, TractConfig):
+        raise InvalidArgumentError(f"config must be a TractConfig, not {type(config).__name__}")
     try:
-        return kind(value)
-    except ValueError:
-        allowed = ", ".join(member.value for member in kind)
-        raise InvalidArgumentError(f"{what} must be one of {allowed}, not {value!r}") from None
+        return revalidated(config)
+    except ValidationError as error:
+        raise InvalidArgumentError(f"config is not a valid TractConfig: {error}") from None
 
 
 def _timeout(value: object) -> float:

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from tract.errors import UsageError
-from tract.models import TokenUsage
+from tract.models import TokenUsage, revalidated
 
 # (prompt key, completion key, total key) for each provider's usage object.
 _SHAPES: tuple[tuple[str, str, str], ...] = (
@@ -20,7 +20,10 @@ _SHAPES: tuple[tuple[str, str, str], ...] = (
 
 def parse_usage(usage: TokenUsage | Mapping[str, Any]) -> TokenUsage:
     if isinstance(usage, TokenUsage):
-        return usage
+        try:
+            return revalidated(usage, strict=True)  # it may come from model_construct, never validated
+        except ValidationError as error:
+            raise UsageError(f"usage is not a valid TokenUsage: {error.errors()[0]['msg']}") from None
     if not isinstance(usage, Mapping):
         raise UsageError(f"usage must be a TokenUsage or a provider's usage dict, not {type(usage).__name__}")
     for prompt_key, completion_key, total_key in _SHAPES:
