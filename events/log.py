@@ -156,27 +156,24 @@ class EventLog:
         """Pick up records appended since the last scan (by another process); returns the new head position.
 
         With `apply`, each new record is also decoded and handed to it, in the same
-        single pass that checks and indexes it, a whole batch at a time. A record
-        that cannot be trusted raises `LogCorruptError`; the log then stays at the
-        end of the last batch handed over before it.
+        single pass that checks and indexes it. A record that cannot be trusted
+        raises `LogCorruptError`; the log then stays at the end of the last whole
+        batch before it (`apply` may have been handed the records of the batch
+        before the bad one: a caller that must not keep half a batch compares).
         """
         if self._frozen:
             return self.head_position
         scanner = FrameScanner(self._storage.read, self._storage.size(), self._end, self._next_position)
         last: Frame | None = None
         offsets = self._offsets
-        batch: list[Record] = []
         try:
             for last in scanner:
-                offsets.append(last.offset)
+                position, offset, _, raw = last
+                offsets.append(offset)
                 if apply is not None:
-                    batch.append(decode_record(last.body, last.position, last.offset))
-                    if last.record[0] & FLAG_BATCH_END:
-                        for record in batch:
-                            apply(record)
-                        batch.clear()
+                    apply(decode_record(raw[1:], position, offset))
         except BaseException:
-            # The scanner's end is that of the last batch handed over in full.
+            # The scanner's end is that of the last batch it handed over in full.
             self._take_in(scanner.end, scanner.next_position, None)
             raise
         self._take_in(scanner.end, scanner.next_position, last)

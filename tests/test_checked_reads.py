@@ -148,7 +148,7 @@ def test_refresh_names_a_bad_record_and_keeps_the_last_whole_batch(log_dir: Path
     with Tract.open(log_dir, readonly=True) as reader:
         before = reader.compile()
         head = reader.chain_head
-        good = encoded(HEAD + 1, record_hash(log_dir, HEAD), usage(tract_id))
+        good = encoded(HEAD + 1, record_hash(log_dir, HEAD), usage(tract_id, head_hash=reader.head))
         # One batch: a record that decodes, then one that does not.
         append_bytes(log_dir, framed(good, batch_end=False) + framed(b"\xc1" * 20))
         for _ in range(2):  # the same answer every time: nothing half taken in
