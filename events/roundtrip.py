@@ -33,8 +33,7 @@ def _holds_any(annotation: Any) -> bool:
 
 
 _JSON_FIELDS: dict[type, tuple[str, ...]] = {
-    cls: tuple(field.name for field in msgspec.structs.fields(cls) if _holds_any(field.type))
-    for cls in EVENT_CLASSES
+    cls: tuple(field.name for field in msgspec.structs.fields(cls) if _holds_any(field.type)) for cls in EVENT_CLASSES
 }
 """Each event's free JSON fields: the strict decode checks every other field's type, but takes
 anything MessagePack can carry here, so these also go through JSON (as an export would)."""
@@ -77,9 +76,7 @@ def _refusal(event: Any, index: int) -> InvalidEventError:
                 return InvalidEventError(
                     f"{kind}.{field.name}: {problem}", event_type=kind, field=field.name, index=index
                 )
-    return InvalidEventError(
-        f"{kind} is not an event this log can store", event_type=kind, field=None, index=index
-    )
+    return InvalidEventError(f"{kind} is not an event this log can store", event_type=kind, field=None, index=index)
 
 
 def _field_problem(value: Any, annotation: Any) -> str | None:

@@ -141,7 +141,9 @@ def test_commit_arguments_of_the_wrong_type_are_refused(log_dir: Path, kwargs: d
         ({"priority": {"skip"}}, "priority"),
     ],
 )
-def test_annotation_arguments_of_the_wrong_type_are_refused(log_dir: Path, kwargs: dict[str, Any], argument: str) -> None:
+def test_annotation_arguments_of_the_wrong_type_are_refused(
+    log_dir: Path, kwargs: dict[str, Any], argument: str
+) -> None:
     t = Tract.open(log_dir)
     head = t.commit(user("hello")).commit_hash
     arguments = {"priority": Priority.SKIP, **kwargs}
@@ -179,7 +181,13 @@ def test_branch_and_ref_arguments_of_the_wrong_type_are_refused(log_dir: Path) -
     refused(t, log_dir, lambda: t.delete_branch(5), InvalidArgumentError, "name")  # type: ignore[arg-type]
     refused(t, log_dir, lambda: t.register_content_type(5, FreeformContent), InvalidArgumentError, "name")  # type: ignore[arg-type]
     refused(t, log_dir, lambda: t.register_content_type("n\ud800", FreeformContent), InvalidArgumentError, "name")
-    refused(t, log_dir, lambda: t.record_usage({"prompt_tokens": 1, "completion_tokens": 1}, head_hash=[first]), InvalidArgumentError, "head_hash")  # type: ignore[arg-type]  # noqa: E501
+    refused(
+        t,
+        log_dir,
+        lambda: t.record_usage({"prompt_tokens": 1, "completion_tokens": 1}, head_hash=[first]),
+        InvalidArgumentError,
+        "head_hash",
+    )  # type: ignore[arg-type]
     reopens_the_same(t, log_dir)
 
 
@@ -194,9 +202,14 @@ def test_content_models_built_without_validation_are_validated_again(log_dir: Pa
         FreeformContent.model_construct(payload={1: "non-str key"}),
         InstructionContent.model_construct(text=object()),
     ):
-        refused(t, log_dir, lambda: t.commit(content), ContentValidationError, "content")
+        refused(t, log_dir, lambda content=content: t.commit(content), ContentValidationError, "content")
     accepted = t.commit(DialogueContent.model_construct(role="assistant", text="built, and valid"))
-    assert accepted.content == {"content_type": "dialogue", "role": "assistant", "text": "built, and valid", "name": None}
+    assert accepted.content == {
+        "content_type": "dialogue",
+        "role": "assistant",
+        "text": "built, and valid",
+        "name": None,
+    }
     assert t.compile().messages[-1].content == "built, and valid"
     reopens_the_same(t, log_dir)
 
@@ -214,8 +227,20 @@ def test_registered_models_and_their_nested_models_are_validated_again(log_dir: 
     t = Tract.open(log_dir)
     t.register_content_type("outer", Outer)
     t.commit(Outer(text="fine", inner=Inner(count=1)))
-    refused(t, log_dir, lambda: t.commit(Outer.model_construct(text="x", inner=Inner.model_construct(count="many"))), ContentValidationError, "content")  # noqa: E501
-    refused(t, log_dir, lambda: t.commit(Outer.model_construct(text=5, inner=Inner(count=1))), ContentValidationError, "content")  # noqa: E501
+    refused(
+        t,
+        log_dir,
+        lambda: t.commit(Outer.model_construct(text="x", inner=Inner.model_construct(count="many"))),
+        ContentValidationError,
+        "content",
+    )
+    refused(
+        t,
+        log_dir,
+        lambda: t.commit(Outer.model_construct(text=5, inner=Inner(count=1))),
+        ContentValidationError,
+        "content",
+    )
     t.close()
 
 
@@ -279,9 +304,19 @@ UNREADABLE_EVENTS = [
     pytest.param(commit_event(generation_config=["not", "an", "object"]), "generation_config", id="list-config"),
     pytest.param(commit_event(created_at=datetime(2024, 5, 1)), "created_at", id="naive-timestamp"),
     pytest.param(TractCreated(tract_id=b"t", created_at=NOW), "tract_id", id="bytes-tract-id"),  # type: ignore[arg-type]
-    pytest.param(events.AnnotationAdded(tract_id="t", created_at=NOW, target_hash="h", priority="loud"), "priority", id="priority"),  # noqa: E501
-    pytest.param(events.AnnotationAdded(tract_id="t", created_at=NOW, target_hash="h", priority="skip", reason=5), "reason", id="int-reason"),  # type: ignore[arg-type]  # noqa: E501
-    pytest.param(events.BranchCreated(tract_id="t", created_at=NOW, name="a\udfff", head=None), "name", id="surrogate-branch"),  # noqa: E501
+    pytest.param(
+        events.AnnotationAdded(tract_id="t", created_at=NOW, target_hash="h", priority="loud"),
+        "priority",
+        id="priority",
+    ),
+    pytest.param(
+        events.AnnotationAdded(tract_id="t", created_at=NOW, target_hash="h", priority="skip", reason=5),
+        "reason",
+        id="int-reason",
+    ),  # type: ignore[arg-type]
+    pytest.param(
+        events.BranchCreated(tract_id="t", created_at=NOW, name="a\udfff", head=None), "name", id="surrogate-branch"
+    ),
 ]
 
 
@@ -335,16 +370,17 @@ class CountingBadly(NullTokenCounter):
 
 
 @pytest.mark.parametrize("count", [1.5, 2**64, "3", None])
-def test_an_event_field_the_facade_does_not_check_is_refused_by_the_log_naming_the_argument(log_dir: Path, count: Any) -> None:  # noqa: E501
+def test_an_event_field_the_facade_does_not_check_is_refused_by_the_log_naming_the_argument(
+    log_dir: Path, count: Any
+) -> None:
     with Tract.open(log_dir) as t:
         head = t.commit(user("hello")).commit_hash
     before = log_bytes(log_dir)
     with Tract.open(log_dir, tokenizer=CountingBadly(count)) as t:
         with pytest.raises(InvalidArgumentError, match="tokenizer"):
             t.commit(user("x"))
-        with t.batch():
-            with pytest.raises(InvalidArgumentError, match="tokenizer"):
-                t.commit(user("in a batch"))
+        with t.batch(), pytest.raises(InvalidArgumentError, match="tokenizer"):
+            t.commit(user("in a batch"))
         assert t.head == head
         assert log_bytes(log_dir) == before
     with Tract.open(log_dir) as reopened:
@@ -419,7 +455,9 @@ def rehashed(lines: list[bytes], start: int) -> list[bytes]:
     return out
 
 
-def test_an_import_that_fails_leaves_nothing_behind(exported: list[bytes], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: E501
+def test_an_import_that_fails_leaves_nothing_behind(
+    exported: list[bytes], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     for name, mutate in [
         ("huge-int", lambda e: e.update(metadata={"n": 2**70})),
         ("naive-time", lambda e: e.update(created_at="2024-05-01T12:00:00")),
@@ -441,7 +479,9 @@ def test_an_import_that_fails_leaves_nothing_behind(exported: list[bytes], tmp_p
         assert list((tmp_path / "imports").iterdir()) == [], "a failed import left its staging directory"
 
 
-def test_an_import_does_not_overwrite_anything(exported: list[bytes], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: E501
+def test_an_import_does_not_overwrite_anything(
+    exported: list[bytes], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     export = tmp_path / "export.jsonl"
     export.write_bytes(b"\n".join(exported))
     occupied = tmp_path / "occupied"
@@ -538,14 +578,19 @@ leaves = (
 keys = st.text(max_size=4) | st.integers() | st.none() | st.booleans() | SURROGATES | st.tuples(st.integers())
 anything = st.recursive(
     leaves,
-    lambda children: st.lists(children, max_size=3)
-    | st.dictionaries(keys, children, max_size=3)
-    | st.lists(children, max_size=2).map(tuple)
-    | st.frozensets(st.integers(), max_size=2),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(keys, children, max_size=3)
+        | st.lists(children, max_size=2).map(tuple)
+        | st.frozensets(st.integers(), max_size=2)
+    ),
     max_leaves=6,
 )
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False, allow_infinity=False)
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=8),
     lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=4), children, max_size=3),
     max_leaves=6,
@@ -589,7 +634,9 @@ def arguments(known: Known) -> dict[str, dict[str, st.SearchStrategy[Any]]]:
     """For each writing method, a strategy of valid (or at least plausible) values per argument."""
     hashes = st.sampled_from(known.hashes)
     branches = st.sampled_from(BRANCH_NAMES)
-    usage = st.builds(lambda p, c: {"prompt_tokens": p, "completion_tokens": c}, st.integers(0, 999), st.integers(0, 99))
+    usage = st.builds(
+        lambda p, c: {"prompt_tokens": p, "completion_tokens": c}, st.integers(0, 999), st.integers(0, 99)
+    )
     return {
         "commit": {
             "content": contents(known),
@@ -615,7 +662,10 @@ def arguments(known: Known) -> dict[str, dict[str, st.SearchStrategy[Any]]]:
         "reset": {"commit_hash": known.refs()},
         "merge": {"branch": branches, "strategy": st.sampled_from(["auto", "ours", "theirs"])},
         "delete_branch": {"name": branches},
-        "register_content_type": {"name": st.sampled_from(["ticket", "note"]), "model": st.sampled_from([Ticket, Note])},
+        "register_content_type": {
+            "name": st.sampled_from(["ticket", "note"]),
+            "model": st.sampled_from([Ticket, Note]),
+        },
     }
 
 
@@ -664,7 +714,9 @@ class RolledBack(Exception):
 
 @settings(FUZZ, max_examples=30)
 @given(data=st.data())
-def test_every_writing_method_refuses_cleanly_or_round_trips(tmp_path_factory: pytest.TempPathFactory, data: st.DataObject) -> None:  # noqa: E501
+def test_every_writing_method_refuses_cleanly_or_round_trips(
+    tmp_path_factory: pytest.TempPathFactory, data: st.DataObject
+) -> None:
     directory = tmp_path_factory.mktemp("boundary") / "log"
     t = Tract.open(directory, sync="batch")
     first = t.commit(InstructionContent(text="be brief"))
@@ -714,7 +766,6 @@ def table_rows(t: Tract) -> dict[str, list[tuple[Any, ...]]]:
     return {name: t.sql(f"SELECT * FROM {name} ORDER BY ALL").rows for name in tables}
 
 
-
 def test_registered_types_holding_anything_are_refused_cleanly_or_read_back(log_dir: Path) -> None:
     """A registered model may declare any field type; what it holds must still be plain JSON to be stored."""
     t = Tract.open(log_dir, sync="batch")
@@ -742,7 +793,9 @@ def test_registered_types_holding_anything_are_refused_cleanly_or_read_back(log_
 
 @settings(FUZZ, max_examples=40)
 @given(data=st.data())
-def test_opening_with_anything_refuses_cleanly_or_opens_a_tract_that_reads_back(tmp_path_factory: pytest.TempPathFactory, data: st.DataObject) -> None:  # noqa: E501
+def test_opening_with_anything_refuses_cleanly_or_opens_a_tract_that_reads_back(
+    tmp_path_factory: pytest.TempPathFactory, data: st.DataObject
+) -> None:
     directory = tmp_path_factory.mktemp("open") / "log"
     with Tract.open(directory, sync="batch") as t:
         t.commit(user("hello"))
@@ -750,7 +803,9 @@ def test_opening_with_anything_refuses_cleanly_or_opens_a_tract_that_reads_back(
         expected = (t.tract_id, t.log(limit=None))
     before = log_bytes(directory)
     not_a_path = anything.filter(lambda value: not isinstance(value, str))  # a string names a real place
-    strange_paths = st.sampled_from([str(directory) + "\0", str(directory.parent / "a\ud800"), directory.parent / "b\udc80"])
+    strange_paths = st.sampled_from(
+        [str(directory) + "\0", str(directory.parent / "a\ud800"), directory.parent / "b\udc80"]
+    )
     constructed_config = st.builds(lambda e: TractConfig.model_construct(tokenizer_encoding=e), anything)
     valid = {
         "tract_id": st.none() | st.sampled_from(["other", ""]) | st.text(max_size=12),
@@ -811,12 +866,17 @@ json_text = st.one_of(
 @settings(FUZZ, max_examples=30)
 @given(data=st.data())
 def test_importing_a_hostile_export_refuses_cleanly_or_rebuilds_it(
-    exported: list[bytes], tmp_path_factory: pytest.TempPathFactory, data: st.DataObject, capsys: pytest.CaptureFixture[str]
+    exported: list[bytes],
+    tmp_path_factory: pytest.TempPathFactory,
+    data: st.DataObject,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     lines = list(exported)
     index = data.draw(st.integers(0, len(lines) - 1), label="line")
     record = json.loads(lines[index])
-    places = [(record, key) for key in RECORD_FIELDS] + [(record["event"], key) for key in record["event"] if key in FREE_FIELDS]  # noqa: E501
+    places = [(record, key) for key in RECORD_FIELDS] + [
+        (record["event"], key) for key in record["event"] if key in FREE_FIELDS
+    ]
     container, key = data.draw(st.sampled_from([None, *places]), label="field") or (None, None)
     if container is not None:
         container[key] = "__hostile__"

@@ -170,7 +170,9 @@ def _import(args: argparse.Namespace) -> int:
     with open(args.jsonl, "rb") as lines, storage_errors():
         head = import_jsonl(lines, args.directory, progress=_progress("imported"))
     _end_progress()
-    print(f"imported {head.position} records into {args.directory}; chain head {head.position}:{head.record_hash.hex()}")
+    print(
+        f"imported {head.position} records into {args.directory}; chain head {head.position}:{head.record_hash.hex()}"
+    )
     return 0
 
 

@@ -125,7 +125,9 @@ class ContentRegistry:
     def register(self, name: str, model: type[BaseModel]) -> None:
         name = storable_text(name, "name")
         if not (isinstance(model, type) and issubclass(model, BaseModel)):
-            raise InvalidArgumentError(f"content type {name!r} must be a pydantic model class, not {type(model).__name__}")
+            raise InvalidArgumentError(
+                f"content type {name!r} must be a pydantic model class, not {type(model).__name__}"
+            )
         if name in BUILTIN_CONTENT_TYPES:
             raise InvalidArgumentError(f"{name!r} is a built-in content type and cannot be replaced")
         self._add(name, model)
@@ -158,7 +160,7 @@ class ContentRegistry:
             builtin = name in BUILTIN_CONTENT_TYPES
             payload = validated.model_dump(
                 mode="python" if isinstance(validated, ContentModel) else "json",
-                warnings="warn" if builtin else "error",
+                warnings=True if builtin else "error",
             )
         except (ValidationError, PydanticSerializationError) as error:
             raise ContentValidationError(f"invalid {name} content: {error}") from None

@@ -60,12 +60,17 @@ def revalidated(instance: ModelT, *, strict: bool = False) -> ModelT:
     pydantic keeps no record of whether an instance was validated, and `model_construct`
     builds one that was not, so a model whose values are about to be stored is validated again.
     """
-    values = {
-        name: revalidated(value, strict=strict) if isinstance(value, BaseModel) else value
-        for name, value in instance.__dict__.items()
-    }
-    values.update(instance.__pydantic_extra__ or {})
-    return type(instance).model_validate(values, strict=strict, by_name=True)
+    values = instance.__dict__
+    for value in values.values():
+        if isinstance(value, BaseModel):
+            values = {
+                name: revalidated(value, strict=strict) if isinstance(value, BaseModel) else value
+                for name, value in values.items()
+            }
+            break
+    if instance.__pydantic_extra__:
+        values = {**values, **instance.__pydantic_extra__}
+    return type(instance).__pydantic_validator__.validate_python(values, strict=strict, by_name=True)
 
 
 class CommitInfo(_Frozen):
