@@ -93,9 +93,20 @@ class GenerationConfigRecorded(Event, frozen=True, kw_only=True, tag=True):
 
 class UsageRecorded(Event, frozen=True, kw_only=True, tag=True):
     head_hash: str
+    """HEAD when the usage was recorded (usually the reply)."""
     prompt_tokens: int
+    """The prompt figure, cached input included (Anthropic's input + cache read + cache write)."""
     completion_tokens: int
     total_tokens: int
+    context_hash: str | None = None
+    """The head of the context that was sent: the figures describe its compiled messages.
+    None in logs written before it was recorded."""
+    cache_read_tokens: int | None = None
+    cache_write_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    """Raw, as the provider reported them; None when it reported none."""
+    provider: str | None = None
+    """The usage shape the figures came in: openai.chat, openai.responses, anthropic, gemini."""
 
 
 EVENT_CLASSES = (
