@@ -24,8 +24,8 @@ What a user relies on, checked as the sequence runs:
   commit wins, SKIP leaves a commit out, the latest annotation visible in the
   history wins), generation configs (an edit's where it has one, else the
   original's; a config recorded with usage replaces a commit's own), commit
-  hashes, token count (the chat formula over tiktoken, or the API's prompt
-  tokens when usage was recorded for HEAD) and token source;
+  hashes, token count (always the chat formula over tiktoken) and token source,
+  and the API usage recorded for exactly that context (the compiled HEAD it was sent as);
   compile(at_commit=...) and compile(include_edit_annotations=True) too;
 * what an auditor reconstructs: compile(at_time=t), replay(until_position=p)
   and replay(until_time=t) for every earlier step give what was live then;
@@ -281,14 +281,14 @@ class Expected:
     configs: list[dict[str, Any]]
     hashes: list[str]
     tiktoken_count: int
-    token_count: int
-    token_source: str
+    api: tuple[int, int] | None
+    """(prompt, completion) an API reported for exactly this context."""
 
 
 @dataclass
 class Model:
     commits: list[ModelCommit] = field(default_factory=list)
-    usage: tuple[str, int, int] | None = None  # (head, prompt, completion) of the latest record_usage
+    usage: dict[str, tuple[int, int]] = field(default_factory=dict)  # context head -> latest (prompt, completion)
 
     def find(self, commit_hash: str) -> ModelCommit:
         return next(c for c in self.commits if c.commit_hash == commit_hash)
@@ -324,9 +324,7 @@ class Model:
             hashes.append(commit.commit_hash)
         counted = chat_tokens(messages)
         head = chain[-1].commit_hash if chain else None
-        if upto is None and not markers and self.usage is not None and self.usage[0] == head:
-            return Expected(messages, configs, hashes, counted, self.usage[1], f"api:{self.usage[1]}+{self.usage[2]}")
-        return Expected(messages, configs, hashes, counted, counted, TOKENS.name)
+        return Expected(messages, configs, hashes, counted, self.usage.get(head) if head is not None else None)
 
 
 def chat_tokens(messages: list[Message], counter: TiktokenCounter = TOKENS) -> int:
@@ -342,15 +340,14 @@ def chat_tokens(messages: list[Message], counter: TiktokenCounter = TOKENS) -> i
 # -- comparisons ------------------------------------------------------------------
 
 
-def assert_compiled_is(compiled: CompiledContext, expected: Expected, *, live: bool = True) -> None:
+def assert_compiled_is(compiled: CompiledContext, expected: Expected) -> None:
     assert compiled.messages == expected.messages
     assert compiled.generation_configs == expected.configs
     assert compiled.commit_hashes == expected.hashes
     assert compiled.commit_count == len(expected.messages)
-    if live:
-        assert (compiled.token_count, compiled.token_source) == (expected.token_count, expected.token_source)
-    else:  # at_commit compiles never use API usage
-        assert (compiled.token_count, compiled.token_source) == (expected.tiktoken_count, TOKENS.name)
+    assert (compiled.token_count, compiled.token_source) == (expected.tiktoken_count, TOKENS.name)
+    api = compiled.api_usage
+    assert (None if api is None else (api.prompt_tokens, api.completion_tokens)) == expected.api
 
 
 def assert_same_compiled(a: CompiledContext, b: CompiledContext) -> None:
@@ -358,6 +355,7 @@ def assert_same_compiled(a: CompiledContext, b: CompiledContext) -> None:
     assert a.generation_configs == b.generation_configs
     assert a.commit_hashes == b.commit_hashes
     assert (a.token_count, a.token_source, a.commit_count) == (b.token_count, b.token_source, b.commit_count)
+    assert a.api_usage == b.api_usage
     assert a == b
 
 
@@ -495,10 +493,12 @@ class ReplayMachine(RuleBasedStateMachine):
         raw, prompt, completion = usage
         head = self.model.head
         assert head is not None
+        if not name_head:
+            self.tract.compile()  # as an agent does before its call: the context sent is this HEAD
         compiled = self.tract.record_usage(raw, head_hash=head if name_head else None, generation_config=config)
         if config is not None:
             self.model.find(head).recorded_configs.append(config)
-        self.model.usage = (head, prompt, completion)
+        self.model.usage[head] = (prompt, completion)
         return compiled
 
     # -- rules -----------------------------------------------------------------------
@@ -595,12 +595,12 @@ class ReplayMachine(RuleBasedStateMachine):
     def compile_at_a_past_commit(self, index: int) -> None:
         upto = index % len(self.model.commits) + 1
         compiled = self.tract.compile(at_commit=self.model.commits[upto - 1].commit_hash)
-        assert_compiled_is(compiled, self.model.expected(upto), live=False)
+        assert_compiled_is(compiled, self.model.expected(upto))
 
     @rule()
     def compile_with_edit_markers(self) -> None:
         compiled = self.tract.compile(include_edit_annotations=True)
-        assert_compiled_is(compiled, self.model.expected(markers=True), live=False)
+        assert_compiled_is(compiled, self.model.expected(markers=True))
 
     @precondition(lambda self: bool(self.timeline))
     @rule(index=indices)
@@ -626,9 +626,11 @@ class ReplayMachine(RuleBasedStateMachine):
             assert full.messages == live.messages
             assert full.generation_configs == live.generation_configs
             assert full.commit_hashes == live.commit_hashes
-            if live.token_source == TOKENS.name:
-                assert full.token_count == live.token_count
-            assert (full.token_count, full.token_source) == (expected.tiktoken_count, TOKENS.name)
+            assert (full.token_count, full.token_source, full.api_usage) == (
+                live.token_count,
+                live.token_source,
+                live.api_usage,
+            )
 
     def check_timeline(self, t: Tract) -> None:
         """Every earlier step, as an auditor reconstructs it from the log."""
@@ -691,7 +693,7 @@ class ReplayMachine(RuleBasedStateMachine):
                 assert fresh.log() == t.log()  # the default limit: the 10 newest
                 assert_compiled_is(fresh.compile(), expected)
                 if fresh.head is not None:
-                    assert_compiled_is(fresh.compile(at_commit=fresh.head), expected, live=False)
+                    assert_compiled_is(fresh.compile(at_commit=fresh.head), expected)
         # Note when this state was current, for compile(at_time=...) and replay() later on.
         moment = datetime.now(timezone.utc)
         if t.head is not None:
@@ -769,8 +771,9 @@ def test_memory_and_directory_tracts_compile_alike_and_replay(ops: list[tuple]) 
                         t.record_usage(op[1][0], generation_config=op[2])
                     head_usage = op[1][1]
             in_memory, on_disk = memory.compile(), disk.compile()
-            expected_tokens = chat_tokens(in_memory.messages) if head_usage is None else head_usage
-            assert in_memory.token_count == on_disk.token_count == expected_tokens
+            assert in_memory.token_count == on_disk.token_count == chat_tokens(in_memory.messages)
+            api = [None if c.api_usage is None else c.api_usage.prompt_tokens for c in (in_memory, on_disk)]
+            assert api == [head_usage, head_usage]
             assert in_memory.messages == on_disk.messages
             assert in_memory.generation_configs == on_disk.generation_configs
             assert (in_memory.token_count, in_memory.token_source) == (on_disk.token_count, on_disk.token_source)
