@@ -55,6 +55,7 @@ def _figures(usage: Any, shape: _Shape) -> dict[str, Any]:
     fields: dict[str, Any] = {"provider": shape.provider}
     if shape is _CHAT:
         fields["cache_read_tokens"] = _detail(usage, "prompt_tokens_details", "cached_tokens")
+        fields["cache_write_tokens"] = _detail(usage, "prompt_tokens_details", "cache_write_tokens")
         fields["reasoning_tokens"] = _detail(usage, "completion_tokens_details", "reasoning_tokens")
     elif shape is _INPUT_OUTPUT and any(read(usage, key) is not MISSING for key in _ANTHROPIC_CACHE):
         fields["provider"] = "anthropic"
@@ -65,6 +66,7 @@ def _figures(usage: Any, shape: _Shape) -> dict[str, Any]:
     elif shape is _INPUT_OUTPUT and read(usage, "input_tokens_details", "output_tokens_details") is not MISSING:
         fields["provider"] = "openai.responses"
         fields["cache_read_tokens"] = _detail(usage, "input_tokens_details", "cached_tokens")
+        fields["cache_write_tokens"] = _detail(usage, "input_tokens_details", "cache_write_tokens")
         fields["reasoning_tokens"] = _detail(usage, "output_tokens_details", "reasoning_tokens")
     elif shape.provider == "gemini":
         fields["cache_read_tokens"] = read_or_none(usage, "cached_content_token_count", "cachedContentTokenCount")
