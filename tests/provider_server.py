@@ -39,9 +39,9 @@ def refuse_unless(condition: bool, message: str) -> None:
 def only_keys(value: Any, allowed: set[str], where: str, required: set[str] = frozenset()) -> None:  # type: ignore[assignment]
     refuse_unless(isinstance(value, dict), f"{where}: Input should be an object")
     extra = set(value) - allowed
-    refuse_unless(not extra, f"{where}.{sorted(extra)[0] if extra else ''}: Extra inputs are not permitted")
+    refuse_unless(not extra, f"{where}.{min(extra) if extra else ''}: Extra inputs are not permitted")
     missing = required - set(value)
-    refuse_unless(not missing, f"{where}.{sorted(missing)[0] if missing else ''}: Field required")
+    refuse_unless(not missing, f"{where}.{min(missing) if missing else ''}: Field required")
 
 
 def text_of(value: Any) -> str:
@@ -527,7 +527,7 @@ class ProviderServer:
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (the http.server API)
+            def do_POST(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")
                 path = self.path.split("?", 1)[0]
@@ -552,7 +552,7 @@ class ProviderServer:
                 self.end_headers()
                 self.wfile.write(data)
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the http.server API)
+            def log_message(self, format: str, *args: Any) -> None:
                 """Quiet: the tests look at `requests` instead."""
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

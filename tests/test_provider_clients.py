@@ -15,8 +15,8 @@ import pytest
 from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types as genai_types
-
 from provider_server import USAGE, ProviderServer
+
 from tract import CompiledContext, RenderError, TokenUsage, Tract
 
 WEATHER_SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
