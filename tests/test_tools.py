@@ -322,3 +322,14 @@ def test_tool_call_content_can_be_committed_directly() -> None:
             "text": None,
             "tool_calls": [{"id": "c1", "name": "f", "arguments": {}}],
         }
+
+
+def test_compiled_tool_calls_are_the_callers_own_copies() -> None:
+    with Tract.open() as t:
+        t.user("go")
+        t.assistant(tool_calls=[{"id": "c1", "name": "f", "arguments": {"x": [1]}}])
+        first = t.compile()
+        first.messages[1].tool_calls[0].arguments["x"].append(2)  # type: ignore[index, union-attr]
+        assert t.compile().messages[1].tool_calls[0].arguments == {"x": [1]}  # type: ignore[index]
+        found = first.find_tool_call("c1")
+        assert found is not None and found.arguments == {"x": [1]} and first.find_tool_call("c2") is None

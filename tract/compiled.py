@@ -30,6 +30,7 @@ class CompiledWindow:
     configs: list[bytes]
     content_types: list[str]
     length: int
+    has_tool_calls: bool = False
 
 
 class CompiledContext(BaseModel):
@@ -64,11 +65,10 @@ class CompiledContext(BaseModel):
     @property
     def messages(self) -> list[Message]:
         if self._messages is None:
-            # Tool calls hold dicts: those messages are copied so the cache stays out of reach.
-            self._messages = [
-                message if message.tool_calls is None else message.model_copy(deep=True)
-                for message in self._window.messages[: self._window.length]
-            ]
+            window = self._window
+            self._messages = window.messages[: window.length]
+            if window.has_tool_calls:  # tool calls hold dicts: copied, so the cache stays out of reach
+                self._messages = [m if m.tool_calls is None else m.model_copy(deep=True) for m in self._messages]
         return self._messages
 
     @computed_field  # type: ignore[prop-decorator]

@@ -43,6 +43,8 @@ class _Compiled:
     edit_of: dict[str, str] = field(default_factory=dict)
     edit_target: dict[str, str] = field(default_factory=dict)
     total: int = 0
+    has_tool_calls: bool = False
+    """Some message holds tool calls (dicts): results copy those messages when handed out."""
     skip_changes_seen: int = 0
     config_changes_seen: int = 0
     visible: Visibility = field(default_factory=Visibility)
@@ -176,6 +178,7 @@ class Compiler:
                 compiled.total += tokens - compiled.tokens[slot]
                 compiled.messages[slot], compiled.tokens[slot], compiled.configs[slot] = message, tokens, config
                 compiled.types[slot] = kind
+                compiled.has_tool_calls = compiled.has_tool_calls or message.tool_calls is not None
             return
         if commit_hash in compiled.edit_of:  # edited before it was applied (a merged history)
             message, tokens, config, kind = self._slot(compiled, commit_hash, markers)
@@ -183,6 +186,7 @@ class Compiler:
             message, tokens = self._render(event)
             config, kind = self._config_for(commit_hash, None), event.content_type
         compiled.index[commit_hash] = len(compiled.originals)
+        compiled.has_tool_calls = compiled.has_tool_calls or message.tool_calls is not None
         compiled.originals.append(commit_hash)
         compiled.messages.append(message)
         compiled.tokens.append(tokens)
@@ -252,7 +256,9 @@ class Compiler:
         else:
             token_count = self._formula.total(compiled.total, length)
         compiled.shared = True
-        window = CompiledWindow(compiled.messages, compiled.originals, compiled.configs, compiled.types, length)
+        window = CompiledWindow(
+            compiled.messages, compiled.originals, compiled.configs, compiled.types, length, compiled.has_tool_calls
+        )
         usage = self._view.usage_for(compiled.head) if compiled.head is not None else None
         return CompiledContext.build(
             window, token_count=token_count, token_source=self._counter.name, api_usage=_api_usage(usage)
