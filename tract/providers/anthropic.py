@@ -22,23 +22,17 @@ from tract.providers.turns import (
     arguments_object,
     is_blank,
     leading_system,
+    merged_turns,
     require_user_first,
     safe_call_id,
     system_as_user_text,
+    system_prompt,
 )
 
 
 def messages_request(items: list[Item]) -> dict[str, Any]:
     system, rest = leading_system(items)
-    turns: list[dict[str, Any]] = []
-    for item in rest:
-        role, blocks = _blocks(item)
-        if not blocks:
-            continue
-        if turns and turns[-1]["role"] == role:
-            turns[-1]["content"].extend(blocks)
-        else:
-            turns.append({"role": role, "content": blocks})
+    turns = merged_turns(rest, _blocks, "content")
     _trim_final_assistant(turns)
     require_user_first(turns, "Anthropic")
     for turn in turns:
@@ -46,7 +40,7 @@ def messages_request(items: list[Item]) -> dict[str, Any]:
         if len(blocks) == 1 and blocks[0]["type"] == "text":
             turn["content"] = blocks[0]["text"]
     request: dict[str, Any] = {"messages": turns}
-    text = "\n\n".join(part for part in system if not is_blank(part))
+    text = system_prompt(system)
     if text:
         request = {"system": text, **request}
     return request

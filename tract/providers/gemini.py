@@ -26,25 +26,19 @@ from tract.providers.turns import (
     arguments_object,
     is_blank,
     leading_system,
+    merged_turns,
     require_user_first,
     system_as_user_text,
+    system_prompt,
 )
 
 
 def generate_content_request(items: list[Item]) -> dict[str, Any]:
     system, rest = leading_system(items)
-    contents: list[dict[str, Any]] = []
-    for item in rest:
-        role, parts = _parts(item)
-        if not parts:
-            continue
-        if contents and contents[-1]["role"] == role:
-            contents[-1]["parts"].extend(parts)
-        else:
-            contents.append({"role": role, "parts": parts})
+    contents = merged_turns(rest, _parts, "parts")
     require_user_first(contents, "Gemini")
     request: dict[str, Any] = {"contents": contents}
-    text = "\n\n".join(part for part in system if not is_blank(part))
+    text = system_prompt(system)
     if text:
         request = {"system_instruction": {"parts": [{"text": text}]}, **request}
     return request

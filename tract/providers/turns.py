@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -146,6 +146,28 @@ def leading_system(items: list[Item]) -> tuple[list[str], list[Item]]:
     while count < len(items) and isinstance(items[count], SystemText):
         count += 1
     return [item.text for item in items[:count] if isinstance(item, SystemText)], items[count:]
+
+
+def merged_turns(
+    items: list[Item], blocks_of: Callable[[Item], tuple[str, list[dict[str, Any]]]], key: str
+) -> list[dict[str, Any]]:
+    """Turns of `{"role": ..., key: [blocks]}`, consecutive blocks of one role in one turn
+    (items that give no block are left out), so roles alternate."""
+    turns: list[dict[str, Any]] = []
+    for item in items:
+        role, blocks = blocks_of(item)
+        if not blocks:
+            continue
+        if turns and turns[-1]["role"] == role:
+            turns[-1][key].extend(blocks)
+        else:
+            turns.append({"role": role, key: blocks})
+    return turns
+
+
+def system_prompt(texts: list[str]) -> str:
+    """The leading system texts as one prompt (blank ones left out)."""
+    return "\n\n".join(text for text in texts if not is_blank(text))
 
 
 def participant_name(name: str | None) -> str | None:
