@@ -67,7 +67,10 @@ from tract import (
     ReasoningContent,
     TiktokenCounter,
     TokenUsage,
+    ToolCall,
+    ToolCallContent,
     ToolIOContent,
+    ToolResultContent,
     Tract,
     TractConfig,
     UsageError,
@@ -148,9 +151,19 @@ class Rendered:
     role: str
     text: str
     name: str | None = None
+    tool_calls: list[ToolCall] | None = None
+    tool_call_id: str | None = None
+    is_error: bool = False
 
     def message(self) -> Message:
-        return Message(role=self.role, content=self.text, name=self.name)
+        return Message(
+            role=self.role,
+            content=self.text,
+            name=self.name,
+            tool_calls=self.tool_calls,
+            tool_call_id=self.tool_call_id,
+            is_error=self.is_error,
+        )
 
 
 @dataclass(frozen=True)
@@ -165,7 +178,20 @@ def _json_text(payload: dict[str, Any]) -> str:
     return msgspec.json.encode(body, order="sorted").decode()
 
 
-BUILTIN_KINDS = ["user", "assistant", "system", "instruction", "tool_io", "reasoning", "freeform", "artifact", "output"]
+BUILTIN_KINDS = [
+    "user", "assistant", "system", "instruction", "tool_io", "tool_call", "tool_result", "reasoning", "freeform",
+    "artifact", "output",
+]  # fmt: skip
+tool_calls = st.lists(
+    st.builds(
+        ToolCall,
+        id=st.sampled_from(["c1", "c2", "call_x"]),
+        name=st.sampled_from(["search", "calc"]),
+        arguments=json_objects | st.text(max_size=6),
+    ),
+    min_size=1,
+    max_size=3,
+)
 
 
 @st.composite
@@ -196,6 +222,15 @@ def contents(draw: st.DrawFn) -> Drawn:
             status=draw(st.sampled_from([None, "success", "error"])),
         )
         rendered = Rendered("tool", _json_text(model.model_dump(mode="json")), tool)
+    elif kind == "tool_call":
+        model = ToolCallContent(text=draw(st.none() | texts), tool_calls=draw(tool_calls))
+        rendered = Rendered("assistant", model.text or "", tool_calls=model.tool_calls)
+    elif kind == "tool_result":
+        name = draw(st.none() | st.just("search"))
+        model = ToolResultContent(
+            tool_call_id=draw(st.sampled_from(["c1", "c2"])), content=draw(texts), name=name, is_error=draw(st.booleans())
+        )
+        rendered = Rendered("tool", model.content, name, tool_call_id=model.tool_call_id, is_error=model.is_error)
     elif kind == "note":
         model = Note(text=draw(texts))
         rendered = Rendered("user", model.text)
@@ -318,7 +353,7 @@ class Model:
                 config = commit.config
             message = source.rendered.message()
             if markers and edit is not None:
-                message = Message(role=message.role, content="[edited] " + message.content, name=message.name)
+                message = message.model_copy(update={"content": "[edited] " + message.content})
             messages.append(message)
             configs.append(config or {})
             hashes.append(commit.commit_hash)
@@ -327,11 +362,20 @@ class Model:
         return Expected(messages, configs, hashes, counted, self.usage.get(head) if head is not None else None)
 
 
+def content_tokens(message: Message, counter: TiktokenCounter = TOKENS) -> int:
+    """Content, plus 3 per tool call and its name and arguments as compact JSON."""
+    total = counter.count_text(message.content)
+    for call in message.tool_calls or ():
+        arguments = call.arguments if isinstance(call.arguments, str) else msgspec.json.encode(call.arguments).decode()
+        total += 3 + counter.count_text(call.name) + counter.count_text(arguments)
+    return total
+
+
 def chat_tokens(messages: list[Message], counter: TiktokenCounter = TOKENS) -> int:
     """The chat formula: 3 + role + content (+1 + name) per message, +3 to prime the reply."""
     total = 0
     for message in messages:
-        total += 3 + counter.count_text(message.role) + counter.count_text(message.content)
+        total += 3 + counter.count_text(message.role) + content_tokens(message, counter)
         if message.name is not None:
             total += 1 + counter.count_text(message.name)
     return total + 3 if messages else 0
@@ -476,7 +520,7 @@ class ReplayMachine(RuleBasedStateMachine):
         assert info.operation.value == operation and info.response_to == target
         assert info.content == drawn.payload
         assert info.generation_config == config and info.metadata == metadata and info.message == message
-        assert info.token_count == TOKENS.count_text(drawn.rendered.text)
+        assert info.token_count == content_tokens(drawn.rendered.message())
         content_type = drawn.payload["content_type"]
         commit = ModelCommit(info.commit_hash, content_type, drawn.payload, drawn.rendered, operation, target, config, metadata, message)
         self.model.commits.append(commit)
@@ -658,7 +702,7 @@ class ReplayMachine(RuleBasedStateMachine):
             assert info.operation.value == commit.operation and info.response_to == commit.target
             assert info.metadata == commit.metadata and info.message == commit.message
             assert info.generation_config == commit.config
-            assert info.token_count == TOKENS.count_text(commit.rendered.text)
+            assert info.token_count == content_tokens(commit.rendered.message())
             annotations = state["annotations"][info.commit_hash]
             assert [(a.priority.value, a.reason) for a in annotations] == [(p, r) for p, r, _ in commit.annotations]
             configs = state["configs"][info.commit_hash]
