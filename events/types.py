@@ -98,9 +98,20 @@ class GenerationConfigRecorded(Event, frozen=True, kw_only=True, tag=True):
 
 class UsageRecorded(Event, frozen=True, kw_only=True, tag=True):
     head_hash: str
+    """HEAD when the usage was recorded (usually the reply)."""
     prompt_tokens: Count
+    """The prompt figure, cached input included (Anthropic's input + cache read + cache write)."""
     completion_tokens: Count
     total_tokens: Count
+    context_hash: str | None = None
+    """The head of the context that was sent: the figures describe its compiled messages.
+    None in logs written before it was recorded."""
+    cache_read_tokens: Count | None = None
+    cache_write_tokens: Count | None = None
+    reasoning_tokens: Count | None = None
+    """Raw, as the provider reported them; None when it reported none."""
+    provider: str | None = None
+    """The usage shape the figures came in: openai.chat, openai.responses, anthropic, gemini."""
 
 
 EVENT_CLASSES = (

@@ -54,6 +54,7 @@ from projections.bulk import paused_gc
 from projections.config_query import TYPED_COLUMNS, config_predicate
 from projections.query_limits import AnalyticsClosedError, AnalyticsError, AnalyticsStorageError, QueryTimer
 from projections.readonly_sql import NotReadOnly, check_read_only, first_line
+from projections.tool_rows import TOOL_CONTENT_TYPES, ToolCallRow, ToolResultRow, tool_rows
 
 if TYPE_CHECKING:
     import duckdb
@@ -61,7 +62,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 ANALYTICS_FILE = "analytics.duckdb"
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 _DAMAGE = ("IOException", "SerializationException", "InternalException", "FatalException", "CorruptionException")
 """DuckDB errors that mean the database file itself cannot be trusted (unless they are `_STORAGE_FAILURES`)."""
 _STORAGE_FAILURES = (
@@ -104,7 +105,14 @@ CREATE VIEW config_records AS
     FROM recorded_configs;
 CREATE TABLE usage (
     tract_id VARCHAR, head_hash VARCHAR, prompt_tokens BIGINT, completion_tokens BIGINT,
-    total_tokens BIGINT, created_at TIMESTAMPTZ, position BIGINT);
+    total_tokens BIGINT, created_at TIMESTAMPTZ, position BIGINT, context_hash VARCHAR,
+    cache_read_tokens BIGINT, cache_write_tokens BIGINT, reasoning_tokens BIGINT, provider VARCHAR);
+CREATE TABLE tool_calls (
+    commit_hash VARCHAR, tract_id VARCHAR, call_id VARCHAR, tool_name VARCHAR, arguments JSON,
+    call_index BIGINT, created_at TIMESTAMPTZ, position BIGINT);
+CREATE TABLE tool_results (
+    commit_hash VARCHAR, tract_id VARCHAR, call_id VARCHAR, tool_name VARCHAR, content VARCHAR,
+    is_error BOOLEAN, created_at TIMESTAMPTZ, position BIGINT);
 CREATE TABLE annotations (
     tract_id VARCHAR, target_hash VARCHAR, priority VARCHAR, reason VARCHAR, anchor VARCHAR,
     created_at TIMESTAMPTZ, position BIGINT);
@@ -120,7 +128,7 @@ CREATE VIEW ref_moves AS
 """
 RELATIONS = frozenset(re.findall(r"CREATE (?:TABLE|VIEW) (\w+)", _SCHEMA))
 """Every table and view of the projection: all that user SQL may read."""
-EXPORTED = ("commits", "config_records", "usage", "annotations", "ref_moves")
+EXPORTED = ("commits", "config_records", "usage", "tool_calls", "tool_results", "annotations", "ref_moves")
 """What `export_parquet` writes: every table and view a user queries."""
 _COMMIT_COLUMNS = [
     "commit_hash", "tract_id", "parent_hash", "content_type", "operation", "response_to", "message",
@@ -169,6 +177,11 @@ class _UsageRow(msgspec.Struct):
     total_tokens: int
     created_at: datetime
     position: int
+    context_hash: str | None
+    cache_read_tokens: int | None
+    cache_write_tokens: int | None
+    reasoning_tokens: int | None
+    provider: str | None
 
 
 class _AnnotationRow(msgspec.Struct):
@@ -191,7 +204,7 @@ class _MoveRow(msgspec.Struct):
     position: int
 
 
-_SQL_TYPES = {dict: "JSON", datetime: "TIMESTAMPTZ", int: "BIGINT", str: "VARCHAR"}
+_SQL_TYPES = {dict: "JSON", datetime: "TIMESTAMPTZ", bool: "BOOLEAN", int: "BIGINT", str: "VARCHAR"}
 """Checked in this order: a field's type names the first that fits (`dict[str, Any]` is JSON)."""
 
 
@@ -213,6 +226,8 @@ _LOADS: dict[type[msgspec.Struct], str] = {
     ),
     _ConfigRow: f"INSERT INTO recorded_configs SELECT * FROM read_json(?, format='newline_delimited', columns={_columns(_ConfigRow)})",
     _UsageRow: f"INSERT INTO usage SELECT * FROM read_json(?, format='newline_delimited', columns={_columns(_UsageRow)})",
+    ToolCallRow: f"INSERT INTO tool_calls SELECT * FROM read_json(?, format='newline_delimited', columns={_columns(ToolCallRow)})",
+    ToolResultRow: f"INSERT INTO tool_results SELECT * FROM read_json(?, format='newline_delimited', columns={_columns(ToolResultRow)})",
     _AnnotationRow: f"INSERT INTO annotations SELECT * FROM read_json(?, format='newline_delimited', columns={_columns(_AnnotationRow)})",
     _MoveRow: f"INSERT INTO branch_moves SELECT * FROM read_json(?, format='newline_delimited', columns={_columns(_MoveRow)})",
 }
@@ -229,12 +244,15 @@ def _rows(records: Iterable[Record]) -> Iterator[msgspec.Struct]:
                 event.response_to, event.message, event.token_count, event.created_at, event.generation_config,
                 event.metadata, position, event.branch, event.merge_parent,
             )  # fmt: skip
+            if event.content_type in TOOL_CONTENT_TYPES:
+                yield from tool_rows(event, position)
         elif isinstance(event, GenerationConfigRecorded):
             yield _ConfigRow(event.commit_hash, event.tract_id, event.generation_config, event.created_at, position)
         elif isinstance(event, UsageRecorded):
             yield _UsageRow(
                 event.tract_id, event.head_hash, event.prompt_tokens, event.completion_tokens,
-                event.total_tokens, event.created_at, position,
+                event.total_tokens, event.created_at, position, event.context_hash, event.cache_read_tokens,
+                event.cache_write_tokens, event.reasoning_tokens, event.provider,
             )  # fmt: skip
         elif isinstance(event, AnnotationAdded):
             yield _AnnotationRow(

@@ -71,6 +71,11 @@ class UsageEntry(msgspec.Struct, frozen=True):
     total_tokens: int
     created_at: datetime
     position: int
+    context_hash: str | None = None
+    cache_read_tokens: int | None = None
+    cache_write_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    provider: str | None = None
 
 
 class RefEntry(msgspec.Struct, frozen=True):
@@ -145,6 +150,13 @@ class CommitView:
         }
         """Commits at which an annotation of some other commit was made: a history that
         gains one of them may see an older message's priority change."""
+        self._usage_by_context: dict[str, UsageEntry] = {
+            entry.context_hash: entry
+            for tract in self.state.tracts.values()
+            for entry in tract.usage
+            if entry.context_hash is not None
+        }
+        """The latest usage recorded for each context that was sent."""
 
     # -- folding -------------------------------------------------------------
 
@@ -177,16 +189,22 @@ class CommitView:
             state.recorded_configs.setdefault(event.commit_hash, []).append(entry)
             self.config_changes.append(event.commit_hash)
         elif isinstance(event, UsageRecorded):
-            self._tract(event).usage.append(
-                UsageEntry(
-                    event.head_hash,
-                    event.prompt_tokens,
-                    event.completion_tokens,
-                    event.total_tokens,
-                    event.created_at,
-                    position,
-                )
+            entry = UsageEntry(
+                event.head_hash,
+                event.prompt_tokens,
+                event.completion_tokens,
+                event.total_tokens,
+                event.created_at,
+                position,
+                event.context_hash,
+                event.cache_read_tokens,
+                event.cache_write_tokens,
+                event.reasoning_tokens,
+                event.provider,
             )
+            self._tract(event).usage.append(entry)
+            if entry.context_hash is not None:
+                self._usage_by_context[entry.context_hash] = entry
         elif isinstance(event, BranchCreated):
             self._move(event, event.name, event.head, "branch", position)
         elif isinstance(event, RefMoved):
@@ -350,9 +368,9 @@ class CommitView:
         history = [ConfigEntry(own, "commit", stored.event.created_at, stored.position)] if own is not None else []
         return history + self.state.recorded_configs.get(commit_hash, [])
 
-    def usage(self, tract_id: str) -> list[UsageEntry]:
-        tract = self.state.tracts.get(tract_id)
-        return tract.usage if tract is not None else []
+    def usage_for(self, context_hash: str) -> UsageEntry | None:
+        """The latest usage an API reported for the context whose head is `context_hash`."""
+        return self._usage_by_context.get(context_hash)
 
 
 def merge_content(

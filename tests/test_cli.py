@@ -44,7 +44,7 @@ def populated(log_dir: Path) -> Path:
 
 def test_demo_writes_a_real_log(tmp_path: Path) -> None:
     out = ok("demo", tmp_path / "demo")
-    assert "compiled 3 messages" in out and "api:61+19" in out
+    assert "compiled 2 messages" in out and "for the 2 messages sent: API reported 32 prompt + 19 completion" in out
     assert "ok: " in ok("verify", tmp_path / "demo")
 
 
@@ -80,7 +80,7 @@ def test_log_and_show(populated: Path) -> None:
 
 def test_compile_formats_and_time_travel(populated: Path) -> None:
     text = ok("compile", populated)
-    assert "[system] be brief" in text and "api:20+2" in text
+    assert "[system] be brief" in text and "API reported 20 prompt + 2 completion tokens" in text
     openai = json.loads(ok("compile", populated, "--format", "openai"))
     assert [m["role"] for m in openai] == ["system", "user", "assistant"]
     anthropic = json.loads(ok("compile", populated, "--format", "anthropic"))
@@ -125,7 +125,8 @@ def test_export_import_round_trip(populated: Path, tmp_path: Path) -> None:
 def test_export_parquet(populated: Path, tmp_path: Path) -> None:
     out = ok("export", populated, "--format", "parquet", tmp_path / "pq")
     assert {Path(line).name for line in out.splitlines()} == {
-        "commits.parquet", "config_records.parquet", "usage.parquet", "annotations.parquet", "ref_moves.parquet",
+        "commits.parquet", "config_records.parquet", "usage.parquet", "tool_calls.parquet", "tool_results.parquet",
+        "annotations.parquet", "ref_moves.parquet",
     }  # fmt: skip
     assert (tmp_path / "pq" / "commits.parquet").stat().st_size > 0
 

@@ -6,6 +6,9 @@ import os
 from pathlib import Path
 
 import pytest
+from provider_server import ProviderServer
+
+from tract import Tract
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -16,3 +19,27 @@ def test_quickstart_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     exec(compile(quickstart, "README quickstart", "exec"), {})
     assert (tmp_path / "chat-log" / "events.log").exists()
     assert os.listdir(tmp_path / "chat-log")
+
+
+def test_agent_loops_run_as_written_against_the_local_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's OpenAI and Anthropic agent loops, unchanged, with the SDKs pointed at a local server
+    that enforces each API's rules."""
+    section = README.read_text().split("## Agents with tools", 1)[1].split("\n## ", 1)[0]
+    blocks = [block.split("```", 1)[0] for block in section.split("```python")[1:]]
+    assert len(blocks) == 2
+    monkeypatch.chdir(tmp_path)
+    with ProviderServer() as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", f"{server.url}/v1")
+        monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", server.url)
+        monkeypatch.setenv("ANTHROPIC_API_KEY", "test-key")
+        for number, block in enumerate(blocks):
+            exec(compile(block, f"README agent loop {number + 1}", "exec"), {})
+        assert server.refusals == []
+        paths = [path for path, _ in server.requests]
+    assert paths == ["/v1/chat/completions"] * 2 + ["/v1/messages"] * 2  # call, then answer, for each
+    for directory, calls in (("agent-log", 2), ("agent-log-claude", 1)):
+        with Tract.open(tmp_path / directory, readonly=True) as t:
+            rows = t.sql("SELECT count(*) FROM tool_calls c JOIN tool_results r USING (tract_id, call_id)").rows
+            assert rows == [(calls,)]
+            assert t.sql("SELECT count(*) FROM usage WHERE context_hash IS NOT NULL").rows == [(2,)]

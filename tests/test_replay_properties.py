@@ -24,8 +24,8 @@ What a user relies on, checked as the sequence runs:
   commit wins, SKIP leaves a commit out, the latest annotation visible in the
   history wins), generation configs (an edit's where it has one, else the
   original's; a config recorded with usage replaces a commit's own), commit
-  hashes, token count (the chat formula over tiktoken, or the API's prompt
-  tokens when usage was recorded for HEAD) and token source;
+  hashes, token count (always the chat formula over tiktoken) and token source,
+  and the API usage recorded for exactly that context (the compiled HEAD it was sent as);
   compile(at_commit=...) and compile(include_edit_annotations=True) too;
 * what an auditor reconstructs: compile(at_time=t), replay(until_position=p)
   and replay(until_time=t) for every earlier step give what was live then;
@@ -67,7 +67,10 @@ from tract import (
     ReasoningContent,
     TiktokenCounter,
     TokenUsage,
+    ToolCall,
+    ToolCallContent,
     ToolIOContent,
+    ToolResultContent,
     Tract,
     TractConfig,
     UsageError,
@@ -148,9 +151,19 @@ class Rendered:
     role: str
     text: str
     name: str | None = None
+    tool_calls: list[ToolCall] | None = None
+    tool_call_id: str | None = None
+    is_error: bool = False
 
     def message(self) -> Message:
-        return Message(role=self.role, content=self.text, name=self.name)
+        return Message(
+            role=self.role,
+            content=self.text,
+            name=self.name,
+            tool_calls=self.tool_calls,
+            tool_call_id=self.tool_call_id,
+            is_error=self.is_error,
+        )
 
 
 @dataclass(frozen=True)
@@ -165,7 +178,20 @@ def _json_text(payload: dict[str, Any]) -> str:
     return msgspec.json.encode(body, order="sorted").decode()
 
 
-BUILTIN_KINDS = ["user", "assistant", "system", "instruction", "tool_io", "reasoning", "freeform", "artifact", "output"]
+BUILTIN_KINDS = [
+    "user", "assistant", "system", "instruction", "tool_io", "tool_call", "tool_result", "reasoning", "freeform",
+    "artifact", "output",
+]  # fmt: skip
+tool_calls = st.lists(
+    st.builds(
+        ToolCall,
+        id=st.sampled_from(["c1", "c2", "call_x"]),
+        name=st.sampled_from(["search", "calc"]),
+        arguments=json_objects | st.text(max_size=6),
+    ),
+    min_size=1,
+    max_size=3,
+)
 
 
 @st.composite
@@ -196,6 +222,15 @@ def contents(draw: st.DrawFn) -> Drawn:
             status=draw(st.sampled_from([None, "success", "error"])),
         )
         rendered = Rendered("tool", _json_text(model.model_dump(mode="json")), tool)
+    elif kind == "tool_call":
+        model = ToolCallContent(text=draw(st.none() | texts), tool_calls=draw(tool_calls))
+        rendered = Rendered("assistant", model.text or "", tool_calls=model.tool_calls)
+    elif kind == "tool_result":
+        name = draw(st.none() | st.just("search"))
+        model = ToolResultContent(
+            tool_call_id=draw(st.sampled_from(["c1", "c2"])), content=draw(texts), name=name, is_error=draw(st.booleans())
+        )
+        rendered = Rendered("tool", model.content, name, tool_call_id=model.tool_call_id, is_error=model.is_error)
     elif kind == "note":
         model = Note(text=draw(texts))
         rendered = Rendered("user", model.text)
@@ -281,14 +316,14 @@ class Expected:
     configs: list[dict[str, Any]]
     hashes: list[str]
     tiktoken_count: int
-    token_count: int
-    token_source: str
+    api: tuple[int, int] | None
+    """(prompt, completion) an API reported for exactly this context."""
 
 
 @dataclass
 class Model:
     commits: list[ModelCommit] = field(default_factory=list)
-    usage: tuple[str, int, int] | None = None  # (head, prompt, completion) of the latest record_usage
+    usage: dict[str, tuple[int, int]] = field(default_factory=dict)  # context head -> latest (prompt, completion)
 
     def find(self, commit_hash: str) -> ModelCommit:
         return next(c for c in self.commits if c.commit_hash == commit_hash)
@@ -318,22 +353,29 @@ class Model:
                 config = commit.config
             message = source.rendered.message()
             if markers and edit is not None:
-                message = Message(role=message.role, content="[edited] " + message.content, name=message.name)
+                message = message.model_copy(update={"content": "[edited] " + message.content})
             messages.append(message)
             configs.append(config or {})
             hashes.append(commit.commit_hash)
         counted = chat_tokens(messages)
         head = chain[-1].commit_hash if chain else None
-        if upto is None and not markers and self.usage is not None and self.usage[0] == head:
-            return Expected(messages, configs, hashes, counted, self.usage[1], f"api:{self.usage[1]}+{self.usage[2]}")
-        return Expected(messages, configs, hashes, counted, counted, TOKENS.name)
+        return Expected(messages, configs, hashes, counted, self.usage.get(head) if head is not None else None)
+
+
+def content_tokens(message: Message, counter: TiktokenCounter = TOKENS) -> int:
+    """Content, plus 3 per tool call and its name and arguments as compact JSON."""
+    total = counter.count_text(message.content)
+    for call in message.tool_calls or ():
+        arguments = call.arguments if isinstance(call.arguments, str) else msgspec.json.encode(call.arguments).decode()
+        total += 3 + counter.count_text(call.name) + counter.count_text(arguments)
+    return total
 
 
 def chat_tokens(messages: list[Message], counter: TiktokenCounter = TOKENS) -> int:
     """The chat formula: 3 + role + content (+1 + name) per message, +3 to prime the reply."""
     total = 0
     for message in messages:
-        total += 3 + counter.count_text(message.role) + counter.count_text(message.content)
+        total += 3 + counter.count_text(message.role) + content_tokens(message, counter)
         if message.name is not None:
             total += 1 + counter.count_text(message.name)
     return total + 3 if messages else 0
@@ -342,15 +384,14 @@ def chat_tokens(messages: list[Message], counter: TiktokenCounter = TOKENS) -> i
 # -- comparisons ------------------------------------------------------------------
 
 
-def assert_compiled_is(compiled: CompiledContext, expected: Expected, *, live: bool = True) -> None:
+def assert_compiled_is(compiled: CompiledContext, expected: Expected) -> None:
     assert compiled.messages == expected.messages
     assert compiled.generation_configs == expected.configs
     assert compiled.commit_hashes == expected.hashes
     assert compiled.commit_count == len(expected.messages)
-    if live:
-        assert (compiled.token_count, compiled.token_source) == (expected.token_count, expected.token_source)
-    else:  # at_commit compiles never use API usage
-        assert (compiled.token_count, compiled.token_source) == (expected.tiktoken_count, TOKENS.name)
+    assert (compiled.token_count, compiled.token_source) == (expected.tiktoken_count, TOKENS.name)
+    api = compiled.api_usage
+    assert (None if api is None else (api.prompt_tokens, api.completion_tokens)) == expected.api
 
 
 def assert_same_compiled(a: CompiledContext, b: CompiledContext) -> None:
@@ -358,6 +399,7 @@ def assert_same_compiled(a: CompiledContext, b: CompiledContext) -> None:
     assert a.generation_configs == b.generation_configs
     assert a.commit_hashes == b.commit_hashes
     assert (a.token_count, a.token_source, a.commit_count) == (b.token_count, b.token_source, b.commit_count)
+    assert a.api_usage == b.api_usage
     assert a == b
 
 
@@ -478,7 +520,7 @@ class ReplayMachine(RuleBasedStateMachine):
         assert info.operation.value == operation and info.response_to == target
         assert info.content == drawn.payload
         assert info.generation_config == config and info.metadata == metadata and info.message == message
-        assert info.token_count == TOKENS.count_text(drawn.rendered.text)
+        assert info.token_count == content_tokens(drawn.rendered.message())
         content_type = drawn.payload["content_type"]
         commit = ModelCommit(info.commit_hash, content_type, drawn.payload, drawn.rendered, operation, target, config, metadata, message)
         self.model.commits.append(commit)
@@ -495,10 +537,12 @@ class ReplayMachine(RuleBasedStateMachine):
         raw, prompt, completion = usage
         head = self.model.head
         assert head is not None
+        if not name_head:
+            self.tract.compile()  # as an agent does before its call: the context sent is this HEAD
         compiled = self.tract.record_usage(raw, head_hash=head if name_head else None, generation_config=config)
         if config is not None:
             self.model.find(head).recorded_configs.append(config)
-        self.model.usage = (head, prompt, completion)
+        self.model.usage[head] = (prompt, completion)
         return compiled
 
     # -- rules -----------------------------------------------------------------------
@@ -595,12 +639,12 @@ class ReplayMachine(RuleBasedStateMachine):
     def compile_at_a_past_commit(self, index: int) -> None:
         upto = index % len(self.model.commits) + 1
         compiled = self.tract.compile(at_commit=self.model.commits[upto - 1].commit_hash)
-        assert_compiled_is(compiled, self.model.expected(upto), live=False)
+        assert_compiled_is(compiled, self.model.expected(upto))
 
     @rule()
     def compile_with_edit_markers(self) -> None:
         compiled = self.tract.compile(include_edit_annotations=True)
-        assert_compiled_is(compiled, self.model.expected(markers=True), live=False)
+        assert_compiled_is(compiled, self.model.expected(markers=True))
 
     @precondition(lambda self: bool(self.timeline))
     @rule(index=indices)
@@ -626,9 +670,11 @@ class ReplayMachine(RuleBasedStateMachine):
             assert full.messages == live.messages
             assert full.generation_configs == live.generation_configs
             assert full.commit_hashes == live.commit_hashes
-            if live.token_source == TOKENS.name:
-                assert full.token_count == live.token_count
-            assert (full.token_count, full.token_source) == (expected.tiktoken_count, TOKENS.name)
+            assert (full.token_count, full.token_source, full.api_usage) == (
+                live.token_count,
+                live.token_source,
+                live.api_usage,
+            )
 
     def check_timeline(self, t: Tract) -> None:
         """Every earlier step, as an auditor reconstructs it from the log."""
@@ -656,7 +702,7 @@ class ReplayMachine(RuleBasedStateMachine):
             assert info.operation.value == commit.operation and info.response_to == commit.target
             assert info.metadata == commit.metadata and info.message == commit.message
             assert info.generation_config == commit.config
-            assert info.token_count == TOKENS.count_text(commit.rendered.text)
+            assert info.token_count == content_tokens(commit.rendered.message())
             annotations = state["annotations"][info.commit_hash]
             assert [(a.priority.value, a.reason) for a in annotations] == [(p, r) for p, r, _ in commit.annotations]
             configs = state["configs"][info.commit_hash]
@@ -691,7 +737,7 @@ class ReplayMachine(RuleBasedStateMachine):
                 assert fresh.log() == t.log()  # the default limit: the 10 newest
                 assert_compiled_is(fresh.compile(), expected)
                 if fresh.head is not None:
-                    assert_compiled_is(fresh.compile(at_commit=fresh.head), expected, live=False)
+                    assert_compiled_is(fresh.compile(at_commit=fresh.head), expected)
         # Note when this state was current, for compile(at_time=...) and replay() later on.
         moment = datetime.now(timezone.utc)
         if t.head is not None:
@@ -769,8 +815,9 @@ def test_memory_and_directory_tracts_compile_alike_and_replay(ops: list[tuple]) 
                         t.record_usage(op[1][0], generation_config=op[2])
                     head_usage = op[1][1]
             in_memory, on_disk = memory.compile(), disk.compile()
-            expected_tokens = chat_tokens(in_memory.messages) if head_usage is None else head_usage
-            assert in_memory.token_count == on_disk.token_count == expected_tokens
+            assert in_memory.token_count == on_disk.token_count == chat_tokens(in_memory.messages)
+            api = [None if c.api_usage is None else c.api_usage.prompt_tokens for c in (in_memory, on_disk)]
+            assert api == [head_usage, head_usage]
             assert in_memory.messages == on_disk.messages
             assert in_memory.generation_configs == on_disk.generation_configs
             assert (in_memory.token_count, in_memory.token_source) == (on_disk.token_count, on_disk.token_source)

@@ -10,7 +10,9 @@ from tract.content import (
     InstructionContent,
     OutputContent,
     ReasoningContent,
+    ToolCallContent,
     ToolIOContent,
+    ToolResultContent,
 )
 from tract.errors import (
     BranchError,
@@ -29,6 +31,7 @@ from tract.errors import (
     QueryError,
     ReadOnlyError,
     RecordTooLargeError,
+    RenderError,
     StorageError,
     TractClosedError,
     TractError,
@@ -52,6 +55,7 @@ from tract.models import (
     RefLogEntry,
     TokenBudgetConfig,
     TokenUsage,
+    ToolCall,
     TractConfig,
 )
 from tract.tokens import NullTokenCounter, TiktokenCounter, TokenCounter
@@ -99,12 +103,16 @@ __all__ = [
     "ReasoningContent",
     "RecordTooLargeError",
     "RefLogEntry",
+    "RenderError",
     "StorageError",
     "TiktokenCounter",
     "TokenBudgetConfig",
     "TokenCounter",
     "TokenUsage",
+    "ToolCall",
+    "ToolCallContent",
     "ToolIOContent",
+    "ToolResultContent",
     "Tract",
     "TractClosedError",
     "TractConfig",

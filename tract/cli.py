@@ -20,38 +20,58 @@ import msgspec
 
 from events import LogError, verify
 from events.jsonl import import_jsonl
+from tract.compiled import CompiledContext
 from tract.content import DialogueContent, InstructionContent
 from tract.errors import TractError, storage_errors
+from tract.models import CommitInfo
 from tract.tract import SQL_TIMEOUT, Tract
 
-FORMATS = ("text", "openai", "anthropic", "json")
+RENDERINGS: dict[str, Callable[[CompiledContext], Any]] = {
+    "openai": CompiledContext.to_openai,
+    "openai-responses": CompiledContext.to_openai_responses,
+    "anthropic": CompiledContext.to_anthropic,
+    "gemini": CompiledContext.to_gemini,
+}
+FORMATS = ("text", *RENDERINGS, "json")
 
 
 def _demo(args: argparse.Namespace) -> int:
     directory = Path(args.directory)
     with Tract.open(directory) as tract:
         print(f"log directory: {directory.resolve()}  (tract {tract.tract_id})")
-        turns = [
+        config = {"model": "gpt-4o-mini", "temperature": 0.3, "top_p": 1.0}
+        prompt = [
             InstructionContent(text="You are a concise assistant for a bicycle repair shop."),
             DialogueContent(role="user", text="My chain keeps slipping on the smallest cog. What should I check?"),
-            DialogueContent(
-                role="assistant",
-                text="Check chain wear first, then the rear derailleur's limit screw and cable tension.",
-            ),
         ]
-        config = {"model": "gpt-4o-mini", "temperature": 0.3, "top_p": 1.0}
-        for content in turns:
-            info = tract.commit(content, generation_config=config if content.content_type == "dialogue" else None)
-            print(f"commit {info.commit_hash[:12]}  {info.content_type:<11} {info.token_count:>3} tokens")
+        reply = DialogueContent(
+            role="assistant", text="Check chain wear first, then the rear derailleur's limit screw and cable tension."
+        )
+        for content in prompt:
+            _show_commit(
+                tract.commit(content, generation_config=config if content.content_type == "dialogue" else None)
+            )
         compiled = tract.compile()
         print(f"compiled {compiled.commit_count} messages, {compiled.token_count} tokens ({compiled.token_source})")
         for message in compiled.messages:
             print(f"  {message.role:>9}: {message.content}")
-        after = tract.record_usage({"prompt_tokens": 61, "completion_tokens": 19, "total_tokens": 80})
-        print(f"recorded usage: {after.token_count} prompt tokens ({after.token_source})")
+        _show_commit(tract.commit(reply, generation_config=config))
+        sent = tract.record_usage({"prompt_tokens": 32, "completion_tokens": 19, "total_tokens": 51})
+        print(f"recorded usage for the {sent.commit_count} messages sent: {_api_note(sent)}")
         print(f"HEAD {tract.head}")
         print(f"chain head {tract.chain_head.position}:{tract.chain_head.hash}")
     return 0
+
+
+def _show_commit(info: CommitInfo) -> None:
+    print(f"commit {info.commit_hash[:12]}  {info.content_type:<11} {info.token_count:>3} tokens")
+
+
+def _api_note(compiled: CompiledContext) -> str:
+    usage = compiled.api_usage
+    if usage is None:
+        return "no API usage recorded for this context"
+    return f"API reported {usage.prompt_tokens} prompt + {usage.completion_tokens} completion tokens"
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -94,11 +114,12 @@ def _compile(args: argparse.Namespace) -> int:
             for message in compiled.messages:
                 name = f" ({message.name})" if message.name else ""
                 print(f"[{message.role}{name}] {message.content}")
-            print(f"-- {compiled.commit_count} messages, {compiled.token_count} tokens ({compiled.token_source})")
-        elif args.format == "openai":
-            print(json.dumps(compiled.to_openai(), indent=2, ensure_ascii=False))
-        elif args.format == "anthropic":
-            print(json.dumps(compiled.to_anthropic(), indent=2, ensure_ascii=False))
+            print(
+                f"-- {compiled.commit_count} messages, {compiled.token_count} tokens ({compiled.token_source}); "
+                f"{_api_note(compiled)}"
+            )
+        elif args.format in RENDERINGS:
+            print(json.dumps(RENDERINGS[args.format](compiled), indent=2, ensure_ascii=False))
         else:
             print(json.dumps(compiled.model_dump(mode="json"), indent=2, ensure_ascii=False))
     return 0

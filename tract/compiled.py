@@ -15,37 +15,49 @@ from typing import Any
 import msgspec
 from pydantic import BaseModel, ConfigDict, PrivateAttr, computed_field
 
-from tract.models import Message
+from tract import providers
+from tract.models import Message, TokenUsage, ToolCall
 
 _config_decoder = msgspec.json.Decoder(dict[str, Any])
 
 
 @dataclass(frozen=True)
 class CompiledWindow:
-    """The first `length` messages, commit hashes and encoded configs of a compile."""
+    """The first `length` messages, commit hashes, encoded configs and content types of a compile."""
 
     messages: list[Message]
     commit_hashes: list[str]
     configs: list[bytes]
+    content_types: list[str]
     length: int
+    has_tool_calls: bool = False
 
 
 class CompiledContext(BaseModel):
-    """The context an LLM call would see. Immutable; its lists are the caller's own copies."""
+    """The context an LLM call would see. Immutable; its lists are the caller's own copies.
+
+    `token_count` always counts these messages (`token_source` names the tokenizer);
+    `api_usage` is what an API reported when this very context was sent, if recorded.
+    """
 
     model_config = ConfigDict(frozen=True)
 
     token_count: int
     commit_count: int
     token_source: str
+    api_usage: TokenUsage | None = None
     _window: CompiledWindow = PrivateAttr()
     _messages: list[Message] | None = PrivateAttr(default=None)
     _commit_hashes: list[str] | None = PrivateAttr(default=None)
 
     @classmethod
-    def build(cls, window: CompiledWindow, *, token_count: int, token_source: str) -> CompiledContext:
+    def build(
+        cls, window: CompiledWindow, *, token_count: int, token_source: str, api_usage: TokenUsage | None
+    ) -> CompiledContext:
         """Assemble without re-validating what the compiler already built (the hot path)."""
-        compiled = cls.model_construct(token_count=token_count, commit_count=window.length, token_source=token_source)
+        compiled = cls.model_construct(
+            token_count=token_count, commit_count=window.length, token_source=token_source, api_usage=api_usage
+        )
         compiled._window = window
         return compiled
 
@@ -53,7 +65,10 @@ class CompiledContext(BaseModel):
     @property
     def messages(self) -> list[Message]:
         if self._messages is None:
-            self._messages = self._window.messages[: self._window.length]
+            window = self._window
+            self._messages = window.messages[: window.length]
+            if window.has_tool_calls:  # tool calls hold dicts: copied, so the cache stays out of reach
+                self._messages = [m if m.tool_calls is None else m.model_copy(deep=True) for m in self._messages]
         return self._messages
 
     @computed_field  # type: ignore[prop-decorator]
@@ -66,50 +81,60 @@ class CompiledContext(BaseModel):
 
     @computed_field  # type: ignore[prop-decorator]
     @property
+    def content_types(self) -> list[str]:
+        """The content type each message comes from (an edit's, where an edit replaced it)."""
+        return self._window.content_types[: self._window.length]
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
     def generation_configs(self) -> list[dict[str, Any]]:
         """One config per message (`{}` where none), decoded afresh on every access."""
         window = self._window
         return [_config_decoder.decode(raw) for raw in window.configs[: window.length]]
+
+    def find_tool_call(self, call_id: str) -> ToolCall | None:
+        """The tool call with this id in these messages (the newest, if several), else None."""
+        window = self._window
+        for index in range(window.length - 1, -1, -1):
+            for call in window.messages[index].tool_calls or ():
+                if call.id == call_id:
+                    return call.model_copy(deep=True)
+        return None
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, CompiledContext):
             return NotImplemented
         mine, theirs = self._window, other._window
         return (
-            (self.token_count, self.commit_count, self.token_source)
-            == (other.token_count, other.commit_count, other.token_source)
+            (self.token_count, self.commit_count, self.token_source, self.api_usage)
+            == (other.token_count, other.commit_count, other.token_source, other.api_usage)
             and self.messages == other.messages
             and self.commit_hashes == other.commit_hashes
+            and self.content_types == other.content_types
             and mine.configs[: mine.length] == theirs.configs[: theirs.length]
         )
 
     __hash__ = None  # type: ignore[assignment]
 
-    def to_openai(self) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        for message in self.messages:
-            item: dict[str, Any] = {"role": message.role, "content": message.content}
-            if message.name is not None:
-                item["name"] = message.name
-            out.append(item)
-        return out
+    def _items(self, include_reasoning: bool) -> list[providers.turns.Item]:
+        return providers.conversation(self.messages, self.content_types, self.commit_hashes, include_reasoning)
 
-    def to_anthropic(self) -> dict[str, Any]:
-        """System prompt apart; tool I/O as user text; consecutive same-role turns merged."""
-        system: list[str] = []
-        turns: list[dict[str, Any]] = []
-        for message in self.messages:
-            if message.role == "system":
-                system.append(message.content)
-                continue
-            role, text = message.role, message.content
-            if role == "tool":
-                label = f"[tool {message.name}]" if message.name else "[tool]"
-                role, text = "user", f"{label} {text}"
-            elif role != "user":
-                role = "assistant"
-            if turns and turns[-1]["role"] == role:
-                turns[-1]["content"] += "\n\n" + text
-            else:
-                turns.append({"role": role, "content": text})
-        return {"system": "\n\n".join(system) if system else None, "messages": turns}
+    def to_openai(self, *, include_reasoning: bool = False) -> list[dict[str, Any]]:
+        """Chat Completions `messages`: assistant `tool_calls` (arguments as JSON text), `tool`
+        messages answering them by `tool_call_id`, system messages where they are."""
+        return providers.chat_messages(self._items(include_reasoning))
+
+    def to_openai_responses(self, *, include_reasoning: bool = False) -> dict[str, Any]:
+        """Responses API `{"instructions": ..., "input": [...]}`: `message`, `function_call` and
+        `function_call_output` items (the call id as `call_id`); instructions only when present."""
+        return providers.responses_request(self._items(include_reasoning))
+
+    def to_anthropic(self, *, include_reasoning: bool = False) -> dict[str, Any]:
+        """Messages API `{"system": ..., "messages": [...]}`: alternating turns, `tool_use` /
+        `tool_result` blocks, consecutive results in one user turn; `system` only when present."""
+        return providers.messages_request(self._items(include_reasoning))
+
+    def to_gemini(self, *, include_reasoning: bool = False) -> dict[str, Any]:
+        """generateContent `{"system_instruction": ..., "contents": [...]}`: roles user / model,
+        `function_call` / `function_response` parts matched by id and name."""
+        return providers.generate_content_request(self._items(include_reasoning))

@@ -22,8 +22,8 @@ from projections.commit_view import Visibility
 from tract.compiled import CompiledContext, CompiledWindow
 from tract.content import ContentRegistry, MessageParts
 from tract.errors import CorruptLogError
-from tract.models import Message, trusted
-from tract.tokens import CHAT_FORMULA, ChatFormula, TokenCounter
+from tract.models import Message, TokenUsage, trusted
+from tract.tokens import CHAT_FORMULA, ChatFormula, TokenCounter, content_tokens, counts_messages_itself
 
 EDIT_MARKER = "[edited] "
 _EMPTY_CONFIG = b"{}"
@@ -39,10 +39,13 @@ class _Compiled:
     messages: list[Message] = field(default_factory=list)
     tokens: list[int] = field(default_factory=list)
     configs: list[bytes] = field(default_factory=list)
+    types: list[str] = field(default_factory=list)
     index: dict[str, int] = field(default_factory=dict)
     edit_of: dict[str, str] = field(default_factory=dict)
     edit_target: dict[str, str] = field(default_factory=dict)
     total: int = 0
+    has_tool_calls: bool = False
+    """Some message holds tool calls (dicts): results copy those messages when handed out."""
     skip_changes_seen: int = 0
     config_changes_seen: int = 0
     visible: Visibility = field(default_factory=Visibility)
@@ -52,7 +55,7 @@ class _Compiled:
     def own_slots(self) -> None:
         """Copy the lists results can see before a slot is rewritten (appends need no copy)."""
         if self.shared:
-            self.messages, self.configs = self.messages.copy(), self.configs.copy()
+            self.messages, self.configs, self.types = self.messages.copy(), self.configs.copy(), self.types.copy()
             self.shared = False
 
 
@@ -62,28 +65,36 @@ class Compiler:
         self._registry = registry
         self._counter = counter
         self._formula: ChatFormula = getattr(counter, "formula", CHAT_FORMULA)
+        self._counts_messages = counts_messages_itself(counter)
         self._role_tokens: dict[str, int] = {}
         self._cache: OrderedDict[str | None, _Compiled] = OrderedDict()
 
     # -- public entry points -------------------------------------------------
 
-    def compile_live(self, head: str | None, usage: UsageEntry | None) -> CompiledContext:
-        """The context at the live HEAD, from the incremental cache."""
-        return self._result(self._catch_up(head), usage)
+    def compile_live(self, head: str | None) -> CompiledContext:
+        """The context at `head` from the incremental cache (the live HEAD, or a recent one)."""
+        return self._result(self._catch_up(head))
 
     def compile_at(self, head: str | None, *, edit_markers: bool = False) -> CompiledContext:
         """A one-off full compile (at a commit, or with edit markers); leaves the cache alone."""
         compiled = _Compiled()
         self._build(compiled, head, edit_markers=edit_markers)
-        return self._result(compiled, None)
+        return self._result(compiled)
 
     def tokens_with(self, head: str | None, event: CommitCreated) -> int:
         """Compiled tokens if `event` were committed on top of `head` (for budgets)."""
         live = self._catch_up(head)
-        _, tokens = self._render(event)
+        message, tokens = self._render(event)
+        slot = None if event.operation == "append" else live.index.get(event.response_to or "")
+        if self._counts_messages:
+            messages = live.messages[: len(live.originals)]
+            if event.operation == "append":
+                messages.append(message)
+            elif slot is not None:
+                messages[slot] = message
+            return self._counter.count_messages([m.model_dump() for m in messages])
         if event.operation == "append":
             return self._formula.total(live.total + tokens, len(live.originals) + 1)
-        slot = live.index.get(event.response_to or "")
         change = tokens - live.tokens[slot] if slot is not None else 0
         return self._formula.total(live.total + change, len(live.originals))
 
@@ -164,29 +175,33 @@ class Compiler:
             slot = compiled.index.get(target)
             if slot is not None:
                 compiled.own_slots()
-                message, tokens, config = self._slot(compiled, target, markers)
+                message, tokens, config, kind = self._slot(compiled, target, markers)
                 compiled.total += tokens - compiled.tokens[slot]
                 compiled.messages[slot], compiled.tokens[slot], compiled.configs[slot] = message, tokens, config
+                compiled.types[slot] = kind
+                compiled.has_tool_calls = compiled.has_tool_calls or message.tool_calls is not None
             return
         if commit_hash in compiled.edit_of:  # edited before it was applied (a merged history)
-            message, tokens, config = self._slot(compiled, commit_hash, markers)
+            message, tokens, config, kind = self._slot(compiled, commit_hash, markers)
         else:
             message, tokens = self._render(event)
-            config = self._config_for(commit_hash, None)
+            config, kind = self._config_for(commit_hash, None), event.content_type
         compiled.index[commit_hash] = len(compiled.originals)
+        compiled.has_tool_calls = compiled.has_tool_calls or message.tool_calls is not None
         compiled.originals.append(commit_hash)
         compiled.messages.append(message)
         compiled.tokens.append(tokens)
         compiled.configs.append(config)
+        compiled.types.append(kind)
         compiled.total += tokens
 
-    def _slot(self, compiled: _Compiled, original: str, markers: bool) -> tuple[Message, int, bytes]:
-        """Message, tokens and config of one original, as its effective edit leaves it."""
+    def _slot(self, compiled: _Compiled, original: str, markers: bool) -> tuple[Message, int, bytes, str]:
+        """Message, tokens, config and content type of one original, as its effective edit leaves it."""
         edit = compiled.edit_of.get(original)
         source = self._view.get(edit or original)
         assert source is not None
         message, tokens = self._render(source.event, marker=markers and edit is not None)
-        return message, tokens, self._config_for(original, edit)
+        return message, tokens, self._config_for(original, edit), source.event.content_type
 
     def _config_for(self, original: str, edit: str | None) -> bytes:
         view = self._view
@@ -211,12 +226,23 @@ class Compiler:
         # The stored count is for the writer's rendering: reuse it only when we render alike
         # (same tokenizer, no marker, and a content type we know rather than the fallback).
         if event.tokenizer == self._counter.name and not marker and self._registry.knows(event.content_type):
-            content_tokens = event.token_count
+            counted = event.token_count
         else:
-            content_tokens = self._counter.count_text(text)
+            counted = content_tokens(self._counter, parts._replace(text=text))
         name_tokens = None if parts.name is None else self._count_label(parts.name)
-        tokens = self._formula.message(self._count_label(parts.role), content_tokens, name_tokens)
-        return trusted(Message, {"role": parts.role, "content": text, "name": parts.name}), tokens
+        tokens = self._formula.message(self._count_label(parts.role), counted, name_tokens)
+        message = trusted(
+            Message,
+            {
+                "role": parts.role,
+                "content": text,
+                "name": parts.name,
+                "tool_calls": parts.tool_calls,
+                "tool_call_id": parts.tool_call_id,
+                "is_error": parts.is_error,
+            },
+        )
+        return message, tokens
 
     def _parts(self, event: CommitCreated) -> MessageParts:
         """The stored payload rendered as its type says; one that does not render is a corrupt record
@@ -248,13 +274,35 @@ class Compiler:
             count = self._role_tokens[label] = self._counter.count_text(label)
         return count
 
-    def _result(self, compiled: _Compiled, usage: UsageEntry | None) -> CompiledContext:
-        if usage is not None and usage.head_hash == compiled.head:
-            token_count = usage.prompt_tokens
-            source = f"api:{usage.prompt_tokens}+{usage.completion_tokens}"
+    def _result(self, compiled: _Compiled) -> CompiledContext:
+        length = len(compiled.originals)
+        if self._counts_messages:
+            token_count = self._counter.count_messages([m.model_dump() for m in compiled.messages[:length]])
         else:
-            token_count = self._formula.total(compiled.total, len(compiled.originals))
-            source = self._counter.name
+            token_count = self._formula.total(compiled.total, length)
         compiled.shared = True
-        window = CompiledWindow(compiled.messages, compiled.originals, compiled.configs, len(compiled.originals))
-        return CompiledContext.build(window, token_count=token_count, token_source=source)
+        window = CompiledWindow(
+            compiled.messages, compiled.originals, compiled.configs, compiled.types, length, compiled.has_tool_calls
+        )
+        usage = self._view.usage_for(compiled.head) if compiled.head is not None else None
+        return CompiledContext.build(
+            window, token_count=token_count, token_source=self._counter.name, api_usage=_api_usage(usage)
+        )
+
+
+def _api_usage(entry: UsageEntry | None) -> TokenUsage | None:
+    """The figures an API reported for this very context, as the public model."""
+    if entry is None:
+        return None
+    return trusted(
+        TokenUsage,
+        {
+            "prompt_tokens": entry.prompt_tokens,
+            "completion_tokens": entry.completion_tokens,
+            "total_tokens": entry.total_tokens,
+            "cache_read_tokens": entry.cache_read_tokens,
+            "cache_write_tokens": entry.cache_write_tokens,
+            "reasoning_tokens": entry.reasoning_tokens,
+            "provider": entry.provider,
+        },
+    )

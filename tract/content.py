@@ -10,20 +10,23 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, ClassVar, Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, JsonValue, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 from pydantic_core import PydanticSerializationError
 
 from events import canonical_json
 from tract.arguments import storable_text
 from tract.errors import ContentValidationError, InvalidArgumentError
-from tract.jsonvalues import ensure_encodable, json_object
-from tract.models import revalidated
+from tract.jsonvalues import ensure_encodable, fresh, json_object
+from tract.models import TOOL_NAME_PATTERN, ToolCall, revalidated, trusted
 
 
 class MessageParts(NamedTuple):
     role: str
     text: str
     name: str | None = None
+    tool_calls: list[ToolCall] | None = None
+    tool_call_id: str | None = None
+    is_error: bool = False
 
 
 class ContentModel(BaseModel):
@@ -66,7 +69,42 @@ class DialogueContent(ContentModel):
         return MessageParts(payload["role"], payload["text"], payload.get("name"))
 
 
+class ToolCallContent(ContentModel):
+    """An assistant turn that calls tools (with the text the model wrote beside the calls, if any)."""
+
+    content_type: Literal["tool_call"] = "tool_call"
+    text: str | None = None
+    tool_calls: list[ToolCall] = Field(min_length=1)
+
+    @classmethod
+    def render(cls, payload: dict[str, Any]) -> MessageParts:
+        calls = [trusted(ToolCall, fresh(call)) for call in payload["tool_calls"]]
+        return MessageParts("assistant", payload.get("text") or "", tool_calls=calls)
+
+
+class ToolResultContent(ContentModel):
+    """A tool's result, answering the call with id `tool_call_id`."""
+
+    content_type: Literal["tool_result"] = "tool_result"
+    tool_call_id: str = Field(min_length=1)
+    content: str
+    name: str | None = Field(default=None, pattern=TOOL_NAME_PATTERN)
+    is_error: bool = False
+
+    @classmethod
+    def render(cls, payload: dict[str, Any]) -> MessageParts:
+        return MessageParts(
+            "tool",
+            payload["content"],
+            payload.get("name"),
+            tool_call_id=payload["tool_call_id"],
+            is_error=payload.get("is_error", False),
+        )
+
+
 class ToolIOContent(ContentModel):
+    """The legacy form of tool I/O (no call ids): compiles to a `tool` message named after the tool."""
+
     content_type: Literal["tool_io"] = "tool_io"
     tool_name: str
     direction: Literal["call", "result"]
@@ -106,6 +144,8 @@ BUILTIN_CONTENT_TYPES: dict[str, type[BaseModel]] = {
     "instruction": InstructionContent,
     "dialogue": DialogueContent,
     "tool_io": ToolIOContent,
+    "tool_call": ToolCallContent,
+    "tool_result": ToolResultContent,
     "reasoning": ReasoningContent,
     "artifact": ArtifactContent,
     "output": OutputContent,

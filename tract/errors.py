@@ -69,6 +69,15 @@ class MergeConflictError(TractError):
         self.conflicts = conflicts
 
 
+class RenderError(TractError, ValueError):
+    """A context that cannot be rendered in a provider's format (a tool result without its call,
+    a call without its result, no user turn to start with); `commit_hash` names the message."""
+
+    def __init__(self, message: str, *, commit_hash: str | None = None) -> None:
+        super().__init__(message)
+        self.commit_hash = commit_hash
+
+
 class TractClosedError(TractError):
     """The tract was closed."""
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import datetime
 from enum import Enum
 from typing import Any, Literal, NamedTuple, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -108,10 +109,46 @@ class ConfigRecord(_Frozen):
     position: int
 
 
+TOOL_NAME_PATTERN = r"^[a-zA-Z0-9_-]{1,64}$"
+"""Tool names every provider accepts (OpenAI, Anthropic and Gemini function names alike)."""
+
+
+class ToolCall(_Frozen):
+    """One call of a tool by the model. A dict with these keys is accepted wherever a call is.
+
+    `arguments` is the JSON object the model produced; a string holding a JSON
+    object is parsed into one, and any other string (the model's output was not
+    a JSON object, e.g. cut short) is kept as that raw text.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    id: str = Field(min_length=1)
+    name: str = Field(pattern=TOOL_NAME_PATTERN)
+    arguments: dict[str, JsonValue] | str = Field(default_factory=dict)
+
+    @field_validator("arguments", mode="before")
+    @classmethod
+    def _parse_json_text(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                parsed = json.loads(value)
+            except ValueError:
+                return value
+            return parsed if isinstance(parsed, dict) else value
+        return value
+
+
 class Message(_Frozen):
+    """One compiled message. Tool turns carry `tool_calls` (an assistant calling tools) or
+    `tool_call_id` and `is_error` (a tool's result)."""
+
     role: str
     content: str
     name: str | None = None
+    tool_calls: list[ToolCall] | None = None
+    tool_call_id: str | None = None
+    is_error: bool = False
 
 
 MAX_COUNT = 2**63 - 1
@@ -119,9 +156,21 @@ MAX_COUNT = 2**63 - 1
 
 
 class TokenUsage(_Frozen):
+    """What an API reported for one call.
+
+    `prompt_tokens` always includes cached input (Anthropic's input, cache-read and
+    cache-write figures added up); `completion_tokens` includes reasoning. The cache
+    and reasoning figures are kept raw, as the provider reported them (None when it
+    reported none); `provider` names the usage shape they came in.
+    """
+
     prompt_tokens: int = Field(ge=0, le=MAX_COUNT)
     completion_tokens: int = Field(ge=0, le=MAX_COUNT)
     total_tokens: int = Field(ge=0, le=MAX_COUNT)
+    cache_read_tokens: int | None = Field(default=None, ge=0, le=MAX_COUNT)
+    cache_write_tokens: int | None = Field(default=None, ge=0, le=MAX_COUNT)
+    reasoning_tokens: int | None = Field(default=None, ge=0, le=MAX_COUNT)
+    provider: str | None = None
 
     @model_validator(mode="before")
     @classmethod

@@ -14,11 +14,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+import msgspec
 import tiktoken
+import tiktoken.model
 
 from tract.errors import EncodingError
+
+if TYPE_CHECKING:
+    from tract.content import MessageParts
 
 _O200K_PATTERN = "|".join(
     [
@@ -97,20 +102,41 @@ class ChatFormula:
 
 CHAT_FORMULA = ChatFormula()
 
+TOOL_CALL_OVERHEAD = 3
+"""Tokens added per tool call, besides its name and arguments (close to what providers bill)."""
+
+
+def arguments_text(arguments: dict[str, Any] | str) -> str:
+    """A call's arguments as the JSON text the model wrote (raw text is kept as it is)."""
+    return arguments if isinstance(arguments, str) else msgspec.json.encode(arguments).decode()
+
+
+def content_tokens(counter: TokenCounter, parts: MessageParts) -> int:
+    """Tokens of one message's content: its text, plus for each tool call a fixed
+    overhead and its name and arguments (as JSON text) through the tokenizer."""
+    tokens = counter.count_text(parts.text)
+    for call in parts.tool_calls or ():
+        tokens += (
+            TOOL_CALL_OVERHEAD + counter.count_text(call.name) + counter.count_text(arguments_text(call.arguments))
+        )
+    return tokens
+
 
 @runtime_checkable
 class TokenCounter(Protocol):
     """Counts tokens; `name` is what `token_source` reports.
 
     A counter may also carry a `formula` (`ChatFormula`); without one the
-    standard chat overheads apply.
+    standard chat overheads apply. A counter that defines its own
+    `count_messages` has compile totals come from it, over the compiled
+    messages as `Message.model_dump()` dicts.
     """
 
     name: str
 
     def count_text(self, text: str) -> int: ...
 
-    def count_messages(self, messages: Iterable[Mapping[str, str | None]]) -> int: ...
+    def count_messages(self, messages: Iterable[Mapping[str, Any]]) -> int: ...
 
 
 class _ChatCounter:
@@ -121,23 +147,47 @@ class _ChatCounter:
     def count_text(self, text: str) -> int:
         raise NotImplementedError
 
-    def count_messages(self, messages: Iterable[Mapping[str, str | None]]) -> int:
+    def count_messages(self, messages: Iterable[Mapping[str, Any]]) -> int:
+        """Messages as compile gives them (`Message.model_dump()`) or in OpenAI's chat shape."""
         total = count = 0
         for message in messages:
             name = message.get("name")
+            content = self.count_text(message.get("content") or "")
+            for call in message.get("tool_calls") or ():
+                function = call.get("function", call)
+                content += (
+                    TOOL_CALL_OVERHEAD
+                    + self.count_text(function["name"])
+                    + self.count_text(arguments_text(function["arguments"]))
+                )
             total += self.formula.message(
-                self.count_text(message["role"] or ""),
-                self.count_text(message["content"] or ""),
-                None if name is None else self.count_text(name),
+                self.count_text(message["role"] or ""), content, None if name is None else self.count_text(name)
             )
             count += 1
         return self.formula.total(total, count)
+
+
+def counts_messages_itself(counter: TokenCounter) -> bool:
+    """True when a counter defines its own `count_messages` (so compile totals come from it)."""
+    own = getattr(type(counter), "count_messages", None)
+    return callable(own) and own is not _ChatCounter.count_messages
 
 
 class TiktokenCounter(_ChatCounter):
     def __init__(self, encoding: str = "o200k_base") -> None:
         self._encoding = load_encoding(encoding)
         self.name = f"tiktoken:{encoding}"
+
+    @classmethod
+    def for_model(cls, model: str) -> TiktokenCounter:
+        """The counter for an OpenAI model name (e.g. "gpt-4o" -> o200k_base), as tiktoken maps them."""
+        try:
+            encoding = tiktoken.model.encoding_name_for_model(model)
+        except KeyError:
+            raise EncodingError(
+                f"no known tiktoken encoding for model {model!r}; name one with TiktokenCounter(encoding)"
+            ) from None
+        return cls(encoding)
 
     def count_text(self, text: str) -> int:
         # Special-token text in user content is counted as ordinary text, never refused.

@@ -53,6 +53,7 @@ from tract.branches import check_branch_name, plan_merge
 from tract.compiled import CompiledContext
 from tract.compiler import Compiler
 from tract.content import ContentRegistry
+from tract.conversation import Conversation
 from tract.diff import diff_contexts
 from tract.errors import (
     BranchError,
@@ -88,7 +89,7 @@ from tract.models import (
     revalidated,
     trusted,
 )
-from tract.tokens import TiktokenCounter, TokenCounter
+from tract.tokens import TiktokenCounter, TokenCounter, content_tokens
 from tract.usage import parse_usage
 
 EnumT = TypeVar("EnumT", bound=Enum)
@@ -100,7 +101,7 @@ SQL_TIMEOUT = 30.0
 """Seconds a `sql()` query may run by default before it is stopped."""
 
 
-class Tract:
+class Tract(Conversation):
     """One tract (a line of context history) in a log. Use `Tract.open(...)`."""
 
     def __init__(
@@ -126,6 +127,8 @@ class Tract:
         self._staged: list[Event] | None = None
         self._analytics: Analytics | None = None
         self._closed = False
+        self._last_compiled: str | None = None
+        """HEAD of the last `compile()`: the context API usage recorded next is taken to describe."""
 
     # -- opening and closing -------------------------------------------------
 
@@ -283,7 +286,7 @@ class Tract:
                 operation=operation.value,
                 response_to=response_to,
                 message=message,
-                token_count=self._counter.count_text(self._registry.render(content_type, payload).text),
+                token_count=content_tokens(self._counter, self._registry.render(content_type, payload)),
                 tokenizer=self._counter.name,
                 metadata=metadata,
                 generation_config=generation_config,
@@ -315,20 +318,30 @@ class Tract:
 
     def record_usage(
         self,
-        usage: TokenUsage | Mapping[str, Any],
+        usage: TokenUsage | Mapping[str, Any] | object,
         *,
         head_hash: str | None = None,
         generation_config: dict[str, Any] | None = None,
     ) -> CompiledContext:
-        """Record the API's token usage (and optionally the config used) for HEAD."""
+        """Record the API's token usage for the context that was sent, and optionally the config used.
+
+        The context is `head_hash` when given, else the HEAD of the last `compile()` (the usual
+        order is compile, call, commit the reply, record usage), else HEAD. A config goes to HEAD.
+        Returns that context's compile, its `api_usage` set.
+        """
         with self._lock:
             self._check_writable()
             parsed = parse_usage(usage)
             head = self.head
             if head is None:
                 raise UsageError("there are no commits to record usage for")
-            if optional_text(head_hash, "head_hash") is not None and head_hash != head:
-                raise UsageError(f"usage is recorded for HEAD ({head}), not {head_hash}")
+            if optional_text(head_hash, "head_hash") is None:
+                last = self._last_compiled
+                context = last if last is not None and self._find(last) is not None else head
+            elif self._find(head_hash) is None:
+                raise UsageError(f"head_hash must name the context sent, a commit of this tract; not {head_hash}")
+            else:
+                context = head_hash
             now = _now()
             new: list[Event] = []
             if generation_config is not None:
@@ -346,10 +359,15 @@ class Tract:
                     prompt_tokens=parsed.prompt_tokens,
                     completion_tokens=parsed.completion_tokens,
                     total_tokens=parsed.total_tokens,
+                    context_hash=context,
+                    cache_read_tokens=parsed.cache_read_tokens,
+                    cache_write_tokens=parsed.cache_write_tokens,
+                    reasoning_tokens=parsed.reasoning_tokens,
+                    provider=parsed.provider,
                 )
             )
             self._write(new)
-            return self.compile()
+            return self._compiler.compile_live(context)
 
     @contextmanager
     def batch(self) -> Iterator[Tract]:
@@ -511,8 +529,8 @@ class Tract:
         with self._lock:
             self._check_open()
             head_a, head_b = self._ref_head(a), self._ref_head(b)
-            left = self._compiler.compile_live(head_a, None)
-            right = self._compiler.compile_live(head_b, None)
+            left = self._compiler.compile_live(head_a)
+            right = self._compiler.compile_live(head_b)
             return diff_contexts(head_a, left, head_b, right)
 
     def _ref_head(self, ref: str) -> str | None:
@@ -566,7 +584,10 @@ class Tract:
         at_commit: str | None = None,
         include_edit_annotations: bool = False,
     ) -> CompiledContext:
-        """The messages an LLM call would see now, at a past time, or at a past commit."""
+        """The messages an LLM call would see now, at a past time, or at a past commit.
+
+        `api_usage` holds what an API reported when exactly this context was sent.
+        """
         with self._lock:
             self._check_open()
             if at_time is not None and at_commit is not None:
@@ -578,10 +599,10 @@ class Tract:
                 # Exactly the state of that moment (HEAD, branches, annotations, configs), from the log.
                 with self.replay(until_time=at_time) as then:
                     return then.compile(include_edit_annotations=include_edit_annotations)
+            self._last_compiled = self.head
             if include_edit_annotations:
                 return self._compiler.compile_at(self.head, edit_markers=True)
-            usage = self._view.usage(self._tract_id)
-            return self._compiler.compile_live(self.head, usage[-1] if usage else None)
+            return self._compiler.compile_live(self.head)
 
     def get_commit(self, commit_hash: str) -> CommitInfo | None:
         with self._lock:
