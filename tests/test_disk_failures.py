@@ -382,3 +382,29 @@ def test_exports_to_a_full_disk_raise_storage_error_and_leave_no_partial_file(di
     done = run_cli("export", log_dir, out / "log.jsonl")
     assert done.returncode == 0, done.stderr
     assert disk.files() == ["out/log.jsonl"]
+
+
+def test_an_analytics_database_held_by_another_process_is_a_storage_error_not_damage(log_dir: Path) -> None:
+    """Someone inspecting analytics.duckdb with DuckDB holds its lock: the query says so, and the file
+    is neither called damaged nor thrown away."""
+    with Tract.open(log_dir) as t:
+        t.commit(user("one"))
+        t.sql("SELECT 1")
+    database = (log_dir / "analytics.duckdb").stat().st_ino
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys; con = duckdb.connect(sys.argv[1]); print('held', flush=True); sys.stdin.read()",
+         str(log_dir / "analytics.duckdb")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        with warnings.catch_warnings(), Tract.open(log_dir) as t:
+            warnings.simplefilter("error")
+            t.commit(user("two"))
+            with pytest.raises(StorageError, match="lock"):
+                t.sql("SELECT count(*) FROM commits")
+            assert (log_dir / "analytics.duckdb").stat().st_ino == database
+    finally:
+        holder.communicate(timeout=60)
+    assert analytics_position(log_dir) == 2  # what it held before, kept
+    assert_reopen_matches_a_replay(log_dir)
