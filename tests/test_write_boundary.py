@@ -165,6 +165,22 @@ def test_a_tract_id_that_is_not_a_storable_string_is_refused(log_dir: Path, trac
         assert reopened.verify().ok
 
 
+def test_conversation_shortcuts_refuse_arguments_of_the_wrong_type(log_dir: Path) -> None:
+    with Tract.open(log_dir) as t:
+        t.system("be brief")
+        before = log_bytes(log_dir)
+        with pytest.raises(ContentValidationError, match="tool_calls"):
+            t.assistant(tool_calls=object())  # type: ignore[arg-type]
+        with pytest.raises(ContentValidationError, match="tool_calls"):
+            t.assistant("hi", tool_calls="lookup")  # type: ignore[arg-type]
+        with pytest.raises(InvalidJSONError, match="generation_config"):
+            t.commit_response({"choices": [{"message": {"role": "assistant", "content": "x"}}]}, generation_config=5)  # type: ignore[arg-type]
+        with pytest.raises(InvalidArgumentError, match="text must be a string"):
+            t.user(b"bytes")  # type: ignore[arg-type]
+        assert log_bytes(log_dir) == before
+        assert t.assistant("plain text", tool_calls=[]).content["content_type"] == "dialogue"
+
+
 def test_branch_and_ref_arguments_of_the_wrong_type_are_refused(log_dir: Path) -> None:
     t = Tract.open(log_dir)
     first = t.commit(user("hello")).commit_hash
@@ -637,6 +653,23 @@ def arguments(known: Known) -> dict[str, dict[str, st.SearchStrategy[Any]]]:
     usage = st.builds(
         lambda p, c: {"prompt_tokens": p, "completion_tokens": c}, st.integers(0, 999), st.integers(0, 99)
     )
+    text = st.text(max_size=20)
+    tool_calls = st.builds(
+        lambda call_id, arguments: {"id": call_id, "name": "lookup", "arguments": arguments},
+        st.sampled_from(["call_1", "call_2"]),
+        json_objects | text,
+    )
+    responses = st.builds(
+        lambda reply, prompt: {
+            "id": "chatcmpl-1",
+            "object": "chat.completion",
+            "model": "gpt-4o",
+            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": reply}}],
+            "usage": {"prompt_tokens": prompt, "completion_tokens": 3, "total_tokens": prompt + 3},
+        },
+        text,
+        st.integers(0, 999),
+    )
     return {
         "commit": {
             "content": contents(known),
@@ -666,11 +699,30 @@ def arguments(known: Known) -> dict[str, dict[str, st.SearchStrategy[Any]]]:
             "name": st.sampled_from(["ticket", "note"]),
             "model": st.sampled_from([Ticket, Note]),
         },
+        "system": {"text": text, "message": st.none() | text, "generation_config": st.none() | json_objects},
+        "user": {
+            "text": text,
+            "name": st.none() | st.sampled_from(["ann", "bob_2"]),
+            "metadata": st.none() | json_objects,
+        },
+        "assistant": {
+            "text": st.none() | text,
+            "tool_calls": st.none() | st.lists(tool_calls, min_size=1, max_size=2),
+            "generation_config": st.none() | json_objects,
+        },
+        "tool_result": {
+            "tool_call_id": st.sampled_from(["call_1", "call_2"]),
+            "content": text | json_objects,
+            "name": st.none() | st.just("lookup"),
+            "is_error": st.booleans(),
+        },
+        "commit_response": {"response": responses, "generation_config": st.none() | json_objects},
     }
 
 
 POSITIONAL = {"commit": 1, "annotate": 2, "record_usage": 1, "branch": 1, "switch": 1, "checkout": 1, "reset": 1,
-              "merge": 1, "delete_branch": 1, "register_content_type": 2}  # fmt: skip
+              "merge": 1, "delete_branch": 1, "register_content_type": 2, "system": 1, "user": 1, "assistant": 1,
+              "tool_result": 2, "commit_response": 1}  # fmt: skip
 
 
 def draw_call(data: st.DataObject, t: Tract, known: Known) -> tuple[str, dict[str, Any], Callable[[], Any]]:

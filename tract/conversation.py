@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from pydantic import ValidationError
 
+from tract import arguments
 from tract.content import DialogueContent, InstructionContent, ToolCallContent, ToolResultContent
 from tract.errors import ContentValidationError, InvalidArgumentError
 from tract.jsonvalues import json_object
@@ -42,10 +43,11 @@ class Conversation:
 
     def system(self, text: str, **commit_kwargs: Any) -> CommitInfo:
         """An instruction (compiles to a system message; PINNED by default)."""
-        return self.commit(_built(InstructionContent, text=text), **commit_kwargs)
+        return self.commit(_built(InstructionContent, text=arguments.text(text, "text")), **commit_kwargs)
 
     def user(self, text: str, *, name: str | None = None, **commit_kwargs: Any) -> CommitInfo:
-        return self.commit(_built(DialogueContent, role="user", text=text, name=name), **commit_kwargs)
+        checked = arguments.text(text, "text")
+        return self.commit(_built(DialogueContent, role="user", text=checked, name=name), **commit_kwargs)
 
     def assistant(
         self,
@@ -55,8 +57,9 @@ class Conversation:
         **commit_kwargs: Any,
     ) -> CommitInfo:
         """The assistant's turn: text, tool calls (`ToolCall` or dicts with id, name, arguments), or both."""
-        if tool_calls:
-            content: BaseModel = _built(ToolCallContent, text=text, tool_calls=list(tool_calls))
+        arguments.optional_text(text, "text")
+        if tool_calls is not None and not (isinstance(tool_calls, Sequence) and len(tool_calls) == 0):
+            content: BaseModel = _built(ToolCallContent, text=text, tool_calls=tool_calls)
         elif text is None:
             raise InvalidArgumentError("assistant() needs text or tool_calls")
         else:
@@ -77,6 +80,7 @@ class Conversation:
         Refused when no tool call in the compiled context has that id (rendering
         checks the pairing again, whatever happens to the commits later).
         """
+        arguments.text(tool_call_id, "tool_call_id")
         text = content if isinstance(content, str) else _json_text(content)
         result = _built(ToolResultContent, tool_call_id=tool_call_id, content=text, name=name, is_error=is_error)
         with self._lock:
@@ -98,7 +102,7 @@ class Conversation:
             if context is None:
                 raise InvalidArgumentError("commit_response answers a context, and this tract has no commits yet")
             parsed = parse_response(response, id_seed=context)
-            config = dict(generation_config) if generation_config is not None else {}
+            config = dict(json_object(generation_config, "generation_config")) if generation_config is not None else {}
             if parsed.model is not None:
                 config.setdefault("model", parsed.model)
             content = (
