@@ -2,6 +2,7 @@
 ordered reads and integrity checks. Knows nothing of the layers above it."""
 
 from events.errors import (
+    ConcurrentWriteError,
     InvalidEventError,
     LogCorruptError,
     LogError,
@@ -11,7 +12,8 @@ from events.errors import (
     NotRegularFileError,
     RecordTooLargeError,
 )
-from events.framing import GENESIS_HASH, LOG_FILE, MAX_RECORD_BYTES, TornTail
+from events.framing import FORMAT_VERSION, GENESIS_HASH, LOG_FILE, MAX_RECORD_BYTES, Checkpoint, TornTail
+from events.global_order import GlobalReader
 from events.hashing import (
     canonical_json,
     commit_hash,
@@ -19,7 +21,7 @@ from events.hashing import (
     expected_hashes,
     sealed_commit,
 )
-from events.log import Checkpoint, EventLog, SyncMode
+from events.log import EventLog, SyncMode
 from events.roundtrip import check_events
 from events.types import (
     EVENT_TYPES,
@@ -36,25 +38,26 @@ from events.types import (
     TractCreated,
     UsageRecorded,
 )
-from events.verify import Problem, VerifyReport, verify
+from events.verify import Anchor, Problem, TractHead, VerifyReport, verify
 
 __all__ = [
     "EVENT_TYPES",
+    "FORMAT_VERSION",
     "GENESIS_HASH",
     "LOG_FILE",
     "MAX_RECORD_BYTES",
-    "Problem",
-    "VerifyReport",
-    "verify",
+    "Anchor",
     "AnnotationAdded",
     "AnyEvent",
     "BranchCreated",
     "BranchDeleted",
     "Checkpoint",
     "CommitCreated",
+    "ConcurrentWriteError",
     "Event",
     "EventLog",
     "GenerationConfigRecorded",
+    "GlobalReader",
     "HeadChanged",
     "InvalidEventError",
     "LogCorruptError",
@@ -63,17 +66,21 @@ __all__ = [
     "LogLockedError",
     "LogReadOnlyError",
     "NotRegularFileError",
+    "Problem",
     "Record",
     "RecordTooLargeError",
     "RefMoved",
     "SyncMode",
     "TornTail",
     "TractCreated",
+    "TractHead",
     "UsageRecorded",
+    "VerifyReport",
     "canonical_json",
     "check_events",
     "commit_hash",
     "content_hash",
     "expected_hashes",
     "sealed_commit",
+    "verify",
 ]

@@ -8,20 +8,33 @@ class LogError(Exception):
 
 
 class LogCorruptError(LogError):
-    """A record that cannot be trusted; `position` is the record's position, `detail` what is wrong
-    with it, `offset` its byte offset in the file when known."""
+    """A record that cannot be trusted; `detail` says what is wrong with it.
 
-    def __init__(self, message: str, *, position: int, kind: str, offset: int | None = None) -> None:
-        where = f"position {position}" if offset is None else f"position {position}, byte offset {offset}"
+    `position` is the record's number in its tract when `tract_id` is given (it was read as
+    one of that tract's records), else its place in the whole log (found by a scan of the
+    file, before its tract could be known); `offset` is its byte offset in the file when known.
+    """
+
+    def __init__(
+        self, message: str, *, position: int, kind: str, offset: int | None = None, tract_id: str | None = None
+    ) -> None:
+        where = f"position {position}" if tract_id is None else f"tract {tract_id!r} position {position}"
+        if offset is not None:
+            where += f", byte offset {offset}"
         super().__init__(f"{message} ({where}, {kind})")
         self.detail = message
         self.position = position
         self.kind = kind
         self.offset = offset
+        self.tract_id = tract_id
 
 
 class LogLockedError(LogError):
     """Another writer holds the log."""
+
+
+class ConcurrentWriteError(LogError):
+    """A tract gained records the appender did not expect: another writer got there first."""
 
 
 class LogFormatError(LogError):

@@ -5,6 +5,11 @@ File: a 12-byte header (magic, format version), then frames. A frame is
 flags byte (batch end) followed by the msgpack-encoded `Record`. The header
 checksum lets a damaged length field be told apart from a write the OS never
 finished, so a torn tail is never confused with corruption in the middle.
+
+Format 2 (written now) chains each tract's records and hashes a record's
+MessagePack body alone, so a tract's chain heads do not depend on how a
+backend frames or orders records. Format 1 chained the whole log and hashed
+the flags byte too; its logs stay readable and verifiable.
 """
 
 from __future__ import annotations
@@ -16,13 +21,17 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
 
+import msgspec
+
 from events.errors import LogCorruptError, LogFormatError
 
 LOG_FILE = "events.log"
 GENESIS_HASH = bytes(32)
 """What the first record names as the hash of the record before it."""
 MAGIC = b"TRACTLOG"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+FIRST_FORMAT = 1
+"""The whole-log chain of the first format: read and verified, never written."""
 FILE_HEADER = struct.Struct("<8sI")
 FRAME_HEADER = struct.Struct("<III")
 _LENGTH_CRC = struct.Struct("<II")
@@ -36,7 +45,8 @@ def file_header() -> bytes:
     return FILE_HEADER.pack(MAGIC, FORMAT_VERSION)
 
 
-def check_file_header(data: bytes, where: str) -> None:
+def check_file_header(data: bytes, where: str) -> int:
+    """The log's format version, or `LogFormatError` if `data` does not start a log this library reads."""
     if len(data) < FILE_HEADER.size:
         raise LogFormatError(f"{where}: too short to be a tract log ({len(data)} bytes)")
     magic, version = FILE_HEADER.unpack_from(data)
@@ -47,17 +57,38 @@ def check_file_header(data: bytes, where: str) -> None:
             f"{where}: log format version {version} is newer than this library "
             f"supports ({FORMAT_VERSION}); upgrade tract-context to read it"
         )
+    return int(version)
+
+
+def record_hash(record: bytes | memoryview, version: int = FORMAT_VERSION) -> bytes:
+    """The chain hash of a framed record (flags byte first), as its log's format defines it."""
+    return hashlib.sha256(record[1:] if version >= FORMAT_VERSION else record).digest()
 
 
 def seal_frame(out: bytearray, start: int) -> tuple[int, bytes]:
     """Fill in the header reserved at `start` for the record that follows it to the end of
-    `out` (framing in place, without copying the record); returns (length, record SHA-256)."""
+    `out` (framing in place, without copying the record); returns (length, record hash)."""
     with memoryview(out) as view, view[start + FRAME_HEADER.size :] as record:
         length = len(record)
         crc = zlib.crc32(record)
-        digest = hashlib.sha256(record).digest()
+        digest = hashlib.sha256(record[1:]).digest()
     FRAME_HEADER.pack_into(out, start, length, crc, zlib.crc32(_LENGTH_CRC.pack(length, crc)))
     return length, digest
+
+
+class Checkpoint(msgspec.Struct, frozen=True):
+    """A place in the log file: the record at `position` (in the whole log) starts at byte
+    `offset`, its batch ends at byte `end`, and it hashes to `record_hash`. Enough to resume
+    reading after it, and to tell whether a file really holds that record there."""
+
+    position: int
+    offset: int
+    end: int
+    record_hash: bytes
+
+
+START = Checkpoint(0, FILE_HEADER.size, FILE_HEADER.size, GENESIS_HASH)
+"""Before the first record."""
 
 
 class Frame(NamedTuple):

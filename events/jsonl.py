@@ -1,14 +1,18 @@
-"""The whole log as JSON lines, and back, byte for byte.
+"""A log as JSON lines, and back, byte for byte.
 
-Each line is one record: its position, whether it closes a batch, the hash
-of the record before it, its own hash, and the event (tagged with its type).
-Importing re-encodes every record and checks it hashes to what the export
-says, so an imported log has the very same chain head as the original.
+Each line is one record: its tract's number for it, whether it closes a
+batch, the hash of the tract's record before it, its own hash, and the event
+(tagged with its type). An export holds every tract, or one. Importing
+re-encodes every record and checks it hashes to what the export says, so
+each imported tract has the very same chain heads as the original.
+
+An export of a format-1 log (one chain for the whole log) imports too: its
+records are renumbered in their tracts and chained anew, so the chain heads
+change (that is how such a log is converted to the current format).
 """
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -18,37 +22,42 @@ from typing import IO
 import msgspec
 
 from events.errors import InvalidEventError, LogError, LogFormatError
-from events.framing import LOG_FILE
-from events.log import Checkpoint, EventLog
+from events.framing import FIRST_FORMAT, FORMAT_VERSION, LOG_FILE, record_hash
+from events.log import EventLog
 from events.records import decode_record
 from events.storage import sync_directory
 from events.types import AnyEvent
-from events.verify import Progress
+from events.verify import Progress, TractHead
 
 
 class ExportedRecord(msgspec.Struct, frozen=True):
     position: int
+    """The record's number in its tract (format 1: its place in the whole log)."""
     batch_end: bool
     prev_hash: str
     record_hash: str
     event: AnyEvent
+    format: int = FIRST_FORMAT
+    """The format of the log it came from: 1 in exports written before formats were named."""
 
 
 _line_encoder = msgspec.json.Encoder()
 _line_decoder = msgspec.json.Decoder(ExportedRecord)
 
 
-def exported_records(log: EventLog) -> Iterator[ExportedRecord]:
-    """Every whole record of the log, with its framing facts."""
+def exported_records(log: EventLog, tract_id: str | None = None) -> Iterator[ExportedRecord]:
+    """Every whole record of the log (or of one tract), in log order, with its framing facts."""
     for frame in log.frames():
         record = decode_record(frame.body, frame.position, frame.offset)
-        yield ExportedRecord(
-            position=record.position,
-            batch_end=frame.batch_end,
-            prev_hash=record.prev_hash.hex(),
-            record_hash=hashlib.sha256(frame.record).hexdigest(),
-            event=record.event,
-        )
+        if tract_id is None or record.event.tract_id == tract_id:
+            yield ExportedRecord(
+                position=record.number,
+                batch_end=frame.batch_end,
+                prev_hash=record.prev_hash.hex(),
+                record_hash=record_hash(frame.record, log.version).hex(),
+                event=record.event,
+                format=log.version,
+            )
 
 
 def write_jsonl(records: Iterable[ExportedRecord], out: IO[bytes], progress: Progress | None = None) -> int:
@@ -61,8 +70,8 @@ def write_jsonl(records: Iterable[ExportedRecord], out: IO[bytes], progress: Pro
     return count
 
 
-def import_jsonl(lines: Iterable[bytes], directory: str | Path, progress: Progress | None = None) -> Checkpoint:
-    """Rebuild a log in a new `directory` from an export; returns its chain head.
+def import_jsonl(lines: Iterable[bytes], directory: str | Path, progress: Progress | None = None) -> dict[str, TractHead]:
+    """Rebuild a log in a new `directory` from an export; returns each tract's chain head.
 
     Fails, naming the line or position, on any mismatch. The log is built in a
     hidden directory beside `directory`, verified, and renamed into place only
@@ -79,7 +88,6 @@ def import_jsonl(lines: Iterable[bytes], directory: str | Path, progress: Progre
             report = log.verify()
             if not report.ok:
                 raise LogFormatError(f"the imported log does not verify: {report.problem}")
-            head = log.checkpoint()
         finally:
             log.close()
         staging.rename(target)
@@ -87,7 +95,7 @@ def import_jsonl(lines: Iterable[bytes], directory: str | Path, progress: Progre
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return head
+    return report.heads
 
 
 def _check_new(target: Path) -> None:
@@ -99,6 +107,7 @@ def _check_new(target: Path) -> None:
 
 def _import_lines(log: EventLog, lines: Iterable[bytes], progress: Progress | None) -> None:
     batch: list[ExportedRecord] = []
+    whole_log = 0
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -106,7 +115,16 @@ def _import_lines(log: EventLog, lines: Iterable[bytes], progress: Progress | No
             record = _line_decoder.decode(line)
         except msgspec.DecodeError as error:
             raise LogFormatError(f"line {number}: not an exported record ({error})") from None
-        if record.position != log.head_position + len(batch) + 1:
+        if record.format > FORMAT_VERSION:
+            raise LogFormatError(f"line {number}: exported from a log of format {record.format}, newer than this library")
+        if record.format == FIRST_FORMAT:
+            whole_log += 1
+            expected = whole_log
+        else:
+            expected = log.tract_length(record.event.tract_id) + len(batch) + 1
+        if batch and record.event.tract_id != batch[0].event.tract_id:
+            raise LogFormatError(f"line {number}: a batch mixes tracts")
+        if record.position != expected:
             raise LogFormatError(f"line {number}: position {record.position} is out of order")
         batch.append(record)
         if record.batch_end:
@@ -119,13 +137,13 @@ def _import_lines(log: EventLog, lines: Iterable[bytes], progress: Progress | No
 
 
 def _append_batch(log: EventLog, batch: list[ExportedRecord]) -> None:
-    if batch[0].prev_hash != log.head_hash.hex():
-        raise LogError(f"position {batch[0].position}: previous-record hash does not match the imported chain")
+    tract_id, checked = batch[0].event.tract_id, batch[0].format != FIRST_FORMAT
+    where = f"tract {tract_id!r} positions {batch[0].position}-{batch[-1].position}"
+    if checked and batch[0].prev_hash != log.tract_head(tract_id).hex():
+        raise LogError(f"{where}: previous-record hash does not match the imported chain")
     try:
-        log.append([record.event for record in batch])
+        log.append(tract_id, [record.event for record in batch])
     except InvalidEventError as error:
-        raise LogFormatError(f"position {batch[error.index].position}: {error}") from None
-    if log.head_hash.hex() != batch[-1].record_hash:
-        raise LogError(
-            f"positions {batch[0].position}-{batch[-1].position}: re-encoded records do not hash as exported"
-        )
+        raise LogFormatError(f"{where}: {error}") from None
+    if checked and log.tract_head(tract_id).hex() != batch[-1].record_hash:
+        raise LogError(f"{where}: re-encoded records do not hash as exported")

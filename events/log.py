@@ -1,25 +1,25 @@
-"""The append-only, hash-chained event log.
+"""The append-only event log of one directory (or of memory): the file backend.
 
-Positions are dense from 1. Each record carries the SHA-256 of the record
-before it, so the hash of the last record (the chain head) commits to the
-whole history. `append` writes a batch as one unit: a reader or a reopen
-after a crash sees all of it or none of it.
+Every tract in the log is its own hash chain: its records are numbered 1, 2,
+3, ... and each carries the hash of the tract's record before it, so the
+hash of a tract's last record (its chain head) commits to its whole history.
+`append` writes a batch of one tract as one unit: a reader or a reopen after
+a crash sees all of it or none of it. Opening a log reads only what its
+index (`events.tract_index`) does not cover yet; reading a tract reads that
+tract's records, each checked (checksum, tract, number, chain) as it is read.
 """
 
 from __future__ import annotations
 
-import bisect
-import hashlib
 import threading
 import warnings
-from array import array
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Literal
 
-import msgspec
-
 from events.errors import (
+    ConcurrentWriteError,
+    LogCorruptError,
     LogError,
     LogFormatError,
     LogReadOnlyError,
@@ -27,87 +27,77 @@ from events.errors import (
 )
 from events.framing import (
     FILE_HEADER,
+    FIRST_FORMAT,
     FLAG_BATCH_END,
+    FORMAT_VERSION,
     FRAME_HEADER,
     GENESIS_HASH,
     LOG_FILE,
     MAX_RECORD_BYTES,
-    READ_CHUNK,
+    Checkpoint,
     Frame,
     FrameScanner,
     TornTail,
     check_file_header,
     file_header,
+    record_hash,
     seal_frame,
 )
-from events.records import decode_record
+from events.global_order import GlobalReader
+from events.records import decode_owner
 from events.roundtrip import encode_record
 from events.storage import FileStorage, MemoryStorage, sync_directory
+from events.tract_index import IndexMismatch, TractIndex
+from events.tract_reads import TractReader
 from events.types import Event, Record
-from events.verify import Progress, VerifyReport, verify_storage
+from events.verify import Anchor, Progress, VerifyReport, verify_storage
 
 SyncMode = Literal["always", "batch"]
-Apply = Callable[[Record], None]
 BATCH_SYNC_INTERVAL = 0.05
 """With sync="batch", the longest a written record waits for its fsync (seconds)."""
+SAVE_INDEX_AFTER = 4 * 1024 * 1024
+"""A writer saves the index once this many bytes of log are indexed only in memory."""
 
 _NO_HEADER = bytes(FRAME_HEADER.size)
 
 
-class Checkpoint(msgspec.Struct, frozen=True):
-    """Where a reader of the log got to: enough to resume without rescanning."""
-
-    position: int
-    offset: int
-    end: int
-    record_hash: bytes
-
-
 class EventLog:
-    """Append events, read them back in order, and know the chain head."""
+    """Append a tract's events, read a tract's records back checked, or every record in log order."""
 
-    def __init__(self, storage: FileStorage | MemoryStorage, *, readonly: bool, sync: SyncMode) -> None:
+    def __init__(
+        self, storage: FileStorage | MemoryStorage, *, readonly: bool, sync: SyncMode, directory: Path | None
+    ) -> None:
         self._storage = storage
+        self._directory = directory
         self.readonly = readonly
         self.sync_mode: SyncMode = sync
+        self.version = FORMAT_VERSION
         self.torn_tail: TornTail | None = None
         self._lock = threading.Lock()
         self._closed = False
-        self._end = FILE_HEADER.size
-        self._next_position = 1
-        self._last_hash = GENESIS_HASH
-        self._index_base = 1
-        self._offsets = array("Q")
-        self._sync_timer: threading.Timer | None = None
-        self.resumed = False
         self._frozen = False
+        """A replay's prefix: it never takes in more records."""
+        self._index = TractIndex(directory)
+        self._heads: dict[str, bytes] = {}
+        """The hash of each tract's last record, once known (needed to append after it)."""
+        self._saved_end = FILE_HEADER.size
+        self._sync_timer: threading.Timer | None = None
         self._unsynced = False
         self._failed: BaseException | None = None
         self._failure_unreported = False
 
     @classmethod
     def memory(cls) -> EventLog:
-        log = cls(MemoryStorage(), readonly=False, sync="always")
+        log = cls(MemoryStorage(), readonly=False, sync="always", directory=None)
         log._storage.write(file_header(), 0)
         return log
 
     @classmethod
-    def open(
-        cls,
-        directory: str | Path,
-        *,
-        readonly: bool = False,
-        sync: SyncMode = "always",
-        resume: Checkpoint | None = None,
-        fold: Callable[[bool], Apply] | None = None,
-    ) -> EventLog:
+    def open(cls, directory: str | Path, *, readonly: bool = False, sync: SyncMode = "always") -> EventLog:
         """Open (a writer creates it if missing) the log in `directory`.
 
-        `resume` lets the scan start after a known record instead of from the
-        start; it is ignored unless that record is really there with that hash.
-        `fold(resumed)` returns a function that is handed every record the open
-        scans (all of them, or those after `resume` when it was used), so a view
-        is built in the same pass that checks the log.
+        Only the records its index does not cover yet are scanned (all of them the
+        first time, or when the index is missing or disagrees with the log).
         """
         if sync not in ("always", "batch"):
             raise ValueError(f"sync must be 'always' or 'batch', not {sync!r}")
@@ -118,170 +108,163 @@ class EventLog:
         if not readonly:
             directory.mkdir(parents=True, exist_ok=True)
         storage = FileStorage(path, readonly=readonly)
-        log = cls(storage, readonly=readonly, sync=sync)
+        log = cls(storage, readonly=readonly, sync=sync, directory=directory)
         try:
             if storage.size() == 0 and not readonly:
                 storage.write(file_header(), 0)
                 storage.sync()
                 sync_directory(directory)
-            check_file_header(storage.read(0, FILE_HEADER.size), str(path))
-            log.resumed = resume is not None and log._resume(resume)
-            log.refresh(fold(log.resumed) if fold is not None else None)
+            log.version = check_file_header(storage.read(0, FILE_HEADER.size), str(path))
+            if log.version == FIRST_FORMAT:
+                if not readonly:
+                    raise LogFormatError(
+                        f"{directory}: this log has format {FIRST_FORMAT} (one hash chain for the whole log); "
+                        "open it with readonly=True to read and verify it, or convert it with "
+                        "`tract export` and `tract import` to write to it (its chain heads then change)"
+                    )
+                log._index = TractIndex(None)
+            else:
+                log._resume_index()
+            log._catch_up()
             if log.torn_tail is not None and not readonly:
                 log._cut_torn_tail(str(path))
+            if not readonly and log._index.covered.end - log._saved_end > SAVE_INDEX_AFTER:
+                log._save_index()
         except BaseException:
             storage.close()
             raise
         return log
 
-    # -- reading -------------------------------------------------------------
-
-    @property
-    def head_position(self) -> int:
-        """Position of the last whole record (0 for an empty log)."""
-        return self._next_position - 1
-
-    @property
-    def head_hash(self) -> bytes:
-        """Hash of the last whole record: the chain head an auditor writes down."""
-        return self._last_hash
-
-    def checkpoint(self) -> Checkpoint:
-        position = self.head_position
-        if position == 0:
-            return Checkpoint(0, FILE_HEADER.size, FILE_HEADER.size, GENESIS_HASH)
-        return Checkpoint(position, self._offset_of(position), self._end, self._last_hash)
-
-    def refresh(self, apply: Apply | None = None) -> int:
-        """Pick up records appended since the last scan (by another process); returns the new head position.
-
-        With `apply`, each new record is also decoded and handed to it, in the same
-        single pass that checks and indexes it. A record that cannot be trusted
-        raises `LogCorruptError`; the log then stays at the end of the last whole
-        batch before it (`apply` may have been handed the records of the batch
-        before the bad one: a caller that must not keep half a batch compares).
-        """
-        if self._frozen:
-            return self.head_position
-        scanner = FrameScanner(self._storage.read, self._storage.size(), self._end, self._next_position)
-        last: Frame | None = None
-        offsets = self._offsets
-        try:
-            for last in scanner:
-                position, offset, _, raw = last
-                offsets.append(offset)
-                if apply is not None:
-                    apply(decode_record(raw[1:], position, offset))
-        except BaseException:
-            # The scanner's end is that of the last batch it handed over in full.
-            self._take_in(scanner.end, scanner.next_position, None)
-            raise
-        self._take_in(scanner.end, scanner.next_position, last)
-        self.torn_tail = scanner.torn
-        return self.head_position
-
-    def _take_in(self, end: int, next_position: int, last: Frame | None) -> None:
-        """Advance to the batch ending at `end` (whose last frame is `last`, or is read back here)."""
-        del self._offsets[next_position - self._index_base :]
-        if next_position == self._next_position:
+    def _resume_index(self) -> None:
+        """Start from the saved index if it names a record this log really holds; else from nothing."""
+        assert self._directory is not None
+        index = TractIndex.load(self._directory)
+        if index is None:
             return
-        if last is None:
-            self._last_hash = self._record_hash(next_position - 1, end)
-        else:
-            self._last_hash = hashlib.sha256(last.record).digest()
-        self._end, self._next_position = end, next_position
+        reader = GlobalReader(self._storage, self.version, Checkpoint(0, 0, self._storage.size(), b""))
+        if reader.contains(index.covered):
+            self._index, self._saved_end = index, index.covered.end
 
-    def _record_hash(self, position: int, end: int) -> bytes:
-        """The chain hash of the record at `position`, which ends at byte `end`, read back from the file."""
-        if position == 0:
-            return GENESIS_HASH
-        start = self._offset_of(position) + FRAME_HEADER.size
-        return hashlib.sha256(self._storage.read(start, end - start)).digest()
+    # -- what the log holds ----------------------------------------------------
 
-    def read(self, from_position: int = 1, to_position: int | None = None) -> Iterator[Record]:
-        """Records from `from_position` to `to_position` (inclusive; default the head), in order.
+    def tract_ids(self) -> list[str]:
+        """Every tract with a record, in the order each was created."""
+        return list(self._index.tracts)
 
-        Every record up to the head was checked (framing, checksums) when it
-        was scanned or appended, so reading goes straight from the offset
-        index to the decoder, a few megabytes at a time.
-        """
-        last = self.head_position if to_position is None else min(to_position, self.head_position)
-        position = max(from_position, 1)
-        if position > last:
-            return
-        self._offset_of(position)  # make sure the index reaches back that far
-        offsets, base = self._offsets, self._index_base
-        while position <= last:
-            start = offsets[position - base]
-            # The chunk: whole records from `position` up to about READ_CHUNK bytes (at least one).
-            stop = max(position, min(last, bisect.bisect_left(offsets, start + READ_CHUNK) - 1 + base))
-            end = self._end if stop == self.head_position else offsets[stop + 1 - base]
-            data = memoryview(self._storage.read(start, end - start))
-            for current in range(position, stop + 1):
-                record_start = offsets[current - base] - start + FRAME_HEADER.size + 1
-                record_end = end - start if current == stop else offsets[current + 1 - base] - start
-                yield decode_record(data[record_start:record_end], current, offsets[current - base])
-            position = stop + 1
+    def tract_length(self, tract_id: str) -> int:
+        """How many records the tract has (0 for a tract never written)."""
+        return self._index.count(tract_id)
 
-    def prefix(self, position: int) -> EventLog:
-        """A read-only log of this one's records up to `position`, sharing its storage."""
-        position = max(0, min(position, self.head_position))
-        view = EventLog(self._storage.duplicate(), readonly=True, sync=self.sync_mode)
-        view._frozen = True
-        if position == self.head_position:
-            view._end, view._last_hash = self._end, self._last_hash
-        else:
-            view._end = self._offset_of(position + 1)
-            view._last_hash = self._record_hash(position, view._end)
-        view._next_position = position + 1
-        view._index_base, view._offsets = self._index_base, self._offsets
+    def tract_head(self, tract_id: str) -> bytes:
+        """The hash of the tract's last record (its chain head), read back and checked if need be."""
+        head = self._heads.get(tract_id)
+        if head is None:
+            count = self._index.count(tract_id)
+            head = GENESIS_HASH if count == 0 else self._reader().hash_of(tract_id, count)
+            self._heads[tract_id] = head
+        return head
+
+    def read_tract(self, tract_id: str, first: int = 1, last: int | None = None) -> Iterator[Record]:
+        """The tract's records numbered `first` to `last` (default: its last), each checked as it is read.
+
+        A record that is not what the index says sends the reader to rebuild the index from
+        the log once; a record that is damaged in the log raises `LogCorruptError` naming
+        the tract and the record's number."""
+        count = self._index.count(tract_id)
+        return self._reader().read(tract_id, max(first, 1), count if last is None else min(last, count))
+
+    def _reader(self) -> TractReader:
+        return TractReader(self._storage, self._index, self.version, self._end_checkpoint().end, self._rebuild_index)
+
+    def global_reader(self) -> GlobalReader:
+        """A reader of every record up to now, in log order, with a file handle of its own: it keeps
+        working outside this log's lock, and after this log is closed, until it is closed."""
+        return GlobalReader(self._storage.duplicate(), self.version, self._end_checkpoint())
+
+    def prefix(self, tract_id: str, number: int) -> EventLog:
+        """A read-only log that holds the tract's records up to `number` (sharing this one's file
+        through a handle of its own): what a replay reads. Other tracts, and the log-order
+        reader analytics use, are as this log holds them now."""
+        view = EventLog(self._storage.duplicate(), readonly=True, sync=self.sync_mode, directory=None)
+        view.version, view._frozen = self.version, True
+        view._index = self._index.capped(tract_id, number)
         return view
 
-    def verify(self, *, anchor: tuple[int, str] | None = None, progress: Progress | None = None) -> VerifyReport:
-        """Check every record of the log as stored (see `events.verify`)."""
-        return verify_storage(self._storage, anchor=anchor, progress=progress)
-
     def frames(self) -> Iterator[Frame]:
-        """Every whole record as framed on disk (position, batch flag, raw bytes), from the start."""
-        return iter(FrameScanner(self._storage.read, self._end, FILE_HEADER.size, 1))
+        """Every whole record as framed in the file (position in the log, batch flag, raw bytes), in order."""
+        return iter(FrameScanner(self._storage.read, self._index.covered.end, FILE_HEADER.size, 1))
 
-    def _offset_of(self, position: int) -> int:
-        if position < self._index_base:
-            self._index_from_start()
-        return self._offsets[position - self._index_base]
+    def _end_checkpoint(self) -> Checkpoint:
+        return self._index.covered
 
-    def _index_from_start(self) -> None:
-        scanner = FrameScanner(self._storage.read, self._end, FILE_HEADER.size, 1)
-        self._offsets = array("Q", (item.offset for item in scanner))
-        self._index_base = 1
+    @property
+    def size(self) -> int:
+        """Bytes of whole records in the log (the file's header included)."""
+        return self._index.covered.end
 
-    def contains(self, checkpoint: Checkpoint) -> bool:
-        """Is the record `checkpoint` names really in this log, at that place, with that hash?"""
-        if checkpoint.position == 0:
-            return checkpoint.record_hash == GENESIS_HASH
-        if checkpoint.end > self._storage.size():
-            return False
-        scanner = FrameScanner(self._storage.read, checkpoint.end, checkpoint.offset, checkpoint.position)
+    # -- catching up -----------------------------------------------------------
+
+    def refresh(self) -> None:
+        """Take in the records appended since the last look (by another process).
+
+        A record that cannot be trusted raises `LogCorruptError`; the log then stays
+        at the end of the last whole batch before it."""
+        if not self._closed and not self._frozen:
+            self._catch_up()
+
+    def _catch_up(self) -> None:
+        """Index the whole batches past what the index covers; if they do not follow on from it, rebuild."""
         try:
-            frames = list(scanner)
-        except LogError:
-            return False
-        return len(frames) == 1 and hashlib.sha256(frames[0].record).digest() == checkpoint.record_hash
+            self._index_from(self._index)
+        except IndexMismatch:
+            self._rebuild_index()
 
-    def _resume(self, checkpoint: Checkpoint) -> bool:
-        if checkpoint.position == 0 or not self.contains(checkpoint):
-            return False
-        self._end, self._next_position = checkpoint.end, checkpoint.position + 1
-        self._last_hash = checkpoint.record_hash
-        self._index_base = checkpoint.position
-        self._offsets = array("Q", [checkpoint.offset])
-        return True
+    def _rebuild_index(self) -> TractIndex:
+        """Index the whole log from its first record; numbers that are not dense are damage."""
+        index = TractIndex(self._directory if self.version != FIRST_FORMAT else None)
+        try:
+            self._index_from(index)
+        except IndexMismatch as error:
+            raise LogCorruptError(*error.args[:1], **error.args[1]) from None
+        self._index, self._heads, self._saved_end = index, {}, FILE_HEADER.size
+        return index
+
+    def _index_from(self, index: TractIndex) -> None:
+        """Index the whole batches after `index.covered`, one batch at a time (all of it or none)."""
+        covered = index.covered
+        scanner = FrameScanner(self._storage.read, self._storage.size(), covered.end, covered.position + 1)
+        numbered = self.version != FIRST_FORMAT
+        batch: list[tuple[str, int, Frame]] = []
+        last: Frame | None = None
+        try:
+            for frame in scanner:
+                tract_id, number = decode_owner(frame.body, frame.position, frame.offset)
+                batch.append((tract_id, number, frame))
+                if not frame.batch_end:
+                    continue
+                for tract_id, number, framed in batch:
+                    if not numbered:
+                        number = index.count(tract_id) + 1
+                    try:
+                        index.add(tract_id, number, framed.offset, framed.end - framed.offset)
+                    except IndexMismatch as error:
+                        where = {"position": framed.position, "kind": "position mismatch", "offset": framed.offset}
+                        raise IndexMismatch(f"{error} (the tract's numbers are not dense)", where) from None
+                    self._heads.pop(tract_id, None)
+                batch.clear()
+                last = frame
+        finally:
+            if last is not None:
+                index.covered = Checkpoint(last.position, last.offset, last.end, record_hash(last.record, self.version))
+        self.torn_tail = scanner.torn
 
     # -- writing -------------------------------------------------------------
 
-    def append(self, events: Sequence[Event]) -> int:
-        """Write `events` as one atomic batch; returns the position of the last one.
+    def append(self, tract_id: str, events: Sequence[Event], *, expected: int | None = None) -> int:
+        """Write `events` (all of tract `tract_id`) as one atomic batch; returns the number of the last one.
 
+        `expected` is how many records of the tract the caller knows of: if the tract has
+        more, another writer got there first (`ConcurrentWriteError`, nothing written).
         Every record is checked to read back as itself before any is written
         (`InvalidEventError` otherwise, and nothing is written).
         """
@@ -290,35 +273,50 @@ class EventLog:
         if self._closed:
             raise LogError("this log is closed")
         if not events:
-            return self.head_position
+            return self._index.count(tract_id)
         with self._lock:
             self._raise_if_failed()
+            count = self._index.count(tract_id)
+            if expected is not None and expected != count:
+                raise ConcurrentWriteError(
+                    f"tract {tract_id!r} has {count} records, not the {expected} this writer knew of: "
+                    "another writer appended to it"
+                )
             out = bytearray()
-            starts: list[int] = []
-            prev = self._last_hash
-            position = self._next_position
+            frames: list[tuple[int, int]] = []
+            prev = self.tract_head(tract_id)
             last_index = len(events) - 1
             for index, event in enumerate(events):
+                if event.tract_id != tract_id:
+                    raise ValueError(f"a batch holds the events of one tract ({tract_id!r}), not {event.tract_id!r}")
                 start = len(out)
                 out += _NO_HEADER  # reserved; filled in once the record is encoded behind it
                 out.append(FLAG_BATCH_END if index == last_index else 0)
-                encode_record(Record(position, prev, event), out, index)
+                encode_record(Record(count + 1 + index, prev, event), out, index)
                 length, prev = seal_frame(out, start)
                 if length > MAX_RECORD_BYTES:
                     raise RecordTooLargeError(
                         f"{type(event).__name__} encodes to {length} bytes; a record holds at most "
                         f"{MAX_RECORD_BYTES} bytes"
                     )
-                starts.append(self._end + start)
-                position += 1
-            self._storage.write(out, self._end)
-            self._end += len(out)
-            self._next_position = position
-            self._last_hash = prev
-            self._offsets.extend(starts)
+                frames.append((start, len(out) - start))
+            covered = self._index.covered
+            self._storage.write(out, covered.end)
+            for number, (start, length) in enumerate(frames, count + 1):
+                self._index.add(tract_id, number, covered.end + start, length)
+            self._heads[tract_id] = prev
+            start, _ = frames[-1]
+            self._index.covered = Checkpoint(
+                covered.position + len(frames), covered.end + start, covered.end + len(out), prev
+            )
             self._unsynced = True
             self._after_write()
-            return self.head_position
+            return count + len(frames)
+
+    def _save_index(self) -> None:
+        """Remember where every record is, so the next open reads only what comes after."""
+        self._index.save()
+        self._saved_end = self._index.covered.end
 
     def _after_write(self) -> None:
         if self.sync_mode == "always":
@@ -382,9 +380,14 @@ class EventLog:
             stacklevel=3,
         )
 
+    def verify(self, *, anchor: Anchor | None = None, progress: Progress | None = None) -> VerifyReport:
+        """Check every record of the log as stored (see `events.verify`)."""
+        return verify_storage(self._storage, anchor=anchor, progress=progress)
+
     def close(self) -> None:
-        """Sync what is pending and release the file (and the lock), also when that sync fails;
-        a background sync failure nobody was told of yet is raised here."""
+        """Sync what is pending, save the index (once the log is durable up to it) and release the
+        file (and the lock), also when that sync fails; a background sync failure nobody was told
+        of yet is raised here."""
         with self._lock:
             if self._closed:
                 return
@@ -392,8 +395,11 @@ class EventLog:
                 self._sync_timer.cancel()
                 self._sync_timer = None
             try:
-                if not self.readonly and self._failed is None and self._unsynced:
-                    self._sync()
+                if not self.readonly and self._failed is None:
+                    if self._unsynced:
+                        self._sync()
+                    if self._directory is not None:
+                        self._save_index()
             finally:
                 self._storage.close()
                 self._closed = True

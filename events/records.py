@@ -1,9 +1,9 @@
-"""A framed record's bytes back into a `Record`, or a `LogCorruptError` naming its position.
+"""A framed record's bytes back into a `Record`, or a `LogCorruptError` naming where it is.
 
 The framing checksums prove the bytes are the ones written, not that they
 decode: every reader of the log decodes through here, so a record that does
-not decode, decodes to something else than a record, or claims another
-position is reported with its position, never as a bare msgspec error.
+not decode, or decodes to something else than a record, is reported with its
+position, never as a bare msgspec error.
 """
 
 from __future__ import annotations
@@ -24,16 +24,44 @@ def _refuse_extension(code: int, data: memoryview) -> NoReturn:
 _decoder = msgspec.msgpack.Decoder(Record, ext_hook=_refuse_extension)
 
 
-def decode_record(body: bytes | memoryview, position: int, offset: int | None = None) -> Record:
-    """The record framed at `position` (its bytes after the flags byte)."""
+class _Owner(msgspec.Struct):
+    """Just the tract an event belongs to: what indexing needs, without decoding content."""
+
+    tract_id: str
+
+
+class _OwnedRecord(msgspec.Struct, array_like=True):
+    number: int
+    prev_hash: bytes
+    event: _Owner
+
+
+_owner_decoder = msgspec.msgpack.Decoder(_OwnedRecord)
+
+
+def decode_record(
+    body: bytes | memoryview, position: int, offset: int | None = None, tract_id: str | None = None
+) -> Record:
+    """The record whose bytes (after the flags byte) are `body`; `position` (in `tract_id` when
+    given, else in the whole log) and `offset` only say where it is if it does not decode."""
     try:
-        record = _decoder.decode(body)
+        return _decoder.decode(body)
+    except msgspec.DecodeError as error:
+        raise LogCorruptError(
+            f"record does not decode: {error}",
+            position=position,
+            kind="undecodable record",
+            offset=offset,
+            tract_id=tract_id,
+        ) from None
+
+
+def decode_owner(body: bytes | memoryview, position: int, offset: int) -> tuple[str, int]:
+    """(tract id, number) of the record whose bytes are `body`, skipping over its content."""
+    try:
+        owned = _owner_decoder.decode(body)
     except msgspec.DecodeError as error:
         raise LogCorruptError(
             f"record does not decode: {error}", position=position, kind="undecodable record", offset=offset
         ) from None
-    if record.position != position:
-        raise LogCorruptError(
-            f"record says position {record.position}", position=position, kind="position mismatch", offset=offset
-        )
-    return record
+    return owned.event.tract_id, owned.number

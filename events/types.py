@@ -130,8 +130,13 @@ EVENT_TYPES: dict[str, type[Event]] = {cls.__name__: cls for cls in EVENT_CLASSE
 
 
 class Record(msgspec.Struct, frozen=True, array_like=True, gc=False):
-    """One event as stored: its dense position and the hash of the record before it."""
+    """One event as stored: its number in its tract (1, 2, 3, ...) and the hash of the
+    tract's record before it (each tract is its own hash chain).
 
-    position: int
+    Logs of format 1 stored the record's place in the whole log and the hash of the
+    log's record before it (one chain for the whole log) in the same two fields.
+    """
+
+    number: int
     prev_hash: bytes
     event: AnyEvent

@@ -1,5 +1,5 @@
-"""Read models folded from the event log: the commit view (with its snapshots)
-and the DuckDB analytics projection. Each is a disposable cache of the log."""
+"""Read models folded from the event log: the commit view of a tract and the
+DuckDB analytics projection of the whole log. Each is a disposable cache of the log."""
 
 from projections.commit_view import (
     AnnotationEntry,
@@ -9,17 +9,12 @@ from projections.commit_view import (
     UsageEntry,
     ViewState,
 )
-from projections.snapshot import SNAPSHOT_FILE, Snapshot, load_snapshot, save_snapshot
 
 __all__ = [
-    "SNAPSHOT_FILE",
     "AnnotationEntry",
     "CommitView",
     "ConfigEntry",
-    "Snapshot",
     "StoredCommit",
     "UsageEntry",
     "ViewState",
-    "load_snapshot",
-    "save_snapshot",
 ]

@@ -1,9 +1,10 @@
 """The DuckDB analytics projection: commits, configs, usage and annotations as tables.
 
-It is a cache of the log like the commit view. It records the log record it
-has applied (position and hash) and is caught up from there before every
-query, in bulk through DuckDB's appender inside one transaction, so a crash
-mid-load leaves the previous state. Nothing on the commit path touches it:
+It is a cache of the log like the commit view. It records the cursor of the
+last log record it has applied (opaque here: the log's own) and is caught up
+from there, in log order, before every query: the new rows are written as
+JSON lines and loaded by DuckDB in one statement per table, inside one
+transaction, so a crash mid-load leaves the previous state. Nothing on the commit path touches it:
 `duckdb` is imported only when analytics are first used.
 
 User SQL runs with file access and extension loading disabled, must be a
@@ -16,8 +17,8 @@ log directory. A database file that turns out damaged (unreadable, cut
 short, from another log) is reported with a warning and rebuilt from the log.
 A disk that cannot be written (full, failing, read-only) or a database another
 process holds is not damage: it raises `AnalyticsStorageError` and the file is
-kept. The recorded position never runs ahead of what the log holds durably:
-the log is synced before a catch-up commits.
+kept. The recorded cursor never runs ahead of what the log holds durably:
+callers hand in a reader taken after the log was synced.
 """
 
 from __future__ import annotations
@@ -41,10 +42,9 @@ from events import (
     AnnotationAdded,
     BranchCreated,
     BranchDeleted,
-    Checkpoint,
     CommitCreated,
-    EventLog,
     GenerationConfigRecorded,
+    GlobalReader,
     Record,
     RefMoved,
     UsageRecorded,
@@ -62,7 +62,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 ANALYTICS_FILE = "analytics.duckdb"
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 _DAMAGE = ("IOException", "SerializationException", "InternalException", "FatalException", "CorruptionException")
 """DuckDB errors that mean the database file itself cannot be trusted (unless they are `_STORAGE_FAILURES`)."""
 _STORAGE_FAILURES = (
@@ -88,8 +88,7 @@ def _typed(kind: str, key: str, source: str) -> str:
 
 
 _SCHEMA = """
-CREATE TABLE projection_state (
-    schema_version INTEGER, position BIGINT, log_offset BIGINT, log_end BIGINT, record_hash BLOB);
+CREATE TABLE projection_state (schema_version INTEGER, cursor BLOB);
 CREATE TABLE commits (
     commit_hash VARCHAR, tract_id VARCHAR, parent_hash VARCHAR, content_type VARCHAR, operation VARCHAR,
     response_to VARCHAR, message VARCHAR, token_count BIGINT, created_at TIMESTAMPTZ,
@@ -139,7 +138,7 @@ _EFFECTIVE_CONFIGS = f"""
 UPDATE commits SET generation_config = latest.generation_config,
     {", ".join(f"{key} = {_typed(kind, key, 'latest.generation_config')}" for key, kind in TYPED_COLUMNS.items())}
 FROM (SELECT commit_hash, arg_max(generation_config, position) AS generation_config
-      FROM recorded_configs WHERE position > ? GROUP BY commit_hash) AS latest
+      FROM recorded_configs WHERE list_contains(?, commit_hash) GROUP BY commit_hash) AS latest
 WHERE commits.commit_hash = latest.commit_hash
 """
 
@@ -237,7 +236,7 @@ _LOADS: dict[type[msgspec.Struct], str] = {
 def _rows(records: Iterable[Record]) -> Iterator[msgspec.Struct]:
     """The analytics rows an event becomes (most events become one row, some none)."""
     for record in records:
-        event, position = record.event, record.position
+        event, position = record.event, record.number
         if isinstance(event, CommitCreated):
             yield _CommitRow(
                 event.commit_hash, event.tract_id, event.parent_hash, event.content_type, event.operation,
@@ -311,7 +310,7 @@ class Analytics:
         """One catch-up or query at a time on the connection; commits never take it."""
         self._timer: QueryTimer | None = None
         self._answered_to = 0
-        """The latest log snapshot (its head position) that a query here has caught up with."""
+        """The end (byte offset) of the latest log reader that a query here has caught up with."""
         self._closed = False
         try:
             self._open()
@@ -325,7 +324,7 @@ class Analytics:
             self._con = self._connect()
             self._disconnected = False
             try:
-                self._checkpoint = self._load_state()
+                self._cursor = self._load_state()
             except Exception as error:
                 if not self._is_damage(error):
                     raise
@@ -398,9 +397,9 @@ class Analytics:
         self._discard_files()
         self._con = self._connect()
         self._disconnected = False
-        self._checkpoint = None
+        self._cursor = None
 
-    def _recovering(self, log: EventLog, action: Callable[[], T]) -> T:
+    def _recovering(self, log: GlobalReader, action: Callable[[], T]) -> T:
         """Catch up and run `action`; if the file proves damaged, rebuild it and try once more."""
         if self._disconnected:
             self._open()
@@ -424,17 +423,17 @@ class Analytics:
         for path in reversed(self._files()):
             path.unlink(missing_ok=True)
 
-    def _load_state(self) -> Checkpoint | None:
+    def _load_state(self) -> bytes | None:
         tables = {row[0] for row in self._con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
         if "projection_state" not in tables:
             return None
-        rows = self._con.execute(
-            "SELECT schema_version, position, log_offset, log_end, record_hash FROM projection_state"
-        ).fetchall()
+        columns = [row[0] for row in self._con.execute("DESCRIBE projection_state").fetchall()]
+        if columns != ["schema_version", "cursor"]:
+            return None
+        rows = self._con.execute("SELECT schema_version, cursor FROM projection_state").fetchall()
         if len(rows) != 1 or rows[0][0] != SCHEMA_VERSION:
             return None
-        row = rows[0]
-        return Checkpoint(position=row[1], offset=row[2], end=row[3], record_hash=bytes(row[4]))
+        return bytes(rows[0][1])
 
     def _reset(self) -> None:
         """Empty tables of the current schema (inside the catch-up's transaction, so never half done)."""
@@ -447,54 +446,41 @@ class Analytics:
         con.execute(_SCHEMA)
 
     def _save_state(self) -> None:
-        assert self._checkpoint is not None
-        cp = self._checkpoint
         self._con.execute("DELETE FROM projection_state")
-        self._con.execute(
-            "INSERT INTO projection_state VALUES (?, ?, ?, ?, ?)",
-            [SCHEMA_VERSION, cp.position, cp.offset, cp.end, cp.record_hash],
-        )
-
-    @property
-    def position(self) -> int:
-        return self._checkpoint.position if self._checkpoint is not None else 0
+        self._con.execute("INSERT INTO projection_state VALUES (?, ?)", [SCHEMA_VERSION, self._cursor])
 
     # -- catching up ---------------------------------------------------------
 
-    def catch_up(self, log: EventLog) -> None:
-        """Apply every record the log has beyond our position, as one transaction."""
+    def catch_up(self, log: GlobalReader) -> None:
+        """Apply every record the reader has beyond our cursor, as one transaction."""
         self._recovering(log, lambda: None)
 
-    def _catch_up(self, log: EventLog) -> None:
-        previous = self._checkpoint
-        matches = previous is not None and previous.position <= log.head_position and log.contains(previous)
-        if matches:
-            assert previous is not None
-            if previous.position == log.head_position:
-                return
-        elif previous is not None and previous.position > 0:
+    def _catch_up(self, log: GlobalReader) -> None:
+        previous = self._cursor
+        if previous == log.cursor:
+            return
+        after = log.resume_point(previous)
+        if after is None and previous is not None and log.resume_point(log.cursor) is not None:
             warnings.warn("analytics database does not match the log; rebuilding it", RuntimeWarning, stacklevel=3)
-        if self._path is not None:
-            log.flush()  # the file must never record a position the log does not durably hold
-        start = previous.position if matches and previous is not None else 0
         con = self._con
         con.execute("BEGIN TRANSACTION")
         try:
-            if not matches:
+            if after is None:
                 self._reset()
             with paused_gc():
-                self._load(log.read(start + 1))
-            con.execute(_EFFECTIVE_CONFIGS, [start])
-            self._checkpoint = log.checkpoint()
+                configured = self._load(log.read(after) if after is not None else log.read())
+            if configured:
+                con.execute(_EFFECTIVE_CONFIGS, [sorted(configured)])
+            self._cursor = log.cursor
             self._save_state()
         except BaseException:
-            self._checkpoint = previous
+            self._cursor = previous
             self._abandon_transaction()
             raise
         try:
             con.execute("COMMIT")  # a COMMIT that fails (a full disk) ends the transaction itself
         except BaseException:
-            self._checkpoint = previous
+            self._cursor = previous
             raise
 
     def _abandon_transaction(self) -> None:
@@ -507,12 +493,16 @@ class Analytics:
         except duckdb.Error:
             self._disconnect()
 
-    def _load(self, records: Iterable[Record]) -> None:
+    def _load(self, records: Iterable[Record]) -> set[str]:
         """Encode the rows as JSON lines (msgspec, in C) and let DuckDB read each table's file
-        in one statement: several times faster than appending row by row from Python."""
+        in one statement: several times faster than appending row by row from Python.
+        Returns the commits that were given a config after they were made."""
         encoder = msgspec.json.Encoder()
         buffers: dict[type[msgspec.Struct], bytearray] = {}
+        configured: set[str] = set()
         for row in _rows(records):
+            if type(row) is _ConfigRow:
+                configured.add(row.commit_hash)
             buffer = buffers.get(type(row))
             if buffer is None:
                 buffer = buffers[type(row)] = bytearray()
@@ -525,10 +515,11 @@ class Analytics:
                 self._con.execute(_LOADS[row_type], [str(path)])
             finally:
                 path.unlink(missing_ok=True)  # also what a full disk left of it
+        return configured
 
     # -- querying ------------------------------------------------------------
 
-    def commits_where_config(self, log: EventLog, tract_id: str, field: str, operator: str, value: Any) -> list[str]:
+    def commits_where_config(self, log: GlobalReader, tract_id: str, field: str, operator: str, value: Any) -> list[str]:
         """Hashes of the tract's commits whose effective config matches, in creation order."""
         predicate, params = config_predicate("generation_config", field, operator, value)
         query = f"SELECT commit_hash FROM commits WHERE tract_id = ? AND {predicate} ORDER BY position"
@@ -536,23 +527,23 @@ class Analytics:
         return [row[0] for row in rows]
 
     def sql(
-        self, log: EventLog, query: str, params: list[Any] | dict[str, Any] | None = None, *, timeout: float
+        self, log: GlobalReader, query: str, params: list[Any] | dict[str, Any] | None = None, *, timeout: float
     ) -> QueryResult:
         """Catch up with `log` (a snapshot that no writer extends) and run a user's query,
         interrupted after `timeout` seconds."""
         return self._answer(log, lambda: self._read(query, params, timeout))
 
-    def _answer(self, log: EventLog, action: Callable[[], T]) -> T:
+    def _answer(self, log: GlobalReader, action: Callable[[], T]) -> T:
         """Catch up and run `action` under the projection's own lock; DuckDB errors that mean the
         database or its disk failed come out as AnalyticsStorageError, never raw."""
         with self._lock, duckdb_errors():
             if self._closed:
                 raise AnalyticsClosedError("the analytics projection is closed")
-            if log.head_position < self._answered_to:
-                # A query with a later snapshot got here first: the projection holds all this one asks for.
+            if log.until.end < self._answered_to:
+                # A query with a later reader got here first: the projection holds all this one asks for.
                 return action()
             answer = self._recovering(log, action)
-            self._answered_to = log.head_position
+            self._answered_to = log.until.end
             return answer
 
     def _read(self, query: str, params: list[Any] | dict[str, Any] | None, timeout: float) -> QueryResult:
@@ -578,7 +569,7 @@ class Analytics:
             con.execute("ROLLBACK")
 
     def relation(
-        self, log: EventLog, query: str, params: list[Any] | dict[str, Any] | None = None, *, timeout: float
+        self, log: GlobalReader, query: str, params: list[Any] | dict[str, Any] | None = None, *, timeout: float
     ) -> duckdb.DuckDBPyRelation:
         """The query's result as a relation on a throwaway in-memory database of its own,
         so nothing done with the relation can reach the projection."""

@@ -1,7 +1,8 @@
-"""The commit view: everything the SDK reads about commits and refs, folded from events.
+"""The commit view: everything the SDK reads about a tract's commits and refs, folded from its events.
 
-`ViewState` is plain data (and exactly what a snapshot stores); `CommitView`
-applies events to it in log order and answers questions about it. History
+`ViewState` is plain data; `CommitView` applies a tract's records to it in
+order (positions are the records' numbers in the tract) and answers
+questions about it. History
 is a DAG: commits have a parent and, for merges, a second parent; branches
 name heads; HEAD follows a branch or is detached at a commit. Annotations
 are anchored at the HEAD they were made on and apply to the histories that
@@ -161,12 +162,12 @@ class CommitView:
     # -- folding -------------------------------------------------------------
 
     def apply_record(self, record: Record) -> None:
-        self.apply(record.position, record.event)
+        self.apply(record.number, record.event)
 
     def apply_records(self, records: Iterable[Record]) -> None:
         with paused_gc():
             for record in records:
-                self.apply(record.position, record.event)
+                self.apply(record.number, record.event)
 
     def apply(self, position: int, event: Event) -> None:
         """Fold one event in, or raise `LogCorruptError` (leaving the view as it was) if its refs do not hold."""

@@ -24,7 +24,8 @@ from tract.compiled import CompiledContext
 from tract.content import DialogueContent, InstructionContent
 from tract.errors import TractError, storage_errors
 from tract.models import CommitInfo
-from tract.tract import SQL_TIMEOUT, Tract
+from tract.querying import SQL_TIMEOUT
+from tract.tract import Tract
 
 RENDERINGS: dict[str, Callable[[CompiledContext], Any]] = {
     "openai": CompiledContext.to_openai,

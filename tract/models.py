@@ -200,8 +200,11 @@ class TractConfig(_Frozen):
 
 
 class ChainHead(_Frozen):
-    """The log's last record: its position and SHA-256 (hex)."""
+    """A tract's last record: its position in the tract and its hash (hex SHA-256).
 
+    Write it down; a later `verify(anchor=...)` proves the tract only grew since."""
+
+    tract_id: str
     position: int
     hash: str
 

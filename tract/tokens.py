@@ -12,7 +12,7 @@ import gzip
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -62,7 +62,7 @@ SHIPPED_ENCODINGS: dict[str, tuple[str, dict[str, int], str]] = {
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_encoding(name: str) -> tiktoken.Encoding:
     """The tiktoken encoding `name`, from the shipped files when we have them."""
     if name not in SHIPPED_ENCODINGS:

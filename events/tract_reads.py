@@ -1,0 +1,133 @@
+"""Reading one tract's records through the index, believing nothing but the log.
+
+The index only says where to look. Each record read is checked against the
+log itself: its frame's checksums, that it decodes, that it belongs to the
+tract, carries the expected number and names the hash of the tract's record
+before it. So whatever the index says, what is served is a run of the
+tract's records from its first on, exactly as the log holds them. When a
+check fails, the index is rebuilt from the log once and the read resumes;
+if the record fails again, the log itself is damaged there.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable, Iterator
+
+from events.errors import LogCorruptError
+from events.framing import FILE_HEADER, FIRST_FORMAT, FRAME_HEADER, GENESIS_HASH, READ_CHUNK, record_hash
+from events.records import decode_record
+from events.storage import FileStorage, MemoryStorage
+from events.tract_index import IndexMismatch, TractIndex
+from events.types import Record
+
+
+class _Unexpected(Exception):
+    """A record read through the index is not what it should be."""
+
+    def __init__(self, number: int, kind: str, detail: str, offset: int | None) -> None:
+        super().__init__(detail)
+        self.number, self.kind, self.detail, self.offset = number, kind, detail, offset
+
+
+class TractReader:
+    """Checked reads of one log's tracts up to byte `end` (the end of its last whole batch)."""
+
+    def __init__(
+        self,
+        storage: FileStorage | MemoryStorage,
+        index: TractIndex,
+        version: int,
+        end: int,
+        rebuild: Callable[[], TractIndex],
+    ) -> None:
+        self._storage = storage
+        self._index = index
+        self._version = version
+        self._end = end
+        self._rebuild = rebuild
+
+    def read(self, tract_id: str, first: int, last: int) -> Iterator[Record]:
+        """Records `first` to `last` of the tract, each checked, the first chained to the one before it."""
+        if first > last:
+            return
+        prev: bytes | None = GENESIS_HASH if first == 1 else self.hash_of(tract_id, first - 1)
+        number, rebuilt = first, False
+        while True:
+            try:
+                for record, digest in self._checked(tract_id, number, last, prev):
+                    yield record
+                    number, prev = number + 1, digest
+                return
+            except _Unexpected as problem:
+                if rebuilt:
+                    raise LogCorruptError(
+                        problem.detail, position=problem.number, kind=problem.kind, offset=problem.offset,
+                        tract_id=tract_id,
+                    ) from None  # fmt: skip
+                self._index, rebuilt = self._rebuild(), True
+                self._end = self._index.covered.end
+                last = min(last, self._index.count(tract_id))
+
+    def hash_of(self, tract_id: str, number: int) -> bytes:
+        """The chain hash of the tract's record `number`, read back and checked."""
+        for _, digest in self._checked(tract_id, number, number, None):
+            return digest
+        raise AssertionError("unreachable: one record was asked for")
+
+    def _checked(
+        self, tract_id: str, number: int, last: int, prev: bytes | None
+    ) -> Iterator[tuple[Record, bytes]]:
+        """(record, its hash) for `number` to `last`, reading runs of adjacent records at once;
+        `prev` None skips the chain check of the first one."""
+        try:
+            pairs = self._index.pairs(tract_id)
+        except IndexMismatch as error:
+            raise _Unexpected(number, "index mismatch", str(error), None) from None
+        if 2 * last > len(pairs):
+            raise _Unexpected(last, "index mismatch", f"the index knows {len(pairs) // 2} records", None)
+        while number <= last:
+            start = pairs[2 * number - 2]
+            stop, run_last = start + pairs[2 * number - 1], number
+            while run_last < last and pairs[2 * run_last] == stop and stop - start < READ_CHUNK:
+                stop += pairs[2 * run_last + 1]
+                run_last += 1
+            if start < FILE_HEADER.size or stop > self._end:
+                raise _Unexpected(number, "index mismatch", "the index points outside the log's records", start)
+            data = memoryview(self._storage.read(start, stop - start))
+            if len(data) != stop - start:
+                raise _Unexpected(number, "index mismatch", "the log ends before the record", start)
+            at = 0
+            for current in range(number, run_last + 1):
+                length = pairs[2 * current - 1]
+                record, digest = self._check(data[at : at + length], tract_id, current, prev, start + at)
+                yield record, digest
+                prev, at = digest, at + length
+            number = run_last + 1
+
+    def _check(
+        self, frame: memoryview, tract_id: str, number: int, prev: bytes | None, offset: int
+    ) -> tuple[Record, bytes]:
+        if len(frame) <= FRAME_HEADER.size:
+            raise _Unexpected(number, "index mismatch", "the index gives a record no room", offset)
+        length, crc, _ = FRAME_HEADER.unpack_from(frame)
+        raw = frame[FRAME_HEADER.size :]
+        if length != len(raw):
+            raise _Unexpected(number, "bad header", "the frame's length is not the record's", offset)
+        if zlib.crc32(raw) != crc:
+            raise _Unexpected(number, "bad checksum", "record fails its checksum", offset)
+        try:
+            record = decode_record(raw[1:], number, offset, tract_id)
+        except LogCorruptError as error:
+            raise _Unexpected(number, error.kind, error.detail, offset) from None
+        if record.event.tract_id != tract_id:
+            raise _Unexpected(number, "wrong tract", f"the record belongs to tract {record.event.tract_id!r}", offset)
+        if self._version == FIRST_FORMAT:
+            return Record(number, record.prev_hash, record.event), record_hash(raw, self._version)
+        if record.number != number:
+            raise _Unexpected(number, "position mismatch", f"record says position {record.number}", offset)
+        if prev is not None and record.prev_hash != prev:
+            raise _Unexpected(
+                number, "broken chain", "previous-record hash does not match the tract's record before", offset
+            )
+        return record, record_hash(raw, self._version)

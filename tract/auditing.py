@@ -1,0 +1,158 @@
+"""Auditing: the log itself, not the view folded from it: its chain head, verification, the records
+a read-only tract has yet to take in, past states replayed from it, and its raw events.
+
+Kept apart because these read the log's records and positions directly, where every other part
+answers from the commit view.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from events import EVENT_TYPES, Anchor, EventLog, VerifyReport
+from events.framing import FIRST_FORMAT
+from projections import CommitView
+from projections.bulk import paused_gc
+from tract.arguments import text
+from tract.content import ContentRegistry
+from tract.errors import InvalidArgumentError, storage_errors
+from tract.models import ChainHead, LoggedEvent, TractConfig
+from tract.tokens import TokenCounter
+
+if TYPE_CHECKING:
+    from tract.tract import Tract
+
+
+class Auditing:
+    """Log-level checks, replays and event reads for `Tract` (which provides what is declared below)."""
+
+    if TYPE_CHECKING:
+        _lock: threading.RLock
+        _log: EventLog
+        _view: CommitView
+        _directory: Path | None
+        _tract_id: str
+        _config: TractConfig
+        _counter: TokenCounter
+        _registry: ContentRegistry
+
+        def _check_open(self) -> None: ...
+
+    @property
+    def chain_head(self) -> ChainHead:
+        """This tract's last record (position and hash): write it down, and a later
+        `verify(anchor=...)` proves the tract only grew since."""
+        with self._lock:
+            self._check_open()
+            with storage_errors():
+                head = self._log.tract_head(self._tract_id).hex()
+            return ChainHead(tract_id=self._tract_id, position=self._view.state.position, hash=head)
+
+    def verify(self, *, anchor: ChainHead | tuple[int, str] | None = None) -> VerifyReport:
+        """Check every record of the log (every tract): framing, checksums, decoding, each tract's
+        positions and hash chain, commit hashes, and that its refs hold (see `events.verify`).
+        An anchor is a `ChainHead` or (position, hash) of this tract; one that names no record
+        fails the check (a format-1 log's anchors are positions in the whole log)."""
+        with self._lock:
+            self._check_open()
+            if isinstance(anchor, ChainHead):
+                checked: Anchor | None = (anchor.tract_id, anchor.position, anchor.hash)
+            elif anchor is not None:
+                whole_log = self._log.version == FIRST_FORMAT
+                checked = (None if whole_log else self._tract_id, *anchor)
+            else:
+                checked = None
+            with storage_errors():
+                return self._log.verify(anchor=checked)
+
+    def refresh(self) -> int:
+        """Read-only tracts: take in what the writer appended since; returns this tract's last position.
+
+        A record that cannot be trusted raises `CorruptLogError`; the tract then stays
+        as it was before.
+        """
+        with self._lock:
+            self._check_open()
+            with storage_errors(), paused_gc():
+                self._log.refresh()
+                new = list(self._log.read_tract(self._tract_id, self._view.state.position + 1))
+                self._view.apply_records(new)
+            return self._view.state.position
+
+    def replay(self, until_position: int | None = None, until_time: datetime | None = None) -> Tract:
+        """A read-only view of this tract as it was after one of its positions, or at a time."""
+        with self._lock:
+            self._check_open()
+            if until_position is not None and until_time is not None:
+                raise InvalidArgumentError("replay() takes until_position or until_time, not both")
+            if until_position is not None and until_position < 0:
+                raise InvalidArgumentError("until_position must be 0 or more")
+            position = self._view.state.position if until_position is None else until_position
+            if until_time is not None:
+                position = self._position_at(_aware(until_time))
+            with storage_errors():
+                prefix = self._log.prefix(self._tract_id, position)
+                view = CommitView()
+                view.apply_records(prefix.read_tract(self._tract_id))
+            from tract.tract import Tract  # at call time: tract.tract imports this module
+
+            return Tract(
+                log=prefix,
+                view=view,
+                directory=self._directory,
+                tract_id=self._tract_id,
+                config=self._config,
+                counter=self._counter,
+                registry=self._registry,
+            )
+
+    def events(
+        self,
+        *,
+        tract_id: str | None = None,
+        types: str | Iterable[str] | None = None,
+        from_position: int = 1,
+        to_position: int | None = None,
+    ) -> Iterator[LoggedEvent]:
+        """A tract's events in order (this one unless `tract_id`), optionally only some types;
+        positions are the tract's.
+
+        Arguments are checked, and the range fixed, when this is called: the iterator
+        then yields the log as it stood at that moment, whatever is appended meanwhile.
+        """
+        wanted = {types} if isinstance(types, str) else set(types) if types is not None else None
+        if wanted is not None and not wanted <= set(EVENT_TYPES):
+            unknown, known = sorted(wanted - set(EVENT_TYPES)), sorted(EVENT_TYPES)
+            raise InvalidArgumentError(f"unknown event type(s) {unknown}; known: {known}")
+        chosen = self._tract_id if tract_id is None else text(tract_id, "tract_id")
+        with self._lock:
+            self._check_open()
+            count = self._view.state.position if chosen == self._tract_id else self._log.tract_length(chosen)
+            last = count if to_position is None else min(to_position, count)
+        return self._logged_events(chosen, wanted, from_position, last)
+
+    def _logged_events(self, tract_id: str, wanted: set[str] | None, first: int, last: int) -> Iterator[LoggedEvent]:
+        with storage_errors():
+            for record in self._log.read_tract(tract_id, first, last):
+                event = record.event
+                kind = type(event).__name__
+                if wanted is None or kind in wanted:
+                    yield LoggedEvent(record.number, event.created_at, kind, event)
+
+    def _position_at(self, moment: datetime) -> int:
+        position = 0
+        with storage_errors():
+            for record in self._log.read_tract(self._tract_id, 1, self._view.state.position):
+                if record.event.created_at > moment:
+                    break
+                position = record.number
+        return position
+
+
+def _aware(moment: datetime) -> datetime:
+    """Naive datetimes are taken as UTC, like every timestamp in the log."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)

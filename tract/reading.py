@@ -1,0 +1,169 @@
+"""Reading: compiled contexts, commits, history, annotations and configs, answered by the commit view.
+
+Kept apart from writing because reads never touch the log: they only look at the view (or the
+compiler's cache over it), and every other part finds commits through `_find`, `_require` and `_info`.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from projections import CommitView, StoredCommit
+from projections.bulk import paused_gc
+from tract.arguments import text
+from tract.compiled import CompiledContext
+from tract.compiler import Compiler
+from tract.errors import CommitNotFoundError, InvalidArgumentError
+from tract.jsonvalues import fresh
+from tract.models import Annotation, CommitInfo, CommitOperation, ConfigRecord, trusted
+from tract.shared import annotation_model
+
+if TYPE_CHECKING:
+    from tract.tract import Tract
+
+_OPERATIONS = {operation.value: operation for operation in CommitOperation}
+
+
+class Reading:
+    """Reads of the commit view for `Tract` (which provides what is declared below)."""
+
+    if TYPE_CHECKING:
+        head: str | None
+        _lock: threading.RLock
+        _view: CommitView
+        _compiler: Compiler
+        _tract_id: str
+        _last_compiled: str | None
+
+        def _check_open(self) -> None: ...
+        def replay(self, until_position: int | None = None, until_time: datetime | None = None) -> Tract: ...
+
+    def compile(
+        self,
+        *,
+        at_time: datetime | None = None,
+        at_commit: str | None = None,
+        include_edit_annotations: bool = False,
+    ) -> CompiledContext:
+        """The messages an LLM call would see now, at a past time, or at a past commit.
+
+        `api_usage` holds what an API reported when exactly this context was sent.
+        """
+        with self._lock:
+            self._check_open()
+            if at_time is not None and at_commit is not None:
+                raise InvalidArgumentError("compile() takes at_time or at_commit, not both")
+            if at_commit is not None:
+                self._require(at_commit)
+                return self._compiler.compile_at(at_commit, edit_markers=include_edit_annotations)
+            if at_time is not None:
+                # Exactly the state of that moment (HEAD, branches, annotations, configs), from the log.
+                with self.replay(until_time=at_time) as then:
+                    return then.compile(include_edit_annotations=include_edit_annotations)
+            self._last_compiled = self.head
+            if include_edit_annotations:
+                return self._compiler.compile_at(self.head, edit_markers=True)
+            return self._compiler.compile_live(self.head)
+
+    def get_commit(self, commit_hash: str) -> CommitInfo | None:
+        with self._lock:
+            self._check_open()
+            stored = self._view.get(commit_hash)
+            if stored is None or stored.event.tract_id != self._tract_id:
+                return None
+            return self._info(stored)
+
+    def log(self, limit: int | None = 10) -> list[CommitInfo]:
+        """Commits in HEAD's history, newest first (merged branches' commits included)."""
+        with self._lock:
+            self._check_open()
+            newest_first: list[StoredCommit] = []
+            cursor = self.head
+            while cursor is not None and (limit is None or len(newest_first) < limit):
+                stored = self._view.state.commits[cursor]
+                if stored.event.merge_parent is not None:
+                    newest_first = self._view.history(self.head)[::-1]
+                    break
+                newest_first.append(stored)
+                cursor = stored.event.parent_hash
+            with paused_gc():
+                return [self._info(stored) for stored in newest_first[:limit]]
+
+    def get_annotations(self, commit_hash: str) -> list[Annotation]:
+        with self._lock:
+            self._check_open()
+            self._require(commit_hash)
+            visible = self._view.visibility(self.head)
+            return [annotation_model(entry) for entry in self._view.visible_annotations(commit_hash, visible)]
+
+    def config_history(self, commit_hash: str) -> list[ConfigRecord]:
+        """Every generation config the commit has had, oldest first."""
+        with self._lock:
+            self._check_open()
+            self._require(commit_hash)
+            return [
+                ConfigRecord(
+                    generation_config=fresh(entry.config),
+                    source=entry.source,
+                    created_at=entry.created_at,
+                    position=entry.position,
+                )
+                for entry in self._view.config_history(commit_hash)
+            ]
+
+    def resolve(self, prefix: str) -> str:
+        """The full hash of this tract's commit starting with `prefix` (at least 4 characters)."""
+        with self._lock:
+            self._check_open()
+            if self._find(text(prefix, "prefix")) is not None:
+                return prefix
+            if len(prefix) < 4:
+                raise CommitNotFoundError(f"hash prefix {prefix!r} is too short (give at least 4 characters)")
+            matches = [
+                h for h, stored in self._view.state.commits.items()
+                if h.startswith(prefix) and stored.event.tract_id == self._tract_id
+            ]  # fmt: skip
+            if len(matches) != 1:
+                found = "no commit" if not matches else f"{len(matches)} commits"
+                raise CommitNotFoundError(f"{found} in tract {self._tract_id} start with {prefix!r}")
+            return matches[0]
+
+    def _find(self, commit_hash: str) -> StoredCommit | None:
+        stored = self._view.get(commit_hash)
+        if stored is None or stored.event.tract_id != self._tract_id:
+            return None
+        return stored
+
+    def _require(self, commit_hash: str) -> StoredCommit:
+        stored = self._find(commit_hash)
+        if stored is None:
+            raise CommitNotFoundError(f"no commit {commit_hash!r} in tract {self._tract_id}")
+        return stored
+
+    def _info(self, stored: StoredCommit) -> CommitInfo:
+        """The public view of a stored commit: built without re-validating what the log holds,
+        with fresh copies of every dict so callers cannot reach into the view."""
+        event = stored.event
+        return trusted(
+            CommitInfo,
+            {
+                "commit_hash": event.commit_hash,
+                "tract_id": event.tract_id,
+                "parent_hash": event.parent_hash,
+                "content_hash": event.content_hash,
+                "content_type": event.content_type,
+                "content": fresh(event.content),
+                "operation": _OPERATIONS[event.operation],
+                "response_to": event.response_to,
+                "message": event.message,
+                "token_count": event.token_count,
+                "metadata": fresh(event.metadata),
+                "generation_config": fresh(self._view.config(event.commit_hash)),
+                "created_at": event.created_at,
+                "position": stored.position,
+                "branch": event.branch,
+                "merge_parent": event.merge_parent,
+            },
+        )
