@@ -47,6 +47,10 @@ _line_decoder = msgspec.json.Decoder(ExportedRecord)
 
 def exported_records(log: EventLog, tract_id: str | None = None) -> Iterator[ExportedRecord]:
     """Every whole record of the log (or of one tract), in log order, with its framing facts."""
+    if tract_id is not None and log.version == FIRST_FORMAT:
+        raise LogFormatError(
+            f"a log of format {FIRST_FORMAT} chains all its tracts as one: export it whole (import converts it)"
+        )
     for frame in log.frames():
         record = decode_record(frame.body, frame.position, frame.offset)
         if tract_id is None or record.event.tract_id == tract_id:

@@ -94,8 +94,10 @@ class TractIndex:
         self.dirty = True
 
     def pairs(self, tract_id: str) -> array[int]:
-        """The tract's (offset, length) pairs, read from its file the first time."""
-        entries = self.tracts[tract_id]
+        """The tract's (offset, length) pairs, read from its file the first time (none for an unknown tract)."""
+        entries = self.tracts.get(tract_id)
+        if entries is None:
+            return array("Q")
         if entries.pairs is None:
             entries.pairs = self._load_pairs(tract_id, entries.saved)
         return entries.pairs

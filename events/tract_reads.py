@@ -60,12 +60,17 @@ class TractReader:
                     number, prev = number + 1, digest
                 return
             except _Unexpected as problem:
+                damage = LogCorruptError(
+                    problem.detail, position=problem.number, kind=problem.kind, offset=problem.offset,
+                    tract_id=tract_id,
+                )  # fmt: skip
                 if rebuilt:
-                    raise LogCorruptError(
-                        problem.detail, position=problem.number, kind=problem.kind, offset=problem.offset,
-                        tract_id=tract_id,
-                    ) from None  # fmt: skip
-                self._index, rebuilt = self._rebuild(), True
+                    raise damage from None
+                try:
+                    self._index, rebuilt = self._rebuild(), True
+                except LogCorruptError as found:
+                    # The scan stopped at the very record this read found damaged: name it as the tract's.
+                    raise (damage if found.offset == problem.offset else found) from None
                 self._end = self._index.covered.end
                 last = min(last, self._index.count(tract_id))
 

@@ -12,8 +12,9 @@ catches: an auditor's recorded chain head (tract, number, hash) proves a later
 log only grew; an anchor that names no record of the log fails. A crash's
 torn tail is reported as such, not as tampering.
 
-Logs of format 1 chained the whole log as one: they are checked that way,
-and their anchors are (position, hash) of the whole log.
+Logs of format 1 chained the whole log as one: they are checked that way;
+their anchors are (position, hash) in the whole log, as written down then,
+or (tract, number, hash) as the facade names a tract's records now.
 """
 
 from __future__ import annotations
@@ -147,10 +148,10 @@ class _Walk:
         digest = record_hash(raw, self.version)
         if self.version == FIRST_FORMAT:
             problem = self._whole_log_chain(record, position, offset)
-            anchored = (None, position)
+            anchored: tuple[tuple[str | None, int], ...] = ((None, position), (tract_id, number))
         else:
             problem = self._tract_chain(record, tract_id, number, last_hash, offset)
-            anchored = (tract_id, number)
+            anchored = ((tract_id, number),)
         if problem is not None:
             return problem
         event = record.event
@@ -163,7 +164,7 @@ class _Walk:
         if found is not None:
             return Problem(where[0], found[0], found[1], offset, where[2])
         self.refs.apply(event)
-        if self.anchor is not None and self.anchor[:2] == anchored:
+        if self.anchor is not None and self.anchor[:2] in anchored:
             self.anchor_seen = True
             if digest.hex() != self.anchor[2].lower():
                 return Problem(

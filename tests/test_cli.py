@@ -49,12 +49,16 @@ def test_demo_writes_a_real_log(tmp_path: Path) -> None:
 
 
 def test_verify(populated: Path) -> None:
-    out = ok("verify", populated)
-    assert out.startswith("ok: 6 records, last position 6, chain head ")
-    head = out.split()[-1]
-    ok("verify", populated, "--anchor", f"6:{head}")
-    fails("verify", populated, "--anchor", "6:" + "0" * 64, match="anchor mismatch at position 6")
-    fails("verify", populated, "--anchor", "nonsense", match="POSITION:HASH")
+    summary, head_line = ok("verify", populated).splitlines()
+    assert summary == "ok: 6 records in 1 tract"
+    anchor = head_line.removeprefix("chain head ")
+    tract_id, position, digest = anchor.rsplit(":", 2)
+    assert position == "6" and len(digest) == 64
+    ok("verify", populated, "--anchor", anchor)
+    fails("verify", populated, "--anchor", f"{tract_id}:6:" + "0" * 64, match=f"anchor mismatch at {tract_id} position 6")
+    fails("verify", populated, "--anchor", f"{tract_id}:7:{digest}", match="anchor missing")
+    fails("verify", populated, "--anchor", f"other:6:{digest}", match="no record of the tract")
+    fails("verify", populated, "--anchor", "nonsense", match="TRACT:POSITION:HASH")
     path = populated / LOG_FILE
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
@@ -110,16 +114,31 @@ def test_sql(populated: Path) -> None:
 
 def test_export_import_round_trip(populated: Path, tmp_path: Path) -> None:
     export = tmp_path / "log.jsonl"
-    out = ok("export", populated, export)
-    head = out.split()[-1]
+    assert ok("export", populated, export).splitlines() == [f"exported 6 records to {export}"]
     assert len(export.read_text().splitlines()) == 6
-    imported = ok("import", export, tmp_path / "copy")
-    assert imported.split()[-1] == head
-    assert ok("verify", tmp_path / "copy").split()[-1] == head.split(":")[1]
+    head = ok("verify", populated).splitlines()[1]
+    imported = ok("import", export, tmp_path / "copy").splitlines()
+    assert imported == [f"imported 6 records of 1 tract into {tmp_path / 'copy'}", head]
+    assert ok("verify", tmp_path / "copy").splitlines()[1] == head
     fails("import", export, tmp_path / "copy", match="already holds a log")
     broken = tmp_path / "broken.jsonl"
     broken.write_text(export.read_text().replace('"position":4', '"position":5'))
     fails("import", broken, tmp_path / "other", match="out of order")
+    assert not (tmp_path / "other").exists()
+
+
+def test_one_tract_exports_alone_with_its_chain_head(populated: Path, tmp_path: Path) -> None:
+    with Tract.open(populated, tract_id="second") as other:
+        other.commit(DialogueContent(role="user", text="another conversation"))
+    heads = ok("verify", populated).splitlines()[1:]
+    assert len(heads) == 2 and heads[1].startswith("chain head second:")
+    export = tmp_path / "second.jsonl"
+    assert ok("export", populated, export, "--tract", "second").splitlines() == [
+        f"exported 2 records to {export}", heads[1]
+    ]
+    assert ok("import", export, tmp_path / "copy").splitlines()[1:] == [heads[1]]
+    assert ok("verify", tmp_path / "copy", "--anchor", heads[1].removeprefix("chain head ")).startswith("ok: 2 records")
+    assert "another conversation" in ok("compile", tmp_path / "copy", "--tract", "second")
 
 
 def test_export_parquet(populated: Path, tmp_path: Path) -> None:
@@ -139,7 +158,6 @@ def test_reading_commands_work_while_a_writer_holds_the_log(populated: Path) -> 
 
 
 def test_corrupt_log_is_one_line(populated: Path) -> None:
-    (populated / "snapshot.bin").unlink()
     path = populated / LOG_FILE
     data = bytearray(path.read_bytes())
     data[len(data) // 3] ^= 0xFF

@@ -7,13 +7,14 @@ answers from the commit view.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from events import EVENT_TYPES, Anchor, EventLog, VerifyReport
+from events import EVENT_TYPES, Anchor, EventLog, Problem, VerifyReport
 from events.framing import FIRST_FORMAT
 from projections import CommitView
 from projections.bulk import paused_gc
@@ -56,7 +57,9 @@ class Auditing:
         """Check every record of the log (every tract): framing, checksums, decoding, each tract's
         positions and hash chain, commit hashes, and that its refs hold (see `events.verify`).
         An anchor is a `ChainHead` or (position, hash) of this tract; one that names no record
-        fails the check (a format-1 log's anchors are positions in the whole log)."""
+        fails the check (a format-1 log's anchors are positions in the whole log), and so does
+        an anchor of this tract past what this tract, as opened, holds (for a reader, `refresh()`
+        first): the log passing through it is not enough when what is served stops short of it."""
         with self._lock:
             self._check_open()
             if isinstance(anchor, ChainHead):
@@ -67,7 +70,10 @@ class Auditing:
             else:
                 checked = None
             with storage_errors():
-                return self._log.verify(anchor=checked)
+                report = self._log.verify(anchor=checked)
+            if report.ok and checked is not None and checked[0] == self._tract_id:
+                return _served_through(report, checked, self._view.state.position)
+            return report
 
     def refresh(self) -> int:
         """Read-only tracts: take in what the writer appended since; returns this tract's last position.
@@ -151,6 +157,19 @@ class Auditing:
                     break
                 position = record.number
         return position
+
+
+def _served_through(report: VerifyReport, anchor: Anchor, served: int) -> VerifyReport:
+    """The report, failed if the anchor lies past the records this tract serves (which only a
+    reader behind its writer, or an index forged to hide the tract's newest records, can cause)."""
+    tract_id, position, _ = anchor
+    if position <= served:
+        return report
+    detail = (
+        f"the tract as opened holds positions 1 to {served}, the log {report.heads[tract_id].number}: "
+        "refresh() a reader; if it still stops short, its index hides records (delete the index to rebuild it)"
+    )
+    return dataclasses.replace(report, problem=Problem(position, "anchor missing", detail, None, tract_id))
 
 
 def _aware(moment: datetime) -> datetime:

@@ -18,7 +18,7 @@ from typing import IO, Any
 
 import msgspec
 
-from events import LogError, verify
+from events import Anchor, LogError, verify
 from events.jsonl import import_jsonl
 from tract.compiled import CompiledContext
 from tract.content import DialogueContent, InstructionContent
@@ -60,7 +60,8 @@ def _demo(args: argparse.Namespace) -> int:
         sent = tract.record_usage({"prompt_tokens": 32, "completion_tokens": 19, "total_tokens": 51})
         print(f"recorded usage for the {sent.commit_count} messages sent: {_api_note(sent)}")
         print(f"HEAD {tract.head}")
-        print(f"chain head {tract.chain_head.position}:{tract.chain_head.hash}")
+        head = tract.chain_head
+        print(f"chain head {_anchor_text(head.tract_id, head.position, head.hash)}")
     return 0
 
 
@@ -81,6 +82,10 @@ def _verify(args: argparse.Namespace) -> int:
     _end_progress()
     if report.ok:
         print(report)
+        for tract_id, head in report.heads.items():
+            print(f"chain head {_anchor_text(tract_id, head.number, head.hash)}")
+        if report.log_head is not None:
+            print(f"whole-log chain head (format {report.format}) {report.log_head.number}:{report.log_head.hash}")
         return 0
     print(f"tract verify: {report}", file=sys.stderr)
     return 1
@@ -181,20 +186,23 @@ def _export(args: argparse.Namespace) -> int:
                 print(path)
             return 0
         with _output_file(Path(args.out)) as out:
-            count = tract.export_jsonl(out, progress=_progress("exported"))
+            count = tract.export_jsonl(out, tract_id=args.tract, progress=_progress("exported"))
         _end_progress()
-        head = tract.chain_head
-        print(f"exported {count} records to {args.out}; chain head {head.position}:{head.hash}")
+        print(f"exported {count} records to {args.out}")
+        if args.tract is not None:
+            head = tract.chain_head
+            print(f"chain head {_anchor_text(head.tract_id, head.position, head.hash)}")
     return 0
 
 
 def _import(args: argparse.Namespace) -> int:
     with open(args.jsonl, "rb") as lines, storage_errors():
-        head = import_jsonl(lines, args.directory, progress=_progress("imported"))
+        heads = import_jsonl(lines, args.directory, progress=_progress("imported"))
     _end_progress()
-    print(
-        f"imported {head.position} records into {args.directory}; chain head {head.position}:{head.record_hash.hex()}"
-    )
+    records = sum(head.number for head in heads.values())
+    print(f"imported {records} records of {len(heads)} tract{'' if len(heads) == 1 else 's'} into {args.directory}")
+    for tract_id, head in heads.items():
+        print(f"chain head {_anchor_text(tract_id, head.number, head.hash)}")
     return 0
 
 
@@ -270,15 +278,23 @@ def _replayed(tract: Tract, at: str) -> Tract:
     try:
         moment = datetime.fromisoformat(at)
     except ValueError:
-        raise TractError(f"--at takes a log position or an ISO time, not {at!r}") from None
+        raise TractError(f"--at takes a position in the tract or an ISO time, not {at!r}") from None
     return tract.replay(until_time=moment)
 
 
-def _anchor(text: str) -> tuple[int, str]:
-    position, _, digest = text.partition(":")
-    if not position.isdigit() or len(digest) != 64:
-        raise TractError(f"--anchor takes POSITION:HASH (as printed by verify or export), not {text!r}")
-    return int(position), digest
+def _anchor(text: str) -> Anchor:
+    """TRACT:POSITION:HASH (a tract's chain head), or POSITION:HASH (a whole-log position of a format-1 log)."""
+    parts = text.rsplit(":", 2)
+    if len(parts) < 2 or not parts[-2].isdigit() or len(parts[-1]) != 64 or parts[0] == "":
+        raise TractError(
+            f"--anchor takes TRACT:POSITION:HASH (a chain head as printed by verify, export or import), not {text!r}"
+        )
+    return (parts[0] if len(parts) == 3 else None), int(parts[-2]), parts[-1]
+
+
+def _anchor_text(tract_id: str, position: int, digest: str) -> str:
+    """A chain head as `verify --anchor` takes it back."""
+    return f"{tract_id}:{position}:{digest}"
 
 
 def _progress(label: str) -> Callable[[int], None] | None:
@@ -313,7 +329,11 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("directory", nargs="?", default="tract-demo", help="log directory (default: ./tract-demo)")
 
     check = command("verify", _verify, "check a log is whole and unaltered")
-    check.add_argument("--anchor", help="POSITION:HASH of a chain head recorded earlier that the log must pass through")
+    check.add_argument(
+        "--anchor",
+        help="TRACT:POSITION:HASH, a chain head recorded earlier that the log must still hold "
+        "(POSITION:HASH for a whole-log position of a format-1 log)",
+    )
 
     log = command("log", _log, "list commits from HEAD, newest first")
     log.add_argument("--limit", type=int, default=10, help="how many (default 10)")
@@ -324,15 +344,17 @@ def _parser() -> argparse.ArgumentParser:
     tract_option(show)
 
     compiled = command("compile", _compile, "the compiled context, now or at a past point")
-    compiled.add_argument("--at", help="a log position, or an ISO time such as 2026-11-25T10:00:00+00:00")
+    compiled.add_argument(
+        "--at", help="a position in the tract (its N-th record), or an ISO time such as 2026-11-25T10:00:00+00:00"
+    )
     compiled.add_argument("--format", choices=FORMATS, default="text")
     tract_option(compiled)
 
     events = command("events", _events, "the log's events as JSON lines")
-    events.add_argument("--from", dest="from_position", type=int, default=1, help="first position")
-    events.add_argument("--to", dest="to_position", type=int, help="last position")
+    events.add_argument("--from", dest="from_position", type=int, default=1, help="first position in the tract")
+    events.add_argument("--to", dest="to_position", type=int, help="last position in the tract")
     events.add_argument("--type", action="append", help="only this event type (repeatable), e.g. CommitCreated")
-    events.add_argument("--tract", help="only this tract's events")
+    events.add_argument("--tract", help="this tract's events (default: the one the log was created with)")
 
     branches = command("branches", _branches, "the tract's branches (* marks the current one)")
     tract_option(branches)
@@ -351,6 +373,7 @@ def _parser() -> argparse.ArgumentParser:
     export = command("export", _export, "the event log as JSON lines, or the analytics tables as Parquet")
     export.add_argument("--format", choices=("jsonl", "parquet"), default="jsonl")
     export.add_argument("out", help="output file (jsonl) or directory (parquet)")
+    export.add_argument("--tract", help="export only this tract's records (jsonl; default: every tract)")
 
     imported = command("import", _import, "rebuild a log from a JSONL export", directory=False)
     imported.add_argument("jsonl", help="an export written by `tract export --format jsonl`")

@@ -105,14 +105,13 @@ class Tract(Writing, Branching, Reading, Auditing, Querying, Conversation):
         try:
             chosen = tract_id or next(iter(log.tract_ids()), None)
             view = CommitView()
-            if chosen is not None and log.tract_length(chosen):
+            if chosen is not None:
                 with storage_errors(), paused_gc():
                     view.apply_records(log.read_tract(chosen))
-            elif readonly:
-                raise TractError(
-                    f"{directory}: no tract {chosen!r} in this log" if chosen else f"{directory}: the log holds no tract"
-                )
-            else:
+            if view.state.position == 0:
+                if readonly:
+                    missing = f"no tract {chosen!r} in this log" if chosen else "the log holds no tract"
+                    raise TractError(f"{directory}: {missing}")
                 chosen = chosen or uuid.uuid4().hex
                 created = TractCreated(tract_id=chosen, created_at=utc_now())
                 with storage_errors():
