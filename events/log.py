@@ -311,12 +311,24 @@ class EventLog:
             )
             self._unsynced = True
             self._after_write()
+            if not self._unsynced and self._index.covered.end - self._saved_end > SAVE_INDEX_AFTER:
+                self._save_index_quietly()
             return count + len(frames)
 
     def _save_index(self) -> None:
         """Remember where every record is, so the next open reads only what comes after."""
         self._index.save()
         self._saved_end = self._index.covered.end
+
+    def _save_index_quietly(self) -> None:
+        """Save the index of a long-running writer (the log is durable up to it), so that a crash costs
+        a scan of at most the last few MB. The batch is already acknowledged-to-be: an index that cannot
+        be written now (a full disk) is a cache left stale, tried again later and at `close()`, which
+        reports the failure."""
+        try:
+            self._save_index()
+        except OSError:
+            return
 
     def _after_write(self) -> None:
         if self.sync_mode == "always":
