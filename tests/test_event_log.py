@@ -473,6 +473,46 @@ def test_a_damaged_catalogue_costs_a_rebuild(log_dir: Path) -> None:
     assert_as_written(log_dir)
 
 
+INTERRUPTED_SAVES = {
+    "the catalogue half written to catalogue.tmp": ("old", "new", "half"),
+    "the pairs saved, not the catalogue": ("old", "new", None),
+    "the catalogue saved, not the pairs": ("new", "old", None),
+    "the pairs file extended, its new pairs lost": ("new", "zeros", None),
+    "the catalogue renamed, its bytes lost": ("empty", "new", None),
+}
+
+
+@pytest.mark.parametrize("state", list(INTERRUPTED_SAVES))
+def test_whatever_an_interrupted_index_save_leaves_the_next_open_serves_the_log(log_dir: Path, state: str) -> None:
+    """A save writes the tract's new pairs, then catalogue.tmp, then renames it, none of it fsynced:
+    a kill (or an OS crash) can leave any mix of the old and new files."""
+    write_batches(log_dir, [2, 2])
+    (pairs_path,) = (log_dir / "index").glob("*.idx")
+    old = {"catalogue": (log_dir / CATALOGUE).read_bytes(), "pairs": pairs_path.read_bytes()}
+    write_batches(log_dir, [2], first=4)
+    new = {"catalogue": (log_dir / CATALOGUE).read_bytes(), "pairs": pairs_path.read_bytes()}
+    catalogue, pairs, temporary = INTERRUPTED_SAVES[state]
+    chosen = {"old": old, "new": new}
+    (log_dir / CATALOGUE).write_bytes(b"" if catalogue == "empty" else chosen[catalogue]["catalogue"])
+    if pairs == "zeros":
+        pairs_path.write_bytes(old["pairs"] + bytes(len(new["pairs"]) - len(old["pairs"])))
+    else:
+        pairs_path.write_bytes(chosen[pairs]["pairs"])
+    if temporary == "half":
+        (log_dir / "index" / "catalogue.tmp").write_bytes(new["catalogue"][: len(new["catalogue"]) // 2])
+    for readonly in (True, False):
+        log = EventLog.open(log_dir, readonly=readonly)
+        assert tokens(log) == [0, 1, 2, 3, 4, 5] and log.tract_length("t") == 6
+        if not readonly:
+            assert log.append("t", [usage(6)], expected=6) == 7
+        log.close()
+    assert not (log_dir / "index" / "catalogue.tmp").exists(), "the next save left the temporary file"
+    log = EventLog.open(log_dir, readonly=True)
+    assert tokens(log) == list(range(7))
+    log.close()
+    assert from_the_log_alone(log_dir) == {"t": list(range(7))}
+
+
 # -- durability settings --------------------------------------------------------------
 
 
