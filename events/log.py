@@ -31,7 +31,6 @@ from events.framing import (
     FLAG_BATCH_END,
     FORMAT_VERSION,
     FRAME_HEADER,
-    GENESIS_HASH,
     LOG_FILE,
     MAX_RECORD_BYTES,
     Checkpoint,
@@ -159,9 +158,7 @@ class EventLog:
         """The hash of the tract's last record (its chain head), read back and checked if need be."""
         head = self._heads.get(tract_id)
         if head is None:
-            count = self._index.count(tract_id)
-            head = GENESIS_HASH if count == 0 else self._reader().hash_of(tract_id, count)
-            self._heads[tract_id] = head
+            head = self._heads[tract_id] = self._reader().head(tract_id)
         return head
 
     def read_tract(self, tract_id: str, first: int = 1, last: int | None = None) -> Iterator[Record]:
@@ -276,6 +273,7 @@ class EventLog:
             return self._index.count(tract_id)
         with self._lock:
             self._raise_if_failed()
+            prev = self.tract_head(tract_id)  # first: an index that does not hold is rebuilt here
             count = self._index.count(tract_id)
             if expected is not None and expected != count:
                 raise ConcurrentWriteError(
@@ -284,7 +282,6 @@ class EventLog:
                 )
             out = bytearray()
             frames: list[tuple[int, int]] = []
-            prev = self.tract_head(tract_id)
             last_index = len(events) - 1
             for index, event in enumerate(events):
                 if event.tract_id != tract_id:

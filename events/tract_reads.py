@@ -49,32 +49,45 @@ class TractReader:
 
     def read(self, tract_id: str, first: int, last: int) -> Iterator[Record]:
         """Records `first` to `last` of the tract, each checked, the first chained to the one before it."""
-        if first > last:
-            return
-        prev: bytes | None = GENESIS_HASH if first == 1 else self.hash_of(tract_id, first - 1)
-        number, rebuilt = first, False
-        while True:
+        number, prev, rebuilt = first, GENESIS_HASH if first == 1 else None, False
+        while number <= last:
             try:
+                if prev is None:
+                    prev = self._hash(tract_id, number - 1)
                 for record, digest in self._checked(tract_id, number, last, prev):
                     yield record
                     number, prev = number + 1, digest
-                return
             except _Unexpected as problem:
-                damage = LogCorruptError(
-                    problem.detail, position=problem.number, kind=problem.kind, offset=problem.offset,
-                    tract_id=tract_id,
-                )  # fmt: skip
-                if rebuilt:
-                    raise damage from None
-                try:
-                    self._index, rebuilt = self._rebuild(), True
-                except LogCorruptError as found:
-                    # The scan stopped at the very record this read found damaged: name it as the tract's.
-                    raise (damage if found.offset == problem.offset else found) from None
-                self._end = self._index.covered.end
+                self._rebuild_once(tract_id, problem, rebuilt)
+                rebuilt = True
                 last = min(last, self._index.count(tract_id))
 
-    def hash_of(self, tract_id: str, number: int) -> bytes:
+    def head(self, tract_id: str) -> bytes:
+        """The chain hash of the tract's last record (GENESIS_HASH if it has none), read back and checked."""
+        rebuilt = False
+        while True:
+            count = self._index.count(tract_id)
+            try:
+                return GENESIS_HASH if count == 0 else self._hash(tract_id, count)
+            except _Unexpected as problem:
+                self._rebuild_once(tract_id, problem, rebuilt)
+                rebuilt = True
+
+    def _rebuild_once(self, tract_id: str, problem: _Unexpected, rebuilt: bool) -> None:
+        """After a first failed check, rebuild the index from the log; after a second, the log is damaged."""
+        damage = LogCorruptError(
+            problem.detail, position=problem.number, kind=problem.kind, offset=problem.offset, tract_id=tract_id
+        )
+        if rebuilt:
+            raise damage from None
+        try:
+            self._index = self._rebuild()
+        except LogCorruptError as found:
+            # The scan stopped at the very record this read found damaged: name it as the tract's.
+            raise (damage if found.offset == problem.offset else found) from None
+        self._end = self._index.covered.end
+
+    def _hash(self, tract_id: str, number: int) -> bytes:
         """The chain hash of the tract's record `number`, read back and checked."""
         for _, digest in self._checked(tract_id, number, number, None):
             return digest

@@ -6,14 +6,19 @@ mounted for the test and filled with a filler file until the kernel says ENOSPC.
 
 What must hold: a failure reaches the caller as a `StorageError` (never lost in a background
 thread, never a raw `OSError` or DuckDB exception); writes are refused until the log is
-reopened; no temporary file is left behind; and nothing persisted (the snapshot, the analytics
-database) claims more than the log durably holds, so a reopen shows exactly a replay of the log.
+reopened; no temporary file is left behind; and nothing persisted (the index beside the log,
+the analytics database) claims more than the log durably holds, so a reopen shows exactly a
+replay of the log.
+
+In these logs of one tract, the tract's record numbers are the log's positions, so the chain
+head a user reads (`Tract.chain_head`) names the log's last record.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -25,9 +30,11 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import msgspec
 import pytest
 
 import events.log
+from events import Checkpoint
 from tract import DialogueContent, StorageError, Tract
 
 EIO = OSError(errno.EIO, "Input/output error")
@@ -51,31 +58,61 @@ def answers(t: Tract) -> dict[str, Any]:
 
 
 def assert_reopen_matches_a_replay(directory: Path) -> None:
-    """A writer's reopen (resuming from snapshot.bin, catching analytics.duckdb up) shows exactly what
-    a read-only replay of the log alone shows (no projection files, analytics rebuilt in memory)."""
+    """A writer's reopen (resuming the saved index, catching analytics.duckdb up) shows exactly what
+    a read-only replay of the log alone shows (no index, analytics rebuilt in memory)."""
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a projection the reopen had to throw away would warn
         with Tract.open(directory) as t:
             reopened = answers(t)
-        for name in ("snapshot.bin", "analytics.duckdb", "analytics.duckdb.wal"):
+        shutil.rmtree(directory / "index", ignore_errors=True)
+        for name in ("analytics.duckdb", "analytics.duckdb.wal"):
             (directory / name).unlink(missing_ok=True)
         with Tract.open(directory, readonly=True) as t:
             replayed = answers(t)
     assert reopened == replayed
 
 
-def analytics_position(directory: Path) -> int:
-    """The log position analytics.duckdb says it has applied (0 if it never recorded one)."""
+Head = tuple[int, str]
+"""A log's last record as (position, hex hash)."""
+
+
+def head(t: Tract) -> Head:
+    return t.chain_head.position, t.chain_head.hash
+
+
+def analytics_head(directory: Path) -> Head | None:
+    """The last record analytics.duckdb says it has applied (None if it never recorded one)."""
     if not (directory / "analytics.duckdb").exists():
-        return 0
+        return None
     con = duckdb.connect(str(directory / "analytics.duckdb"), read_only=True)
     try:
         tables = {name for (name,) in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
-        return (
-            con.execute("SELECT position FROM projection_state").fetchall()[0][0] if "projection_state" in tables else 0
-        )
+        rows = con.execute("SELECT cursor FROM projection_state").fetchall() if "projection_state" in tables else []
     finally:
         con.close()
+    if not rows or rows[0][0] is None:
+        return None
+    checkpoint = msgspec.msgpack.decode(rows[0][0], type=Checkpoint)
+    return checkpoint.position, checkpoint.record_hash.hex()
+
+
+def index_head(directory: Path) -> Head | None:
+    """The last record the saved index (index/catalogue) says it covers (None if there is none)."""
+    path = directory / "index" / "catalogue"
+    if not path.exists():
+        return None
+    data = path.read_bytes()
+    covered, _ = msgspec.msgpack.decode(data[data.index(b"\n") + 1 + 4 :])
+    return covered["position"], covered["record_hash"].hex()
+
+
+def files(directory: Path) -> list[str]:
+    """Every file under `directory`, as sorted relative paths."""
+    return sorted(str(p.relative_to(directory)) for p in directory.rglob("*") if p.is_file())
+
+
+def index_files(directory: Path) -> dict[str, bytes]:
+    return {name: (directory / name).read_bytes() for name in files(directory) if name.startswith("index/")}
 
 
 class Fdatasync:
@@ -129,11 +166,12 @@ def test_after_a_failed_fsync_writes_are_refused_and_close_persists_nothing_beyo
 ) -> None:
     with Tract.open(log_dir) as t:
         t.commit(user("one"))
-    snapshot = (log_dir / "snapshot.bin").read_bytes()
+    saved = index_head(log_dir)
+    assert saved is not None
     t = Tract.open(log_dir)
     t.commit(user("two"), generation_config={"model": "m"})
     t.sql("SELECT count(*) FROM commits")
-    durable = t.chain_head.position
+    durable = head(t)
     fdatasync.fail(failure)  # once: the retried fsync at close() would "succeed"
     with pytest.raises(StorageError if isinstance(failure, OSError) else KeyboardInterrupt):
         t.commit(user("written, never known durable"))
@@ -142,9 +180,9 @@ def test_after_a_failed_fsync_writes_are_refused_and_close_persists_nothing_beyo
     with pytest.raises(StorageError, match="reopen"):
         t.sql("SELECT count(*) FROM commits")  # catching up would record a position that is not durable
     assert t.compile().messages[-1].content == "two"  # reading what was acknowledged still works
-    t.close()  # the failure was reported already; close releases the log without a new snapshot
-    assert (log_dir / "snapshot.bin").read_bytes() == snapshot
-    assert analytics_position(log_dir) == durable
+    t.close()  # the failure was reported already; close releases the log
+    assert index_head(log_dir) in (saved, durable), "close saved an index naming a record never known durable"
+    assert analytics_head(log_dir) == durable
     assert_reopen_matches_a_replay(log_dir)
 
 
@@ -152,7 +190,7 @@ def test_a_failed_background_fsync_is_raised_by_the_next_write(log_dir: Path, fd
     t = Tract.open(log_dir, sync="batch")
     t.commit(user("one"))
     t.sql("SELECT count(*) FROM commits")  # syncs the log, then records its position
-    durable = t.chain_head.position
+    durable = head(t)
     fdatasync.fail(EIO)
     t.commit(user("two"))  # written; the background timer's fsync fails
     assert fdatasync.failed.wait(10), "the background sync never ran"
@@ -161,8 +199,8 @@ def test_a_failed_background_fsync_is_raised_by_the_next_write(log_dir: Path, fd
     with pytest.raises(StorageError, match="reopen"):
         t.commit(user("four"))
     t.close()
-    assert not (log_dir / "snapshot.bin").exists()
-    assert analytics_position(log_dir) == durable
+    assert index_head(log_dir) in (None, durable)
+    assert analytics_head(log_dir) == durable
     assert_reopen_matches_a_replay(log_dir)
 
 
@@ -175,55 +213,63 @@ def test_a_failed_background_fsync_is_raised_by_close(log_dir: Path, fdatasync: 
     with pytest.raises(StorageError, match="Input/output error"):
         t.close()
     assert t.closed
-    assert not (log_dir / "snapshot.bin").exists()
+    assert index_head(log_dir) is None  # after a failed sync, close saves no index
     assert_reopen_matches_a_replay(log_dir)  # the lock was released
 
 
 def test_analytics_never_record_a_position_the_log_does_not_durably_hold(log_dir: Path, fdatasync: Fdatasync) -> None:
     t = Tract.open(log_dir, sync="batch")
-    durable = t.chain_head.position  # the new log's first record, fsynced when it was created
+    durable = head(t)  # the new log's first record, fsynced when it was created
     fdatasync.fail(EIO, times=100)
     t.commit(user("never durable"))
     with pytest.raises(StorageError):
         t.sql("SELECT count(*) FROM commits")
     t.close()
-    assert analytics_position(log_dir) <= durable
+    assert analytics_head(log_dir) in (None, durable)
+    assert index_head(log_dir) in (None, durable)
     assert_reopen_matches_a_replay(log_dir)
 
 
-def test_an_interrupted_fsync_in_close_leaves_no_snapshot(
+def test_an_interrupted_fsync_in_close_saves_no_index_naming_unsynced_records(
     log_dir: Path, fdatasync: Fdatasync, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(events.log, "BATCH_SYNC_INTERVAL", 3600.0)  # close(), not the timer, makes the fsync
     with Tract.open(log_dir, sync="batch") as t:
         t.commit(user("one"))
-    snapshot = (log_dir / "snapshot.bin").read_bytes()
+        durable = head(t)
+    saved = index_files(log_dir)
+    assert index_head(log_dir) == durable
     t = Tract.open(log_dir, sync="batch")
     t.commit(user("two"))
     fdatasync.fail(KeyboardInterrupt())
     with pytest.raises(KeyboardInterrupt):
         t.close()
     assert t.closed
-    assert (log_dir / "snapshot.bin").read_bytes() == snapshot
+    assert index_head(log_dir) == durable
+    assert index_files(log_dir) == saved
     assert_reopen_matches_a_replay(log_dir)
 
 
-def test_an_interrupted_snapshot_fsync_leaves_no_temporary_file(log_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_interrupted_index_save_leaves_no_temporary_file(log_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The catalogue is written to catalogue.tmp and renamed over the old one: interrupted at the
+    rename, the temporary file goes and the old catalogue stays."""
     with Tract.open(log_dir) as t:
         t.commit(user("one"))
-    snapshot = (log_dir / "snapshot.bin").read_bytes()
+    before = files(log_dir)
+    catalogue = (log_dir / "index" / "catalogue").read_bytes()
     t = Tract.open(log_dir)
     t.commit(user("two"))
 
-    def interrupted(fd: int) -> None:
+    def interrupted(source: object, target: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(os, "fsync", interrupted)
+    monkeypatch.setattr(os, "replace", interrupted)
     with pytest.raises(KeyboardInterrupt):
         t.close()
     monkeypatch.undo()
-    assert sorted(os.listdir(log_dir)) == ["LOCK", "events.log", "snapshot.bin"]
-    assert (log_dir / "snapshot.bin").read_bytes() == snapshot
+    assert t.closed
+    assert files(log_dir) == before, "close left a file behind"
+    assert (log_dir / "index" / "catalogue").read_bytes() == catalogue
     assert_reopen_matches_a_replay(log_dir)
 
 
@@ -298,7 +344,8 @@ def test_close_on_a_full_disk_raises_storage_error_and_leaves_no_temporary_file(
     directory = disk.path / "log"
     with Tract.open(directory) as t:
         t.commit(user("one"))
-    snapshot = (directory / "snapshot.bin").read_bytes()
+    before = disk.files()
+    catalogue = (directory / "index" / "catalogue").read_bytes()
     t = Tract.open(directory)
     for n in range(20):
         t.commit(user(f"more {n} " * 20))
@@ -306,8 +353,8 @@ def test_close_on_a_full_disk_raises_storage_error_and_leaves_no_temporary_file(
     with pytest.raises(StorageError, match="No space left on device"):
         t.close()
     assert t.closed
-    assert disk.files() == ["log/LOCK", "log/events.log", "log/snapshot.bin"]
-    assert (directory / "snapshot.bin").read_bytes() == snapshot
+    assert disk.files() == before, "close left a file behind"
+    assert (directory / "index" / "catalogue").read_bytes() == catalogue
     disk.free()
     assert_reopen_matches_a_replay(directory)
 
@@ -390,6 +437,7 @@ def test_an_analytics_database_held_by_another_process_is_a_storage_error_not_da
     with Tract.open(log_dir) as t:
         t.commit(user("one"))
         t.sql("SELECT 1")
+        caught_up = head(t)
     database = (log_dir / "analytics.duckdb").stat().st_ino
     holder = subprocess.Popen(
         [sys.executable, "-c", "import duckdb, sys; con = duckdb.connect(sys.argv[1]); print('held', flush=True); sys.stdin.read()",
@@ -406,5 +454,5 @@ def test_an_analytics_database_held_by_another_process_is_a_storage_error_not_da
             assert (log_dir / "analytics.duckdb").stat().st_ino == database
     finally:
         holder.communicate(timeout=60)
-    assert analytics_position(log_dir) == 2  # what it held before, kept
+    assert analytics_head(log_dir) == caught_up  # what it held before, kept
     assert_reopen_matches_a_replay(log_dir)

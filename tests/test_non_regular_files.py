@@ -9,6 +9,7 @@ to /dev/null is refused as the character device it leads to, a link to a real lo
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -31,14 +32,20 @@ KINDS = {
     "symlink to /dev/null": "a character device",
 }
 
+TRACT_ID = "pristine"
+TRACT_INDEX = f"index/{hashlib.sha256(TRACT_ID.encode()).hexdigest()[:32]}.idx"
+"""Where the index keeps the offsets of the pristine log's one tract."""
+
 # For each file of a log directory, where it must be refused: the writer's step (open, commit, sql,
 # close), the reader's (open), verify's, and which CLI commands fail. None or "": that path never
-# opens the file, and must simply work.
+# opens the file, and must simply work. Opening a tract reads its index (the catalogue, then the
+# tract's offsets); a writer's close saves it (the catalogue through catalogue.tmp).
 EXPECTED: dict[str, dict[str, str | None]] = {
     "events.log": {"writer": "open", "reader": "open", "verify": "refused", "cli": "verify log compile"},
     "LOCK": {"writer": "open", "reader": None, "verify": None, "cli": ""},
-    "snapshot.bin": {"writer": "open", "reader": "open", "verify": None, "cli": "log compile"},
-    "snapshot.bin.tmp": {"writer": "close", "reader": None, "verify": None, "cli": ""},
+    "index/catalogue": {"writer": "open", "reader": "open", "verify": None, "cli": "log compile"},
+    TRACT_INDEX: {"writer": "open", "reader": "open", "verify": None, "cli": "log compile"},
+    "index/catalogue.tmp": {"writer": "close", "reader": None, "verify": None, "cli": ""},
     "analytics.duckdb": {"writer": "sql", "reader": None, "verify": None, "cli": ""},
     "analytics.duckdb.wal": {"writer": "sql", "reader": None, "verify": None, "cli": ""},
 }
@@ -115,10 +122,13 @@ def make(path: Path, kind: str) -> None:
 @pytest.fixture(scope="module")
 def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("pristine") / "log"
-    with Tract.open(directory) as t:
+    with Tract.open(directory, tract_id=TRACT_ID) as t:
         t.commit(DialogueContent(role="user", text="hello"))
         t.sql("SELECT 1")
-    assert sorted(os.listdir(directory)) == ["LOCK", "analytics.duckdb", "events.log", "snapshot.bin"]
+    assert sorted(os.listdir(directory)) == ["LOCK", "analytics.duckdb", "events.log", "index"]
+    assert sorted(f"index/{name}" for name in os.listdir(directory / "index")) == sorted(
+        ["index/catalogue", TRACT_INDEX]
+    )
     return directory
 
 
@@ -145,7 +155,7 @@ def test_a_file_that_is_not_regular_is_refused_at_once_and_never_blocks(
 ) -> None:
     directories = {}
     for name in EXPECTED:
-        directory = tmp_path / name / "log"
+        directory = tmp_path / name.replace("/", "-") / "log"
         shutil.copytree(pristine, directory)
         make(directory / name, kind)
         directories[name] = directory
@@ -173,10 +183,10 @@ def test_a_file_that_is_not_regular_is_refused_at_once_and_never_blocks(
 
 
 def test_the_installed_cli_refuses_a_fifo_log_quickly(tmp_path: Path, pristine: Path) -> None:
-    """The real `tract` command, each run at once: a FIFO as events.log or snapshot.bin."""
+    """The real `tract` command, each run at once: a FIFO as events.log or the index's catalogue."""
     runs = {}
-    for name, command in (("events.log", "verify"), ("events.log", "log"), ("snapshot.bin", "compile")):
-        directory = tmp_path / name / "log"
+    for name, command in (("events.log", "verify"), ("events.log", "log"), ("index/catalogue", "compile")):
+        directory = tmp_path / name.replace("/", "-") / "log"
         if not directory.exists():
             shutil.copytree(pristine, directory)
             make(directory / name, "fifo")
@@ -208,3 +218,31 @@ def test_a_symlink_to_a_regular_log_is_followed(tmp_path: Path, pristine: Path) 
         t.commit(DialogueContent(role="user", text="through the link"))
     with Tract.open(elsewhere, readonly=True) as t:
         assert [m.content for m in t.compile().messages] == ["hello", "through the link"]
+
+
+def test_something_else_where_the_index_directory_belongs_is_refused_and_never_blocks(
+    tmp_path: Path, pristine: Path
+) -> None:
+    """`index` is the one directory of a log directory: a FIFO, socket, device or link to one there
+    is refused by whatever reads the index (opening a tract); verify, which reads the log alone, works."""
+    directories = {}
+    for kind in KINDS:
+        if kind == "directory":
+            continue
+        directory = directories[kind] = tmp_path / kind.replace(" ", "-").replace("/", "-") / "log"
+        shutil.copytree(pristine, directory)
+        shutil.rmtree(directory / "index")
+        make(directory / "index", kind)
+    outcomes = probe(list(directories.values()))
+    for kind, directory in directories.items():
+        mine = [o for o in outcomes if o["directory"] == str(directory)]
+        for who, step in (("writer", "open"), ("reader", "open"), ("verify", None)):
+            (outcome,) = [o for o in mine if o["who"] == who]
+            assert outcome["step"] == step, f"index as {kind}: {who} {outcome}"
+            if step is not None:
+                assert outcome["error"] == "StorageError" and outcome["tract_error"], outcome
+                assert str(directory / "index") in str(outcome["message"]), outcome
+        for command, code in (("verify", 0), ("log", 1), ("compile", 1)):
+            (outcome,) = [o for o in mine if o["who"] == "cli" and o["command"] == command]
+            assert outcome["code"] == code, f"index as {kind}: tract {command} {outcome}"
+        assert not stat.S_ISDIR(os.stat(directory / "index").st_mode)  # left as it was
