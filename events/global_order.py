@@ -14,7 +14,7 @@ import msgspec
 
 from events.errors import LogError
 from events.framing import START, Checkpoint, FrameScanner, record_hash
-from events.records import decode_record
+from events.records import decode_owner, decode_record
 from events.storage import FileStorage, MemoryStorage
 from events.types import Record
 
@@ -47,16 +47,21 @@ class GlobalReader:
 
     def contains(self, checkpoint: Checkpoint) -> bool:
         """Is the record `checkpoint` names really in this log (up to `until`), at that place, with that hash?"""
-        if checkpoint == START:
-            return True
+        return checkpoint == START or self.owner_of(checkpoint) is not None
+
+    def owner_of(self, checkpoint: Checkpoint) -> tuple[str, int] | None:
+        """(tract id, number) of the record `checkpoint` names, if it is really in this log (up to
+        `until`) at that place with that hash; else None."""
         if checkpoint.position == 0 or checkpoint.end > self.until.end:
-            return False
+            return None
         scanner = FrameScanner(self._storage.read, checkpoint.end, checkpoint.offset, checkpoint.position)
         try:
             frames = list(scanner)
+            if len(frames) != 1 or record_hash(frames[0].record, self._version) != checkpoint.record_hash:
+                return None
+            return decode_owner(frames[0].body, checkpoint.position, checkpoint.offset)
         except LogError:
-            return False
-        return len(frames) == 1 and record_hash(frames[0].record, self._version) == checkpoint.record_hash
+            return None
 
     def read(self, after: Checkpoint = START) -> Iterator[Record]:
         """The records after `after` (from `resume_point`) up to `until`, numbered in their tracts.

@@ -141,7 +141,8 @@ class EventLog:
         if index is None:
             return
         reader = GlobalReader(self._storage, self.version, Checkpoint(0, 0, self._storage.size(), b""))
-        if reader.contains(index.covered):
+        owner = reader.owner_of(index.covered)
+        if owner is not None and index.agrees_with(*owner):
             self._index, self._saved_end = index, index.covered.end
 
     # -- what the log holds ----------------------------------------------------

@@ -106,6 +106,13 @@ class TractIndex:
         pairs = self.pairs(tract_id)
         return pairs[2 * number - 2], pairs[2 * number - 1]
 
+    def agrees_with(self, tract_id: str, number: int) -> bool:
+        """Does this index hold together with the last record it covers being record `number` of
+        `tract_id`? (A cheap check that catches a catalogue whose counts were altered alone; the
+        record checks on every read catch the rest.)"""
+        total = sum(entries.count for entries in self.tracts.values())
+        return self.count(tract_id) == number and total == self.covered.position
+
     def count(self, tract_id: str) -> int:
         entries = self.tracts.get(tract_id)
         return entries.count if entries is not None else 0
@@ -193,7 +200,9 @@ class TractIndex:
             new.byteswap()
         fd = open_regular(self._pairs_path(tract_id), os.O_WRONLY | os.O_CREAT)
         try:
-            os.pwrite(fd, new.tobytes(), entries.saved * _PAIR)
+            data = new.tobytes()
+            if os.pwrite(fd, data, entries.saved * _PAIR) != len(data):
+                raise OSError(f"{self._pairs_path(tract_id)}: short write")
             os.ftruncate(fd, entries.count * _PAIR)
         finally:
             os.close(fd)

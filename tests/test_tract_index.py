@@ -244,6 +244,14 @@ def test_an_index_that_hides_the_newest_records_is_caught_by_an_anchor(copy: Pat
             entry[1] -= 1
     write_catalogue(copy, catalogue)
     with Tract.open(copy, tract_id="agent-005", readonly=True) as tract:
+        assert [m.content for m in tract.compile().messages] == full, "counts that do not add up cost a rebuild"
+    for entry in tracts:
+        if entry[0] == "agent-020":
+            entry[1] += 1  # balanced, so the catalogue adds up again
+    write_catalogue(copy, catalogue)
+    with open(idx_path(copy, "agent-020"), "ab") as out:
+        out.write(idx_path(copy, "agent-005").read_bytes()[-16:])
+    with Tract.open(copy, tract_id="agent-005", readonly=True) as tract:
         assert [m.content for m in tract.compile().messages] == full[:-1], "at most the newest record is hidden"
         report = tract.verify(anchor=anchor)
         assert not report.ok and report.problem is not None and report.problem.kind == "anchor missing"
@@ -262,3 +270,23 @@ def test_a_damaged_record_of_the_opened_tract_is_named_with_its_position(copy: P
             Tract.open(copy, tract_id="agent-005", readonly=readonly)
     with Tract.open(copy, tract_id="agent-006", readonly=True) as other:
         assert other.compile().messages[0].content == "You are agent 6."
+
+
+def test_a_forged_catalogue_cannot_choose_the_default_tract(copy: Path) -> None:
+    """A ghost listed first (its counts balanced against another tract's, so the catalogue adds
+    up) is dropped when reading it rebuilds the index; the default is the log's first tract."""
+    catalogue = read_catalogue(copy)
+    tracts = catalogue[1]
+    assert isinstance(tracts, list)
+    for entry in tracts:
+        if entry[0] == "agent-007":
+            entry[1] -= 2
+    tracts.insert(0, ["ghost", 2])
+    write_catalogue(copy, catalogue)
+    idx_path(copy, "ghost").write_bytes(idx_path(copy, "agent-007").read_bytes()[:32])
+    for readonly in (True, False):
+        with Tract.open(copy, readonly=readonly) as tract:
+            assert tract.tract_id == "agent-000"
+            assert tract.compile().messages[0].content == "You are agent 0."
+    with Tract.open(copy, tract_id="agent-007", readonly=True) as tract:
+        assert tract.chain_head.position == COMMITS + 2

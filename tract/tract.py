@@ -103,11 +103,7 @@ class Tract(Writing, Branching, Reading, Auditing, Querying, Conversation):
             with storage_errors():
                 log = EventLog.open(directory, readonly=readonly, sync=sync)
         try:
-            chosen = tract_id or next(iter(log.tract_ids()), None)
-            view = CommitView()
-            if chosen is not None:
-                with storage_errors(), paused_gc():
-                    view.apply_records(log.read_tract(chosen))
+            chosen, view = _read_tract(log, tract_id)
             if view.state.position == 0:
                 if readonly:
                     missing = f"no tract {chosen!r} in this log" if chosen else "the log holds no tract"
@@ -203,3 +199,19 @@ def _checked_config(config: Any) -> TractConfig:
         return revalidated(config)
     except ValidationError as error:
         raise InvalidArgumentError(f"config is not a valid TractConfig: {error}") from None
+
+
+def _read_tract(log: EventLog, tract_id: str | None) -> tuple[str | None, CommitView]:
+    """The tract asked for (else the log's first) folded into a view (empty if the log holds none).
+
+    The index's list of tracts is believed only as far as reading checks it: a tract it names that
+    the log does not hold reads as nothing (the index is rebuilt), and the default is chosen again."""
+    while True:
+        chosen = tract_id or next(iter(log.tract_ids()), None)
+        view = CommitView()
+        if chosen is None:
+            return None, view
+        with storage_errors(), paused_gc():
+            view.apply_records(log.read_tract(chosen))
+        if view.state.position or tract_id is not None or chosen == next(iter(log.tract_ids()), None):
+            return chosen, view
