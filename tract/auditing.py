@@ -13,11 +13,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from events import EVENT_TYPES, Anchor, EventLog, VerifyReport
+from events import EVENT_TYPES, Anchor, EventLog, LogCorruptError, VerifyReport
 from events.framing import FIRST_FORMAT
 from projections import CommitView
 from projections.bulk import paused_gc
 from tract.arguments import text
+from tract.compiler import Compiler
 from tract.content import ContentRegistry
 from tract.errors import InvalidArgumentError, storage_errors
 from tract.models import ChainHead, LoggedEvent, TractConfig
@@ -39,6 +40,7 @@ class Auditing:
         _config: TractConfig
         _counter: TokenCounter
         _registry: ContentRegistry
+        _compiler: Compiler
 
         def _check_open(self) -> None: ...
 
@@ -48,9 +50,17 @@ class Auditing:
         `verify(anchor=...)` proves the tract only grew since."""
         with self._lock:
             self._check_open()
+            position = self._view.state.position
             with storage_errors():
-                head = self._log.tract_head(self._tract_id).hex()
-            return ChainHead(tract_id=self._tract_id, position=self._view.state.position, hash=head)
+                if self._log.tract_length(self._tract_id) == position:
+                    head = self._log.tract_head(self._tract_id)
+                else:  # a failed refresh left the log's index ahead of this view
+                    prefix = self._log.prefix(self._tract_id, position)
+                    try:
+                        head = prefix.tract_head(self._tract_id)
+                    finally:
+                        prefix.close()
+            return ChainHead(tract_id=self._tract_id, position=position, hash=head.hex())
 
     def verify(self, *, anchor: ChainHead | tuple[int, str] | None = None) -> VerifyReport:
         """Check every record of the log (every tract): framing, checksums, decoding, each tract's
@@ -79,8 +89,16 @@ class Auditing:
             self._check_open()
             with storage_errors(), paused_gc():
                 self._log.refresh()
-                new = list(self._log.read_tract(self._tract_id, self._view.state.position + 1))
-                self._view.apply_records(new)
+                position = self._view.state.position
+                new = list(self._log.read_tract(self._tract_id, position + 1))
+                try:
+                    self._view.apply_records(new)
+                except LogCorruptError:
+                    if self._view.state.position != position:  # it took in part of what was read: forget it
+                        view = CommitView()
+                        view.apply_records(self._log.read_tract(self._tract_id, 1, position))
+                        self._view, self._compiler = view, Compiler(view, self._registry, self._counter)
+                    raise
             return self._view.state.position
 
     def replay(self, until_position: int | None = None, until_time: datetime | None = None) -> Tract:
