@@ -28,7 +28,7 @@ from events import (
     TractCreated,
     sealed_commit,
 )
-from events.framing import FLAG_BATCH_END, FRAME_HEADER, seal_frame
+from events.framing import FILE_HEADER, FLAG_BATCH_END, FRAME_HEADER, FrameScanner, seal_frame
 from events.tract_index import CATALOGUE_FILE, INDEX_DIR
 
 START = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
@@ -66,17 +66,25 @@ class RawRecord(NamedTuple):
 
 
 def frames(directory: Path) -> list[RawRecord]:
-    """Every whole record of the log, in log order."""
-    log = EventLog.open(directory, readonly=True)
+    """Every whole record in the log file, in log order (found by its framing alone: whatever
+    the records hold, and whatever the index says)."""
+    data = (directory / LOG_FILE).read_bytes()
+    scanner = FrameScanner(lambda offset, n: data[offset : offset + n], len(data), FILE_HEADER.size, 1)
+    return [RawRecord(f.offset, f.end, bytes(f.record), f.position) for f in scanner]
+
+
+def owner(raw: RawRecord) -> str | None:
+    """The tract a record says it belongs to; None if it does not say."""
     try:
-        return [RawRecord(f.offset, f.end, bytes(f.record), f.position) for f in log.frames()]
-    finally:
-        log.close()
+        tract_id = msgspec.msgpack.decode(raw.record[1:])[2]["tract_id"]
+    except (msgspec.DecodeError, LookupError, TypeError):
+        return None
+    return tract_id if isinstance(tract_id, str) else None
 
 
 def tract_records(directory: Path, tract_id: str) -> list[RawRecord]:
-    """The tract's records, number 1 first (found by decoding every record's owner)."""
-    return [raw for raw in frames(directory) if msgspec.msgpack.decode(raw.record[1:])[2]["tract_id"] == tract_id]
+    """The tract's records that say they are its, number 1 first."""
+    return [raw for raw in frames(directory) if owner(raw) == tract_id]
 
 
 def record_of(directory: Path, tract_id: str, number: int) -> RawRecord:
@@ -126,6 +134,17 @@ def forge_count(directory: Path, tract_id: str, count: int) -> None:
     covered, tracts = catalogue(directory)
     assert tract_id in [t for t, _ in tracts]
     write_catalogue(directory, [covered, [[t, count if t == tract_id else n] for t, n in tracts]])
+
+
+def forge_index(directory: Path, tract_id: str, records: list[RawRecord]) -> None:
+    """Make the index say the tract's records are `records` (its .idx file and its count) and that
+    it covers the log's last record, named as it really is (place and hash), checksums recomputed:
+    a forgery no checksum catches."""
+    last = frames(directory)[-1]
+    covered = {"position": last.position, "offset": last.offset, "end": last.end, "record_hash": body_hash(last.record)}
+    _, tracts = catalogue(directory)
+    write_pairs(directory, tract_id, records)
+    write_catalogue(directory, [covered, [[t, len(records) if t == tract_id else n] for t, n in tracts]])
 
 
 def pairs_path(directory: Path, tract_id: str) -> Path:
