@@ -281,6 +281,35 @@ def test_a_forged_index_hides_at_most_a_tracts_newest_records(tmp_path: Path, lo
         assert_verify_names(tract.verify(anchor=auditor), tract_id, MIDDLE, raw)
 
 
+@pytest.mark.parametrize("kind", ["broken chain", "position mismatch"])
+def test_damage_in_one_tract_is_named_with_that_tract_and_its_number(log_dir: Path, kind: str) -> None:
+    """A record of OTHER that decodes but does not continue its tract's chain (names another
+    previous record, or another number): verify names OTHER and the record's number there, opening
+    OTHER names the record, and the first tract's chain is reported whole up to the damage."""
+    tract_id = build_two(log_dir)
+    heads = verify(log_dir).heads
+    prev, number = record_hash(log_dir, OTHER, HEAD), HEAD + 1
+    if kind == "broken chain":
+        prev = record_hash(log_dir, OTHER, HEAD - 1)
+    else:
+        number = HEAD + 5
+    frame = framed(encoded(number, prev, usage(OTHER, head_hash="0" * 64)))
+    offset = (log_dir / LOG_FILE).stat().st_size
+    append_bytes(log_dir, frame)
+    report = verify(log_dir)
+    assert report.problem is not None
+    assert (report.problem.tract_id, report.problem.position, report.problem.kind) == (OTHER, HEAD + 1, kind)
+    assert report.problem.offset == offset and f"at {OTHER} position {HEAD + 1} (byte {offset})" in str(report.problem)
+    assert report.heads == heads
+    with pytest.raises(CorruptLogError) as caught:
+        Tract.open(log_dir, tract_id=OTHER, readonly=True)
+    assert caught.value.kind == kind and f"byte offset {offset}" in str(caught.value)
+    if kind == "broken chain":  # read as OTHER's record 9 (a number that does not fit cannot be indexed)
+        assert caught.value.position == HEAD + 1 and f"tract {OTHER!r} position {HEAD + 1}," in str(caught.value)
+        with Tract.open(log_dir, tract_id=tract_id, readonly=True) as first:
+            assert first.chain_head.position == HEAD and first.verify(anchor=first.chain_head).problem == report.problem
+
+
 def test_refresh_names_a_bad_record_and_keeps_the_last_whole_batch(log_dir: Path) -> None:
     tract_id = build(log_dir)
     with Tract.open(log_dir, readonly=True) as reader:
