@@ -327,7 +327,7 @@ def _parser() -> argparse.ArgumentParser:
 
     check = command("verify", _verify, "check a log is whole and unaltered")
     check.add_argument("--anchor", help="POSITION:HASH of a chain head recorded earlier that the log must pass through")
-    check.add_argument("--tract", help="the tract of the anchor's position (default: the one the log was created with)")
+    check.add_argument("--tract", help="the tract the anchor's position is in (default: the one the log was created with)")
 
     log = command("log", _log, "list commits from HEAD, newest first")
     log.add_argument("--limit", type=int, default=10, help="how many (default 10)")
