@@ -18,8 +18,7 @@ from typing import IO, Any
 
 import msgspec
 
-from events import Anchor, EventLog, LogError, verify
-from events.framing import FIRST_FORMAT
+from events import LogError, verify
 from events.jsonl import import_jsonl
 from tract.compiled import CompiledContext
 from tract.content import DialogueContent, InstructionContent
@@ -77,9 +76,8 @@ def _api_note(compiled: CompiledContext) -> str:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    directory = _existing(args.directory)
-    anchor = _anchor(args.anchor, directory, args.tract) if args.anchor else None
-    report = verify(directory, anchor=anchor, progress=_progress("verified"))
+    anchor = _anchor(args.anchor) if args.anchor else None
+    report = verify(_existing(args.directory), anchor=anchor, progress=_progress("verified"))
     _end_progress()
     if report.ok:
         print(report)
@@ -276,22 +274,11 @@ def _replayed(tract: Tract, at: str) -> Tract:
     return tract.replay(until_time=moment)
 
 
-def _anchor(text: str, directory: Path, tract_id: str | None) -> Anchor:
-    """POSITION:HASH of the tract `tract_id` (default: the one the log was created with); in a
-    format-1 log, a position in the whole log."""
+def _anchor(text: str) -> tuple[int, str]:
     position, _, digest = text.partition(":")
     if not position.isdigit() or len(digest) != 64:
         raise TractError(f"--anchor takes POSITION:HASH (as printed by verify or export), not {text!r}")
-    log = EventLog.open(directory, readonly=True)
-    try:
-        if log.version == FIRST_FORMAT:
-            return None, int(position), digest
-        chosen = tract_id or next(iter(log.tract_ids()), None)
-    finally:
-        log.close()
-    if chosen is None:
-        raise TractError(f"{directory}: the log holds no tract for --anchor to name")
-    return chosen, int(position), digest
+    return int(position), digest
 
 
 def _progress(label: str) -> Callable[[int], None] | None:
@@ -327,7 +314,6 @@ def _parser() -> argparse.ArgumentParser:
 
     check = command("verify", _verify, "check a log is whole and unaltered")
     check.add_argument("--anchor", help="POSITION:HASH of a chain head recorded earlier that the log must pass through")
-    check.add_argument("--tract", help="the tract the anchor's position is in (default: the one the log was created with)")
 
     log = command("log", _log, "list commits from HEAD, newest first")
     log.add_argument("--limit", type=int, default=10, help="how many (default 10)")
