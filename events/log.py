@@ -136,29 +136,14 @@ class EventLog:
         return log
 
     def _resume_index(self) -> None:
-        """Start from the saved index if it names a record this log really holds, counted as the
-        last of its tract; else from nothing."""
+        """Start from the saved index if it names a record this log really holds; else from nothing."""
         assert self._directory is not None
         index = TractIndex.load(self._directory)
         if index is None:
             return
         reader = GlobalReader(self._storage, self.version, Checkpoint(0, 0, self._storage.size(), b""))
-        if reader.contains(index.covered) and self._counts_covered(index):
+        if reader.contains(index.covered):
             self._index, self._saved_end = index, index.covered.end
-
-    def _counts_covered(self, index: TractIndex) -> bool:
-        """Does the index count the record it covers as its tract's last? An index that does not
-        (forged) would hide that tract's newest records, and a writer would append after them."""
-        covered = index.covered
-        if covered.position == 0:
-            return True  # covers nothing: every record is indexed anew
-        frame = self._storage.read(covered.offset, covered.end - covered.offset)
-        try:
-            body = memoryview(frame)[FRAME_HEADER.size + 1 :]
-            tract_id, number = decode_owner(body, covered.position, covered.offset)
-        except LogCorruptError:
-            return False
-        return index.count(tract_id) == number
 
     # -- what the log holds ----------------------------------------------------
 
