@@ -13,14 +13,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from events import EVENT_TYPES, Anchor, EventLog, LogCorruptError, VerifyReport
+from events import EVENT_TYPES, Anchor, EventLog, VerifyReport
 from events.framing import FIRST_FORMAT
 from projections import CommitView
 from projections.bulk import paused_gc
 from tract.arguments import text
 from tract.compiler import Compiler
 from tract.content import ContentRegistry
-from tract.errors import InvalidArgumentError, storage_errors
+from tract.errors import CorruptLogError, InvalidArgumentError, storage_errors
 from tract.models import ChainHead, LoggedEvent, TractConfig
 from tract.tokens import TokenCounter
 
@@ -87,19 +87,23 @@ class Auditing:
         """
         with self._lock:
             self._check_open()
-            with storage_errors(), paused_gc():
-                self._log.refresh()
-                position = self._view.state.position
-                new = list(self._log.read_tract(self._tract_id, position + 1))
-                try:
-                    self._view.apply_records(new)
-                except LogCorruptError:
-                    if self._view.state.position != position:  # it took in part of what was read: forget it
-                        view = CommitView()
-                        view.apply_records(self._log.read_tract(self._tract_id, 1, position))
-                        self._view, self._compiler = view, Compiler(view, self._registry, self._counter)
-                    raise
+            position = self._view.state.position
+            try:
+                with storage_errors(), paused_gc():
+                    self._log.refresh()
+                    self._view.apply_records(list(self._log.read_tract(self._tract_id, position + 1)))
+            except CorruptLogError:
+                if self._view.state.position != position:  # it took in part of what it read: forget that
+                    self._fold_until(position)
+                raise
             return self._view.state.position
+
+    def _fold_until(self, position: int) -> None:
+        """Fold the view anew from the tract's records up to `position`."""
+        view = CommitView()
+        with storage_errors(), paused_gc():
+            view.apply_records(self._log.read_tract(self._tract_id, 1, position))
+        self._view, self._compiler = view, Compiler(view, self._registry, self._counter)
 
     def replay(self, until_position: int | None = None, until_time: datetime | None = None) -> Tract:
         """A read-only view of this tract as it was after one of its positions, or at a time."""
