@@ -257,20 +257,25 @@ def test_every_reader_names_a_bad_record_the_index_points_around(
 
 @pytest.mark.parametrize("reader", list(WHOLE_LOG_READERS))
 def test_a_forged_index_hides_at_most_a_tracts_newest_records(tmp_path: Path, log_dir: Path, reader: str) -> None:
-    """A catalogue forged (checksum recomputed) to say the first tract ends before its bad record,
-    with OTHER's records after it: the tract then reads as its first records, exactly as the log
-    holds them (as a replay to that point showed them), nothing else; every reader of the whole log
-    names the bad record, and so does verify. (Without the bad record, the chain head an auditor
-    wrote down is what tells that records are hidden: the tract's head is older than it.)"""
+    """A catalogue forged (checksum recomputed, its counts adding up, the tract of the covered record
+    counted right) to say the first tract ends before its bad record: the tract then reads as its
+    first records, exactly as the log holds them (as a replay to that point showed them), nothing
+    else; every reader of the whole log names the bad record, and so does verify. (Without the bad
+    record, the chain head an auditor wrote down is what tells that records are hidden: the tract's
+    head is older than it.)"""
     tract_id = build_two(log_dir)
+    with Tract.open(log_dir, tract_id="third") as third:  # the log's last record is of a third tract
+        third.commit(InstructionContent(text="third"))
     with Tract.open(log_dir, readonly=True) as t:
         auditor = t.chain_head
         with t.replay(until_position=MIDDLE - 1) as then:
             expected = {"compile": then.compile(), "log": then.log(limit=None), "events": list(then.events())}
             expected["chain head"] = then.chain_head
     raw = same_length_garbage(log_dir, tract_id, MIDDLE)
+    hidden = HEAD - (MIDDLE - 1)
     forge_count(log_dir, tract_id, MIDDLE - 1)
-    assert catalogue(log_dir)[1] == [[tract_id, MIDDLE - 1], [OTHER, HEAD]]
+    forge_count(log_dir, OTHER, HEAD + hidden)  # the counts still add up to the records the index covers
+    assert catalogue(log_dir)[1] == [[tract_id, MIDDLE - 1], [OTHER, HEAD + hidden], ["third", 2]]
     with Tract.open(log_dir, readonly=True) as tract:
         served = {"compile": tract.compile(), "log": tract.log(limit=None), "events": list(tract.events())}
         served["chain head"] = tract.chain_head

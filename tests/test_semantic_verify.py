@@ -276,13 +276,9 @@ def test_an_anchor_that_names_no_record_fails(
         if tract_id == "t":
             assert tract.verify(anchor=(position, head.hash)).problem == report.problem
     if position >= 0:  # the CLI's POSITION is digits only
-        assert main(["verify", str(log_dir), "--tract", tract_id, "--anchor", f"{position}:{head.hash}"]) == 1
-        err = capsys.readouterr().err
-        assert "anchor missing" in err and f"{tract_id} position {position}" in err, err
-        if tract_id == "t":  # the tract the log was created with is the default
-            assert main(["verify", str(log_dir), "--anchor", f"{position}:{head.hash}"]) == 1
-            assert f"anchor missing at t position {position}" in capsys.readouterr().err
-    assert main(["verify", str(log_dir), "--anchor", f"{head.position}:{head.hash}"]) == 0
+        assert main(["verify", str(log_dir), "--anchor", f"{tract_id}:{position}:{head.hash}"]) == 1
+        assert f"anchor missing at {tract_id} position {position}" in capsys.readouterr().err
+    assert main(["verify", str(log_dir), "--anchor", f"t:{head.position}:{head.hash}"]) == 0
 
 
 # -- the property: verify flags it, or every reader copes ----------------------------------------
