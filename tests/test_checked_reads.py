@@ -275,7 +275,8 @@ def test_a_forged_index_hides_at_most_a_tracts_newest_records(tmp_path: Path, lo
     hidden = HEAD - (MIDDLE - 1)
     forge_count(log_dir, tract_id, MIDDLE - 1)
     forge_count(log_dir, OTHER, HEAD + hidden)  # the counts still add up to the records the index covers
-    assert catalogue(log_dir)[1] == [[tract_id, MIDDLE - 1], [OTHER, HEAD + hidden], ["third", 2]]
+    counts = dict(catalogue(log_dir)[1])
+    assert (counts[tract_id], counts[OTHER]) == (MIDDLE - 1, HEAD + hidden) and sum(counts.values()) == 2 * HEAD + 3
     with Tract.open(log_dir, readonly=True) as tract:
         served = {"compile": tract.compile(), "log": tract.log(limit=None), "events": list(tract.events())}
         served["chain head"] = tract.chain_head
