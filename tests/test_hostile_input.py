@@ -22,11 +22,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import logcraft
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import events
+from events.tract_index import CATALOGUE_FILE, INDEX_DIR
 from tract import (
     ContentValidationError,
     DialogueContent,
@@ -544,7 +546,7 @@ def test_deeply_nested_payloads_round_trip_or_are_refused_cleanly(tmp_path: Path
         assert reopened.get_commit(info.commit_hash).content == deep  # type: ignore[union-attr]
         assert view_of(reopened.compile()) == compiled
         assert view_of(reopened.replay().compile()) == compiled
-    os.unlink(directory / "snapshot.bin")
+    shutil.rmtree(directory / INDEX_DIR)  # a cold open: the log alone, read from its first record
     with Tract.open(directory, readonly=True) as cold:
         assert view_of(cold.compile()) == compiled
 
@@ -1409,7 +1411,7 @@ def test_a_ten_megabyte_message_commits_compiles_and_replays(tmp_path: Path) -> 
         assert view_of(reopened.compile()) == live
         assert view_of(reopened.replay(until_position=position).compile()) == live
         assert reopened.query_by_config("model", "=", "m")[0].commit_hash == info.commit_hash
-    os.unlink(directory / "snapshot.bin")
+    shutil.rmtree(directory / INDEX_DIR)  # a cold open: the log alone, read from its first record
     with Tract.open(directory, readonly=True) as cold:
         assert view_of(cold.compile()) == live
 
@@ -1512,15 +1514,52 @@ def _flip(path: Path, needle: bytes) -> None:
     path.write_bytes(bytes(data))
 
 
-DAMAGE = {
-    "snapshot-truncated": lambda d, o: _truncate(d / "snapshot.bin", 0.5),
-    "snapshot-one-byte": lambda d, o: _truncate(d / "snapshot.bin", 0.0001),
-    "snapshot-empty": lambda d, o: (d / "snapshot.bin").write_bytes(b""),
-    "snapshot-garbage": lambda d, o: (d / "snapshot.bin").write_bytes(os.urandom(4096)),
-    "snapshot-garbage-after-magic": lambda d, o: (d / "snapshot.bin").write_bytes(b"TRACTSNAP1\n" + os.urandom(4096)),
-    "snapshot-of-another-log": lambda d, o: shutil.copy(o / "snapshot.bin", d / "snapshot.bin"),
-    "snapshot-byte-flipped-in-a-message": lambda d, o: _flip(d / "snapshot.bin", b"question-2"),
-    "snapshot-byte-flipped-in-a-config": lambda d, o: _flip(d / "snapshot.bin", b"served"),
+def _only_pairs(directory: Path) -> Path:
+    """The index file of the log's one tract."""
+    (path,) = (directory / INDEX_DIR).glob("*.idx")
+    return path
+
+
+def _replace_pairs(directory: Path, other: Path) -> None:
+    """The other log's tract index file, in place of this log's (named for this log's tract)."""
+    shutil.copy(_only_pairs(other), _only_pairs(directory))
+
+
+def _forged_counts(directory: Path, change: int) -> None:
+    """The catalogue (checksum recomputed) counting `change` more or fewer records of the tract."""
+    covered, tracts = logcraft.catalogue(directory)
+    logcraft.write_catalogue(directory, [covered, [[tract_id, count + change] for tract_id, count in tracts]])
+
+
+def _forged_pairs(directory: Path) -> None:
+    """The tract's index file listing its records in another order (the catalogue as it was)."""
+    (tract_id,) = [tract for tract, _ in logcraft.catalogue(directory)[1]]
+    records = logcraft.tract_records(directory, tract_id)
+    logcraft.write_pairs(directory, tract_id, records[:1] + records[2:3] + records[1:2] + records[3:])
+
+
+CATALOGUE = Path(INDEX_DIR) / CATALOGUE_FILE
+INDEX_DAMAGE = {
+    "catalogue-truncated": lambda d, o: _truncate(d / CATALOGUE, 0.5),
+    "catalogue-one-byte": lambda d, o: (d / CATALOGUE).write_bytes((d / CATALOGUE).read_bytes()[:1]),
+    "catalogue-empty": lambda d, o: (d / CATALOGUE).write_bytes(b""),
+    "catalogue-missing": lambda d, o: (d / CATALOGUE).unlink(),
+    "catalogue-garbage": lambda d, o: (d / CATALOGUE).write_bytes(os.urandom(4096)),
+    "catalogue-garbage-after-magic": lambda d, o: (d / CATALOGUE).write_bytes(logcraft.INDEX_MAGIC + os.urandom(4096)),
+    "catalogue-byte-flipped": lambda d, o: _flip(d / CATALOGUE, b"record_hash"),
+    "catalogue-of-another-log": lambda d, o: shutil.copy(o / CATALOGUE, d / CATALOGUE),
+    "catalogue-forged-to-hide-the-newest-records": lambda d, o: _forged_counts(d, -3),
+    "catalogue-forged-with-more-records": lambda d, o: _forged_counts(d, +2),
+    "index-of-another-log": lambda d, o: (shutil.rmtree(d / INDEX_DIR), shutil.copytree(o / INDEX_DIR, d / INDEX_DIR)),
+    "index-file-of-another-log": _replace_pairs,
+    "index-file-truncated": lambda d, o: _truncate(_only_pairs(d), 0.5),
+    "index-file-empty": lambda d, o: _only_pairs(d).write_bytes(b""),
+    "index-file-missing": lambda d, o: _only_pairs(d).unlink(),
+    "index-file-garbage": lambda d, o: _only_pairs(d).write_bytes(os.urandom(_only_pairs(d).stat().st_size)),
+    "index-file-forged-out-of-order": lambda d, o: _forged_pairs(d),
+}
+"""Damage to the index beside the log: a cache, never believed, rebuilt from the log without a word."""
+ANALYTICS_DAMAGE = {
     "analytics-garbage": lambda d, o: (d / "analytics.duckdb").write_bytes(os.urandom(64 * 1024)),
     "analytics-empty": lambda d, o: (d / "analytics.duckdb").write_bytes(b""),
     "analytics-header-only": lambda d, o: _truncate(d / "analytics.duckdb", 0.001),
@@ -1529,9 +1568,27 @@ DAMAGE = {
     "analytics-garbage-wal": lambda d, o: (d / "analytics.duckdb.wal").write_bytes(os.urandom(4096)),
     "both-of-another-log": lambda d, o: (
         shutil.copy(o / "analytics.duckdb", d / "analytics.duckdb"),
-        shutil.copy(o / "snapshot.bin", d / "snapshot.bin"),
+        shutil.rmtree(d / INDEX_DIR),
+        shutil.copytree(o / INDEX_DIR, d / INDEX_DIR),
     ),
 }
+"""Damage to the analytics database: rebuilt from the log, with a RuntimeWarning."""
+DAMAGE = {**INDEX_DAMAGE, **ANALYTICS_DAMAGE}
+
+
+def index_files(directory: Path) -> dict[str, bytes]:
+    """The catalogue and the index files of the tracts it names (another file there is never read)."""
+    tracts = [tract_id for tract_id, _ in logcraft.catalogue(directory)[1]]
+    paths = [directory / CATALOGUE, *(logcraft.pairs_path(directory, tract_id) for tract_id in tracts)]
+    return {path.name: path.read_bytes() for path in paths}
+
+
+def rebuilt_index(directory: Path, scratch: Path) -> dict[str, bytes]:
+    """The index a writer saves after indexing the log in `directory` from its first record."""
+    scratch.mkdir()
+    shutil.copy(directory / "events.log", scratch / "events.log")
+    events.EventLog.open(scratch).close()
+    return index_files(scratch)
 
 
 @pytest.mark.parametrize("damage", list(DAMAGE))
@@ -1543,15 +1600,18 @@ def test_damaged_derived_files_cost_a_rebuild_never_a_wrong_answer(tmp_path: Pat
         expected = answers(t)
     log_before = log_bytes(directory)
     DAMAGE[damage](directory, other)
+    with Tract.open(directory, readonly=True) as reader:  # a reader cannot rebuild the files: it reads around them
+        assert answers(reader) == expected
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         with Tract.open(directory) as t:
             assert answers(t) == expected
             t.commit(user("after the damage"))
             assert t.verify().ok
-    if damage != "analytics-garbage-wal":  # DuckDB may ignore a WAL it cannot use; the answers are what matter
+    if damage in ANALYTICS_DAMAGE and damage != "analytics-garbage-wal":  # DuckDB may ignore a WAL it cannot use
         assert any(issubclass(w.category, RuntimeWarning) for w in caught), f"no RuntimeWarning about the damaged file ({damage})"
     assert log_bytes(directory).startswith(log_before)
+    assert index_files(directory) == rebuilt_index(directory, tmp_path / "scratch"), "the writer saved a good index"
     with Tract.open(directory) as again:  # what was rebuilt is good from now on, without further warnings
         with warnings.catch_warnings():
             warnings.simplefilter("error", RuntimeWarning)

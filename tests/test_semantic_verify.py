@@ -4,9 +4,9 @@ Logs here have valid framing, chain and commit hashes (written with the log's ow
 append and `sealed_commit`) but events that may not hold together: references
 to missing commits, edits of edits, commits of another tract, branch events
 naming unknown commits, HEAD on deleted branches, tracts never created, odd
-merges. `verify` names the first such record; opening the log refuses that very
-record; a log that passes `verify` never makes a reader fail with anything but
-a `TractError`.
+merges. `verify` names the first such record (its tract and its number there);
+opening that tract refuses that very record; a log that passes `verify` never
+makes a reader fail with anything but a `TractError`.
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ import tempfile
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
-from logcraft import START, Forger, frames
+from logcraft import START, Forger
 
 from events import (
     LOG_FILE,
@@ -197,19 +197,21 @@ def test_verify_flags_refs_that_do_not_hold_and_open_refuses_the_same_record(
 ) -> None:
     hostile, kind = CASES[case]
     base = Base(log_dir)
-    position = base.forger.append(hostile(base))
+    event = hostile(base)
+    position = base.forger.append(event)
+    in_log = base.forger.position
     base.forger.append(TractCreated(tract_id="later", created_at=base.forger.now()))  # not the last record
     base.forger.close()
     report = verify(log_dir)
     assert report.problem is not None, case
-    assert (report.problem.position, report.problem.kind) == (position, kind), report
-    assert report.records_checked == position - 1
+    assert (report.problem.tract_id, report.problem.position, report.problem.kind) == (event.tract_id, position, kind)
+    assert report.records_checked == in_log - 1
     for readonly in (True, False):
         with pytest.raises(CorruptLogError) as caught:
-            Tract.open(log_dir, readonly=readonly, tract_id="t")
+            Tract.open(log_dir, readonly=readonly, tract_id=event.tract_id)
         assert (caught.value.position, caught.value.kind) == (position, kind)
     assert main(["verify", str(log_dir)]) == 1
-    assert main(["log", str(log_dir)]) == 1
+    assert main(["log", str(log_dir), "--tract", event.tract_id]) == 1
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 2 and all(f"position {position}" in line and kind in line for line in lines), lines
 
@@ -235,7 +237,7 @@ def test_a_commit_written_later_is_no_parent(log_dir: Path, field: str) -> None:
 def test_a_refresh_never_takes_in_half_a_batch_whose_refs_do_not_hold(log_dir: Path) -> None:
     base = Base(log_dir)
     with Tract.open(log_dir, readonly=True, tract_id="t") as reader:
-        before = reader.compile()
+        before, head = reader.compile(), reader.chain_head
         usage = UsageRecorded(
             tract_id="t", created_at=base.forger.now(), head_hash=base.e1, prompt_tokens=7, completion_tokens=1,
             total_tokens=8,
@@ -246,25 +248,37 @@ def test_a_refresh_never_takes_in_half_a_batch_whose_refs_do_not_hold(log_dir: P
             with pytest.raises(CorruptLogError) as caught:
                 reader.refresh()
             assert (caught.value.position, caught.value.kind) == (last, "unknown commit")
-            assert reader.chain_head.position == last - 2
+            assert reader.chain_head == head
             assert reader.compile() == before  # the usage in the same batch is not shown
+            assert [e.position for e in reader.events()] == list(range(1, head.position + 1))
     base.forger.close()
 
 
-@pytest.mark.parametrize("position", [0, -3, 9, 99])
-def test_an_anchor_that_names_no_record_fails(log_dir: Path, capsys: pytest.CaptureFixture[str], position: int) -> None:
+@pytest.mark.parametrize("position", [0, -3, 7, 99])
+@pytest.mark.parametrize("tract_id", ["t", "u", "nowhere"])
+def test_an_anchor_that_names_no_record_fails(
+    log_dir: Path, capsys: pytest.CaptureFixture[str], position: int, tract_id: str
+) -> None:
+    """Positions are the tract's own: t holds 6 records and u 2, so position 7 of t, or 3 of u,
+    is no record, even though the whole log holds 8."""
     Base(log_dir).forger.close()
     with Tract.open(log_dir, readonly=True, tract_id="t") as tract:
         head = tract.chain_head
-        assert head.position == 8
+        assert (head.tract_id, head.position) == ("t", 6)
         assert tract.verify(anchor=head).ok
-        report = tract.verify(anchor=ChainHead(position=position, hash=head.hash))
+        assert tract.verify(anchor=(head.position, head.hash)).ok
+        report = tract.verify(anchor=ChainHead(tract_id=tract_id, position=position, hash=head.hash))
         assert report.problem is not None
-        assert (report.problem.position, report.problem.kind) == (position, "anchor missing")
-        assert verify(log_dir, anchor=(position, head.hash)).problem == report.problem
+        assert (report.problem.tract_id, report.problem.position, report.problem.kind) == (
+            tract_id, position, "anchor missing",
+        )  # fmt: skip
+        assert verify(log_dir, anchor=(tract_id, position, head.hash)).problem == report.problem
+        if tract_id == "t":
+            assert tract.verify(anchor=(position, head.hash)).problem == report.problem
     if position >= 0:  # the CLI's POSITION is digits only
-        assert main(["verify", str(log_dir), "--anchor", f"{position}:{head.hash}"]) == 1
-        assert f"anchor missing at position {position}" in capsys.readouterr().err
+        assert main(["verify", str(log_dir), "--anchor", f"{tract_id}:{position}:{head.hash}"]) == 1
+        assert f"anchor missing at {tract_id} position {position}" in capsys.readouterr().err
+    assert main(["verify", str(log_dir), "--anchor", f"t:{head.position}:{head.hash}"]) == 0
 
 
 # -- the property: verify flags it, or every reader copes ----------------------------------------
@@ -300,13 +314,21 @@ def pick(pool: list[Any], index: int) -> Any:
     return pool[index % len(pool)] if pool else None
 
 
+class Hostile(NamedTuple):
+    """Where the first hostile record is: its tract, its number there, its place in the whole log."""
+
+    tract_id: str
+    number: int
+    position: int
+
+
 class Script:
     """Writes drawn steps as events, keeping its own model of each tract to aim them."""
 
     def __init__(self, forger: Forger) -> None:
         self.forger = forger
         self.tracts: dict[str, TractModel] = {}
-        self.first_hostile: int | None = None
+        self.first_hostile: Hostile | None = None
         self.create("t")
 
     def create(self, tract_id: str) -> None:
@@ -354,12 +376,16 @@ class Script:
             if head is None:
                 return
             count = BIG if mode == "odd" and b % 2 else b
-            if hostile and b % 3 == 0:
+            unreadable = hostile and b % 3 == 0
+            if unreadable:
                 head, count = own or UNKNOWN, 2**64 - 1  # beyond any count: the record does not decode
             event = UsageRecorded(
                 tract_id=tract_id, created_at=now, head_hash=head, prompt_tokens=count, completion_tokens=count,
                 total_tokens=count,
             )  # fmt: skip
+            if unreadable:  # the log's own append refuses it: crafted as a forger would write it
+                self.first_hostile = Hostile(tract_id, self.forger.append_unreadable(event), self.forger.position)
+                return
         elif kind == "branch":
             name = pick(["dev", "side", "x"], b)
             if hostile:
@@ -447,10 +473,10 @@ class Script:
         self.write(event, mode, model)
 
     def write(self, event: Event, mode: str, model: TractModel) -> None:
-        position = self.forger.append(event)
+        number = self.forger.append(event)
         if mode == "hostile":
             if self.first_hostile is None:
-                self.first_hostile = position
+                self.first_hostile = Hostile(event.tract_id, number, self.forger.position)
             return
         # Keep the model as the view folds it (only events that hold together reach here).
         if isinstance(event, CommitCreated):
@@ -506,11 +532,11 @@ def outcome(call: Callable[[], Any]) -> str:
 def read_everything(directory: Path, scratch: Path) -> list[str]:
     """Every reader of every tract in the log, and the CLI; returns the outcomes."""
     results: list[str] = []
+    tract_ids = list(verify(directory).heads)
     with Tract.open(directory, readonly=True) as first:
-        logged = list(first.events())
-    tract_ids = list(dict.fromkeys(e.event.tract_id for e in logged if isinstance(e.event, TractCreated)))
-    hashes = [e.event.commit_hash for e in logged if e.type == "CommitCreated"]
-    moment = START + timedelta(seconds=len(logged) // 2)
+        logged = {tract_id: list(first.events(tract_id=tract_id)) for tract_id in tract_ids}
+    hashes = [e.event.commit_hash for events in logged.values() for e in events if e.type == "CommitCreated"]
+    moment = START + timedelta(seconds=sum(map(len, logged.values())) // 2)
     for tract_id in tract_ids:
         with Tract.open(directory, readonly=True, tract_id=tract_id) as t:
             branches = [b.name for b in t.list_branches()]
@@ -530,7 +556,7 @@ def read_everything(directory: Path, scratch: Path) -> list[str]:
                 calls.append(lambda name=name: t.reflog(name))
             refs = branches + hashes[:1] + hashes[-1:]
             calls += [lambda a=a, b=b: t.diff(a, b) for a in refs[:3] for b in refs[-3:]]
-            for position in range(len(logged) + 1):
+            for position in range(len(logged[tract_id]) + 1):
                 calls.append(lambda p=position: (then := t.replay(until_position=p)).compile() and then.log())
             results += [outcome(call) for call in calls]
     for command in (["log"], ["compile"], ["branches"], ["events"], ["export", str(scratch / "out.jsonl")]):
@@ -543,15 +569,18 @@ def read_everything(directory: Path, scratch: Path) -> list[str]:
     return results
 
 
-def cut_before(directory: Path, position: int, into: Path) -> None:
-    """A copy of the log holding the records before `position` (each operation is its own batch)."""
+def cut_before(directory: Path, offset: int, into: Path) -> None:
+    """A copy of the log holding the records before byte `offset` (each operation is its own batch)."""
     into.mkdir()
-    end = frames(directory)[position - 1][0]
-    (into / LOG_FILE).write_bytes((directory / LOG_FILE).read_bytes()[:end])
+    (into / LOG_FILE).write_bytes((directory / LOG_FILE).read_bytes()[:offset])
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(STEPS, min_size=10, max_size=40))
+@example(  # always at least once: a record of the second tract that does not decode
+    [("commit", "valid", 1, 1), ("tract", "valid", 0, 0), ("commit", "valid", 3, 1), ("usage", "hostile", 3, 0)]
+    + [("commit", "valid", 1, 1)] * 6
+)
 def test_verify_flags_hostile_refs_or_every_reader_copes(steps: list[tuple[str, str, int, int]]) -> None:
     with tempfile.TemporaryDirectory() as temporary, watchdog(300):
         root = Path(temporary)
@@ -563,18 +592,24 @@ def test_verify_flags_hostile_refs_or_every_reader_copes(steps: list[tuple[str, 
         script.forger.close()
         report = verify(directory)
         event(f"verify: {report.problem.kind if report.problem else 'ok'}")
-        assert (report.problem.position if report.problem else None) == script.first_hostile, report
+        hostile = script.first_hostile
+        assert (report.problem is None) == (hostile is None), report
         readable = directory
-        if report.problem is not None:
+        if report.problem is not None and hostile is not None:
             problem = report.problem
+            if problem.tract_id is None:  # a record that does not decode has no known tract: its place in the log
+                assert (problem.position, problem.kind) == (hostile.position, "undecodable record"), report
+            else:
+                assert (problem.tract_id, problem.position) == (hostile.tract_id, hostile.number), report
             with pytest.raises(CorruptLogError) as caught:
-                Tract.open(directory, readonly=True, tract_id="t")
-            assert (caught.value.position, caught.value.kind) == (problem.position, problem.kind)
+                Tract.open(directory, readonly=True, tract_id=hostile.tract_id)
+            assert (caught.value.position, caught.value.kind) == (hostile.number, problem.kind)
+            assert problem.offset is not None
             readable = root / "prefix"
-            cut_before(directory, problem.position, readable)
+            cut_before(directory, problem.offset, readable)
             assert verify(readable).ok
         results = read_everything(readable, root)
-        event(f"records read: {min(verify(readable).last_position // 5 * 5, 20)}+")
+        event(f"records read: {min(verify(readable).records_checked // 5 * 5, 20)}+")
         for result in set(results):
             event(f"reader outcome: {result}")
         assert results and set(results) <= {"ok", "unrenderable content", "CommitNotFoundError"}, results

@@ -19,8 +19,9 @@ from events.framing import FIRST_FORMAT
 from projections import CommitView
 from projections.bulk import paused_gc
 from tract.arguments import text
+from tract.compiler import Compiler
 from tract.content import ContentRegistry
-from tract.errors import InvalidArgumentError, storage_errors
+from tract.errors import CorruptLogError, InvalidArgumentError, storage_errors
 from tract.models import ChainHead, LoggedEvent, TractConfig
 from tract.tokens import TokenCounter
 
@@ -40,6 +41,7 @@ class Auditing:
         _config: TractConfig
         _counter: TokenCounter
         _registry: ContentRegistry
+        _compiler: Compiler
 
         def _check_open(self) -> None: ...
 
@@ -49,9 +51,17 @@ class Auditing:
         `verify(anchor=...)` proves the tract only grew since."""
         with self._lock:
             self._check_open()
+            position = self._view.state.position
             with storage_errors():
-                head = self._log.tract_head(self._tract_id).hex()
-            return ChainHead(tract_id=self._tract_id, position=self._view.state.position, hash=head)
+                if self._log.tract_length(self._tract_id) == position:
+                    head = self._log.tract_head(self._tract_id)
+                else:  # a failed refresh left the log's index ahead of this view
+                    prefix = self._log.prefix(self._tract_id, position)
+                    try:
+                        head = prefix.tract_head(self._tract_id)
+                    finally:
+                        prefix.close()
+            return ChainHead(tract_id=self._tract_id, position=position, hash=head.hex())
 
     def verify(self, *, anchor: ChainHead | tuple[int, str] | None = None) -> VerifyReport:
         """Check every record of the log (every tract): framing, checksums, decoding, each tract's
@@ -83,11 +93,23 @@ class Auditing:
         """
         with self._lock:
             self._check_open()
-            with storage_errors(), paused_gc():
-                self._log.refresh()
-                new = list(self._log.read_tract(self._tract_id, self._view.state.position + 1))
-                self._view.apply_records(new)
+            position = self._view.state.position
+            try:
+                with storage_errors(), paused_gc():
+                    self._log.refresh()
+                    self._view.apply_records(list(self._log.read_tract(self._tract_id, position + 1)))
+            except CorruptLogError:
+                if self._view.state.position != position:  # it took in part of what it read: forget that
+                    self._fold_until(position)
+                raise
             return self._view.state.position
+
+    def _fold_until(self, position: int) -> None:
+        """Fold the view anew from the tract's records up to `position`."""
+        view = CommitView()
+        with storage_errors(), paused_gc():
+            view.apply_records(self._log.read_tract(self._tract_id, 1, position))
+        self._view, self._compiler = view, Compiler(view, self._registry, self._counter)
 
     def replay(self, until_position: int | None = None, until_time: datetime | None = None) -> Tract:
         """A read-only view of this tract as it was after one of its positions, or at a time."""
