@@ -266,8 +266,9 @@ def test_a_damaged_record_of_the_opened_tract_is_named_with_its_position(copy: P
         log.seek(offset + length - 2)
         log.write(bytes([byte[0] ^ 0x01]))
     for readonly in (True, False):
-        with pytest.raises(CorruptLogError, match="tract 'agent-005' position 4"):
+        with pytest.raises(CorruptLogError, match="tract 'agent-005' position 4") as raised:
             Tract.open(copy, tract_id="agent-005", readonly=readonly)
+        assert (raised.value.tract_id, raised.value.position, raised.value.offset) == ("agent-005", 4, offset)
     with Tract.open(copy, tract_id="agent-006", readonly=True) as other:
         assert other.compile().messages[0].content == "You are agent 6."
 

@@ -83,13 +83,25 @@ class TractClosedError(TractError):
 
 
 class StorageError(TractError):
-    """The log, or a file beside it (snapshot, analytics database), could not be opened, read or written:
-    a full disk, a failed fsync, a file that is not a regular file. `position` names the record when known."""
+    """The log, or a file beside it (index, analytics database), could not be opened, read or written:
+    a full disk, a failed fsync, a file that is not a regular file. `position` names the record when
+    known: its number in `tract_id`, or its place in the whole log when `tract_id` is None (a scan met
+    it before its tract could be known); `offset` is its byte offset in the log file."""
 
-    def __init__(self, message: str, *, position: int | None = None, kind: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        position: int | None = None,
+        kind: str | None = None,
+        tract_id: str | None = None,
+        offset: int | None = None,
+    ) -> None:
         super().__init__(message)
         self.position = position
         self.kind = kind
+        self.tract_id = tract_id
+        self.offset = offset
 
 
 class CorruptLogError(StorageError):
@@ -151,7 +163,8 @@ def storage_errors() -> Iterator[None]:
         raise refused_argument(error) from None
     except events.LogError as error:
         kind = _FROM_LOG.get(type(error), StorageError)
-        raise kind(str(error), position=getattr(error, "position", None), kind=getattr(error, "kind", None)) from error
+        where = {name: getattr(error, name, None) for name in ("position", "kind", "tract_id", "offset")}
+        raise kind(str(error), **where) from error
     except OSError as error:
         raise StorageError(f"{error.strerror or error}: {error.filename or 'log'}") from error
     except AnalyticsStorageError as error:
