@@ -287,12 +287,14 @@ class EventLog:
             prev = self.tract_head(tract_id)
             last_index = len(events) - 1
             for index, event in enumerate(events):
-                if event.tract_id != tract_id:
-                    raise ValueError(f"a batch holds the events of one tract ({tract_id!r}), not {event.tract_id!r}")
                 start = len(out)
                 out += _NO_HEADER  # reserved; filled in once the record is encoded behind it
                 out.append(FLAG_BATCH_END if index == last_index else 0)
                 encode_record(Record(count + 1 + index, prev, event), out, index)
+                # After the round-trip check: something that is not an event, or an event whose
+                # tract_id is not a string, is an InvalidEventError naming the field at fault.
+                if event.tract_id != tract_id:
+                    raise ValueError(f"a batch holds the events of one tract ({tract_id!r}), not {event.tract_id!r}")
                 length, prev = seal_frame(out, start)
                 if length > MAX_RECORD_BYTES:
                     raise RecordTooLargeError(
