@@ -190,11 +190,11 @@ def _export(args: argparse.Namespace) -> int:
 
 def _import(args: argparse.Namespace) -> int:
     with open(args.jsonl, "rb") as lines, storage_errors():
-        head = import_jsonl(lines, args.directory, progress=_progress("imported"))
+        heads = import_jsonl(lines, args.directory, progress=_progress("imported"))
     _end_progress()
-    print(
-        f"imported {head.position} records into {args.directory}; chain head {head.position}:{head.record_hash.hex()}"
-    )
+    print(f"imported {sum(head.number for head in heads.values())} records into {args.directory}")
+    for tract_id, head in heads.items():
+        print(f"tract {tract_id}: chain head {head.number}:{head.hash}")
     return 0
 
 
