@@ -61,13 +61,20 @@ class TractReader:
                 return
             except _Unexpected as problem:
                 if rebuilt:
-                    raise LogCorruptError(
-                        problem.detail, position=problem.number, kind=problem.kind, offset=problem.offset,
-                        tract_id=tract_id,
-                    ) from None  # fmt: skip
-                self._index, rebuilt = self._rebuild(), True
+                    raise _damaged(tract_id, problem) from None
+                self._index, rebuilt = self._rebuild_after(tract_id, problem), True
                 self._end = self._index.covered.end
                 last = min(last, self._index.count(tract_id))
+
+    def _rebuild_after(self, tract_id: str, problem: _Unexpected) -> TractIndex:
+        """Rebuild the index from the log; if the scan stops at the very record that failed its
+        check, that record is damaged: say so as the tract's record, by its number in the tract."""
+        try:
+            return self._rebuild()
+        except LogCorruptError as error:
+            if error.tract_id is None and problem.offset is not None and error.offset == problem.offset:
+                raise _damaged(tract_id, problem) from None
+            raise
 
     def hash_of(self, tract_id: str, number: int) -> bytes:
         """The chain hash of the tract's record `number`, read back and checked."""
@@ -131,3 +138,9 @@ class TractReader:
                 number, "broken chain", "previous-record hash does not match the tract's record before", offset
             )
         return record, record_hash(raw, self._version)
+
+
+def _damaged(tract_id: str, problem: _Unexpected) -> LogCorruptError:
+    return LogCorruptError(
+        problem.detail, position=problem.number, kind=problem.kind, offset=problem.offset, tract_id=tract_id
+    )
