@@ -83,13 +83,17 @@ class TractClosedError(TractError):
 
 
 class StorageError(TractError):
-    """The log, or a file beside it (snapshot, analytics database), could not be opened, read or written:
-    a full disk, a failed fsync, a file that is not a regular file. `position` names the record when known."""
+    """The log, or a file beside it (index, analytics database), could not be opened, read or written:
+    a full disk, a failed fsync, a file that is not a regular file. `position` names the record when
+    known: its number in tract `tract_id`, or (`tract_id` None) its place in the whole log."""
 
-    def __init__(self, message: str, *, position: int | None = None, kind: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, position: int | None = None, kind: str | None = None, tract_id: str | None = None
+    ) -> None:
         super().__init__(message)
         self.position = position
         self.kind = kind
+        self.tract_id = tract_id
 
 
 class CorruptLogError(StorageError):
@@ -151,7 +155,12 @@ def storage_errors() -> Iterator[None]:
         raise refused_argument(error) from None
     except events.LogError as error:
         kind = _FROM_LOG.get(type(error), StorageError)
-        raise kind(str(error), position=getattr(error, "position", None), kind=getattr(error, "kind", None)) from error
+        raise kind(
+            str(error),
+            position=getattr(error, "position", None),
+            kind=getattr(error, "kind", None),
+            tract_id=getattr(error, "tract_id", None),
+        ) from error
     except OSError as error:
         raise StorageError(f"{error.strerror or error}: {error.filename or 'log'}") from error
     except AnalyticsStorageError as error:
