@@ -34,6 +34,7 @@ from events.framing import (
     GENESIS_HASH,
     LOG_FILE,
     MAX_RECORD_BYTES,
+    START,
     Checkpoint,
     Frame,
     FrameScanner,
@@ -183,11 +184,20 @@ class EventLog:
 
     def prefix(self, tract_id: str, number: int) -> EventLog:
         """A read-only log that holds the tract's records up to `number` (sharing this one's file
-        through a handle of its own): what a replay reads. Other tracts, and the log-order
-        reader analytics use, are as this log holds them now."""
+        through a handle of its own): what a replay reads. Its log-order reader (what analytics
+        and exports read) ends with that record too, so they show the log as it stood then
+        (a record in the middle of a batch: up to the batch before it, as a reader saw it then).
+        The whole-log position of that end is not known here: its checkpoint says 0."""
         view = EventLog(self._storage.duplicate(), readonly=True, sync=self.sync_mode, directory=None)
         view.version, view._frozen = self.version, True
         view._index = self._index.capped(tract_id, number)
+        count = view._index.count(tract_id)
+        if count == 0:
+            view._index.covered = START
+        else:
+            offset, length = view._index.locate(tract_id, count)
+            view._index.covered = Checkpoint(0, offset, offset + length, b"")
+            view._index.covered = Checkpoint(0, offset, offset + length, view.tract_head(tract_id))
         return view
 
     def frames(self) -> Iterator[Frame]:
