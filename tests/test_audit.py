@@ -305,7 +305,7 @@ def test_a_record_altered_in_one_tract_is_named_by_its_number_in_that_tract(log_
     with Tract.open(log_dir, tract_id="b", readonly=True) as b:
         [altered] = [e.position for e in b.events(types="CommitCreated") if e.event.content["text"] == "b 1"]
     data = (log_dir / LOG_FILE).read_bytes()
-    [(start, end)] = [(s, e) for s, e in spans(log_dir) if b'"b 1"'[1:-1] in data[s:e] and b"\xa1b" in data[s:e]]
+    [(start, end)] = [(s, e) for s, e in spans(log_dir) if b"b 1" in data[s:e]]
 
     def forge(data: bytearray) -> bytearray:
         record = bytes(data[start + FRAME_HEADER.size : end])
@@ -330,9 +330,8 @@ def test_one_tract_exported_alone_imports_with_the_same_chain_head(tmp_path: Pat
             buffer = io.BytesIO()
             assert a.export_jsonl(buffer, tract_id=tract_id) == heads[tract_id].position
             exports[tract_id] = buffer.getvalue()
-            compiled = Tract.open(source, tract_id=tract_id, readonly=True)
-            with compiled:
-                expected = (compiled.compile(), compiled.log(limit=None))
+            with Tract.open(source, tract_id=tract_id, readonly=True) as original:
+                expected = (original.compile(), original.log(limit=None))
             copy = tmp_path / f"copy-{tract_id}"
             imported = import_jsonl(exports[tract_id].splitlines(), copy)
             head = TractHead(heads[tract_id].position, heads[tract_id].hash)
