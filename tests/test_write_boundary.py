@@ -363,7 +363,8 @@ def test_the_log_appends_only_events_that_decode_back_into_themselves(
     log.append("t", [good], expected=0)
 
     def state() -> tuple[Any, ...]:
-        return (log.tract_ids(), log.tract_length("t"), log.tract_head("t"), log_bytes(directory) if directory else None)
+        on_disk = log_bytes(directory) if directory else None
+        return (log.tract_ids(), log.tract_length("t"), log.tract_head("t"), on_disk)
 
     before = state()
     with pytest.raises(InvalidEventError) as caught:
@@ -374,7 +375,8 @@ def test_the_log_appends_only_events_that_decode_back_into_themselves(
     assert field_name in str(caught.value)
     assert state() == before
     assert log.append("t", [commit_event(message="after")], expected=1) == 2
-    assert [(r.number, type(r.event).__name__) for r in log.read_tract("t")] == [(1, "TractCreated"), (2, "CommitCreated")]
+    read_back = [(r.number, type(r.event).__name__) for r in log.read_tract("t")]
+    assert read_back == [(1, "TractCreated"), (2, "CommitCreated")]
     report = log.verify()
     assert report.ok and report.records_checked == 2 and list(report.heads) == ["t"]
     assert report.heads["t"].number == 2 and report.heads["t"].hash == log.tract_head("t").hex()
@@ -515,6 +517,29 @@ def test_an_import_that_fails_leaves_nothing_behind(
         assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
         assert not target.exists(), f"{name}: a failed import left {target}"
         assert list((tmp_path / "imports").iterdir()) == [], "a failed import left its staging directory"
+
+
+@pytest.mark.parametrize("field", ["prev_hash", "record_hash"])
+def test_an_import_checks_the_hashes_of_every_record_of_a_batch(
+    exported: list[bytes], tmp_path: Path, capsys: pytest.CaptureFixture[str], field: str
+) -> None:
+    """Not only a batch's first previous hash and last own hash: a record inside a batch that names
+    a hash it does not have is refused (else the import would not export back as it was given)."""
+    inside = [i for i in range(1, len(exported)) if not json.loads(exported[i - 1])["batch_end"]]  # not first
+    if field == "record_hash":
+        inside = [i - 1 for i in inside]  # not last
+    assert inside, "the export holds a batch of several records"
+    for index in inside:
+        lines = list(exported)
+        record = json.loads(lines[index])
+        record[field] = "0" * 64
+        lines[index] = json.dumps(record).encode()
+        export = tmp_path / f"{field}-{index}.jsonl"
+        export.write_bytes(b"\n".join(lines))
+        target = tmp_path / "imports" / f"{index}"
+        code, err = import_cli(export, target, capsys)
+        assert code == 1 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+        assert not target.exists()
 
 
 def test_an_import_does_not_overwrite_anything(
