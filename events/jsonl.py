@@ -149,5 +149,14 @@ def _append_batch(log: EventLog, batch: list[ExportedRecord]) -> None:
         log.append(tract_id, [record.event for record in batch])
     except InvalidEventError as error:
         raise LogFormatError(f"{where}: {error}") from None
-    if checked and log.tract_head(tract_id).hex() != batch[-1].record_hash:
-        raise LogError(f"{where}: re-encoded records do not hash as exported")
+    if checked:
+        # Every record of the batch, not just its ends: each hashes as exported and names the hash
+        # of the one before it (a record's hash is what the next one names as its previous).
+        after_first = log.read_tract(tract_id, batch[0].position + 1, batch[-1].position)
+        hashes = [record.prev_hash.hex() for record in after_first]
+        hashes.append(log.tract_head(tract_id).hex())
+        for record, previous, digest in zip(batch, [batch[0].prev_hash, *hashes], hashes):
+            if (record.prev_hash, record.record_hash) != (previous, digest):
+                raise LogError(
+                    f"tract {tract_id!r} position {record.position}: re-encoded record does not hash as exported"
+                )

@@ -33,6 +33,7 @@ from events.framing import (
     FRAME_HEADER,
     LOG_FILE,
     MAX_RECORD_BYTES,
+    START,
     Checkpoint,
     Frame,
     FrameScanner,
@@ -181,11 +182,20 @@ class EventLog:
 
     def prefix(self, tract_id: str, number: int) -> EventLog:
         """A read-only log that holds the tract's records up to `number` (sharing this one's file
-        through a handle of its own): what a replay reads. Other tracts, and the log-order
-        reader analytics use, are as this log holds them now."""
+        through a handle of its own): what a replay reads. Its log-order reader (what analytics
+        and exports read) ends with that record too, so they show the log as it stood then
+        (a record in the middle of a batch: up to the batch before it, as a reader saw it then).
+        The whole-log position of that end is not known here: its checkpoint says 0."""
         view = EventLog(self._storage.duplicate(), readonly=True, sync=self.sync_mode, directory=None)
         view.version, view._frozen = self.version, True
         view._index = self._index.capped(tract_id, number)
+        count = view._index.count(tract_id)
+        if count == 0:
+            view._index.covered = START
+        else:
+            offset, length = view._index.locate(tract_id, count)
+            view._index.covered = Checkpoint(0, offset, offset + length, b"")
+            view._index.covered = Checkpoint(0, offset, offset + length, view.tract_head(tract_id))
         return view
 
     def frames(self) -> Iterator[Frame]:
@@ -285,12 +295,14 @@ class EventLog:
             frames: list[tuple[int, int]] = []
             last_index = len(events) - 1
             for index, event in enumerate(events):
-                if event.tract_id != tract_id:
-                    raise ValueError(f"a batch holds the events of one tract ({tract_id!r}), not {event.tract_id!r}")
                 start = len(out)
                 out += _NO_HEADER  # reserved; filled in once the record is encoded behind it
                 out.append(FLAG_BATCH_END if index == last_index else 0)
                 encode_record(Record(count + 1 + index, prev, event), out, index)
+                # After the round-trip check: something that is not an event, or an event whose
+                # tract_id is not a string, is an InvalidEventError naming the field at fault.
+                if event.tract_id != tract_id:
+                    raise ValueError(f"a batch holds the events of one tract ({tract_id!r}), not {event.tract_id!r}")
                 length, prev = seal_frame(out, start)
                 if length > MAX_RECORD_BYTES:
                     raise RecordTooLargeError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from events import LOG_FILE, EventLog, verify
+from events import LOG_FILE, EventLog, TractHead, verify
 from events.framing import FRAME_HEADER, seal_frame
 from events.jsonl import import_jsonl
 from tract import ChainHead, DialogueContent, Priority, ReadOnlyError, Tract
@@ -53,10 +54,14 @@ def damage(directory: Path, edit) -> None:
 def test_clean_log_verifies(log_dir: Path) -> None:
     build_log(log_dir)
     report = verify(log_dir)
-    assert report.ok and report.records_checked == 7 and report.last_position == 7
+    start, end = spans(log_dir)[-1]
+    last_record = (log_dir / LOG_FILE).read_bytes()[start + FRAME_HEADER.size : end]
+    digest = hashlib.sha256(last_record[1:]).hexdigest()  # the record's body, without its flags byte
     with Tract.open(log_dir, readonly=True) as tract:
+        assert report.ok and report.records_checked == 7 and report.format == 2
+        assert report.heads == {tract.tract_id: TractHead(7, digest)}
         assert tract.verify() == report
-        assert tract.chain_head == ChainHead(position=7, hash=report.head_hash)
+        assert tract.chain_head == ChainHead(tract_id=tract.tract_id, position=7, hash=digest)
 
 
 def test_flipped_byte_in_a_middle_record(log_dir: Path) -> None:
@@ -162,6 +167,8 @@ def test_replay_equals_what_compile_returned_live(log_dir: Path) -> None:
     with Tract.open(log_dir) as tract:
         first = tract.commit(user("first"), generation_config={"temperature": 0.2})
         seen.append((tract.chain_head.position, datetime.now(timezone.utc), tract.compile()))
+        # Then the first commit is given another config: the past must not see it.
+        tract.record_usage({"prompt_tokens": 1, "completion_tokens": 1}, generation_config={"temperature": 0.05})
         tract.commit(user("second"))
         tract.annotate(first.commit_hash, Priority.SKIP)
         seen.append((tract.chain_head.position, datetime.now(timezone.utc), tract.compile()))
@@ -175,9 +182,11 @@ def test_replay_equals_what_compile_returned_live(log_dir: Path) -> None:
             assert auditor.replay(until_time=moment).compile() == compiled
         past = auditor.replay(until_position=seen[0][0])
         assert [c.content["text"] for c in past.log()] == ["first"]
-        assert len(past.query_by_config("temperature", ">", 0.1)) == 1
-        assert past.sql("SELECT count(*) FROM commits").rows == [(1,)]
+        assert [c.commit_hash for c in past.query_by_config("temperature", ">", 0.1)] == [first.commit_hash]
+        assert past.sql("SELECT count(*), any_value(temperature) FROM commits").rows == [(1, 0.2)]
+        assert past.sql("SELECT count(*) FROM usage").rows == [(0,)]
         assert len(past.config_history(first.commit_hash)) == 1
+        assert first.commit_hash not in [c.commit_hash for c in auditor.query_by_config("temperature", ">", 0.1)]
         assert auditor.replay(until_position=0).compile().messages == []
         with pytest.raises(ReadOnlyError):
             past.commit(user("no"))
@@ -219,15 +228,23 @@ def test_replay_at_every_point_equals_the_live_compile(operations: list[tuple]) 
 
 def test_events_iterator_filters(log_dir: Path) -> None:
     with Tract.open(log_dir) as tract:
+        first_id = tract.tract_id
         tract.commit(user("a"))
         tract.record_usage({"prompt_tokens": 1, "completion_tokens": 1})
     with Tract.open(log_dir, tract_id="other") as other:
         other.commit(user("b"))
         everything = list(other.events())
+        assert {e.event.tract_id for e in everything} == {"other"}  # this tract's events, numbered in it
         assert [e.position for e in everything] == list(range(1, len(everything) + 1))
-        assert [e.type for e in other.events(types="CommitCreated")] == ["CommitCreated", "CommitCreated"]
-        assert {e.event.tract_id for e in other.events(tract_id="other")} == {"other"}
-        assert [e.position for e in other.events(from_position=2, to_position=3)] == [2, 3]
+        assert [e.event.content["text"] for e in other.events(types="CommitCreated")] == ["b"]
+        theirs = list(other.events(tract_id=first_id))
+        assert {e.event.tract_id for e in theirs} == {first_id}
+        assert [e.position for e in theirs] == list(range(1, len(theirs) + 1))
+        assert [e.type for e in theirs][-2:] == ["CommitCreated", "UsageRecorded"]
+        assert [e.event.content["text"] for e in other.events(tract_id=first_id, types="CommitCreated")] == ["a"]
+        assert [e.position for e in other.events(from_position=2, to_position=3)] == [2, 3][: len(everything) - 1]
+        assert [e.position for e in other.events(tract_id=first_id, from_position=2, to_position=3)] == [2, 3]
+        assert list(other.events(tract_id="nobody")) == []
         with pytest.raises(ValueError, match="unknown event type"):
             list(other.events(types="Nope"))
 
@@ -245,10 +262,90 @@ def test_export_import_gives_the_identical_chain_head(tmp_path: Path) -> None:
         head = tract.chain_head
     assert count == head.position
     imported = import_jsonl(buffer.getvalue().splitlines(), tmp_path / "copy")
-    assert (imported.position, imported.record_hash.hex()) == (head.position, head.hash)
+    assert imported == {head.tract_id: TractHead(head.position, head.hash)}
     assert (tmp_path / "copy" / LOG_FILE).read_bytes() == (source / LOG_FILE).read_bytes()
     with pytest.raises(Exception, match="already holds a log"):
         import_jsonl(buffer.getvalue().splitlines(), tmp_path / "copy")
+
+
+def interleaved(directory: Path, rounds: int = 3) -> dict[str, ChainHead]:
+    """Tracts "a" and "b" written turn about (b's records sit between a's); returns their chain heads."""
+    heads = {}
+    for i in range(rounds):
+        for tract_id in ("a", "b"):
+            with Tract.open(directory, tract_id=tract_id) as tract:
+                first = tract.commit(user(f"{tract_id} {i}"), generation_config={"i": i})
+                tract.annotate(first.commit_hash, Priority.PINNED)
+                if i == rounds - 1:
+                    tract.record_usage({"prompt_tokens": i, "completion_tokens": 1})
+                heads[tract_id] = tract.chain_head
+    return heads
+
+
+def test_a_log_with_two_tracts_verifies_and_reports_both_heads(log_dir: Path) -> None:
+    heads = interleaved(log_dir)
+    report = verify(log_dir)
+    assert report.ok, report
+    assert report.heads == {tract_id: TractHead(head.position, head.hash) for tract_id, head in heads.items()}
+    assert list(report.heads) == ["a", "b"]  # in the order the tracts were created
+    assert report.records_checked == heads["a"].position + heads["b"].position
+    with Tract.open(log_dir, tract_id="b", readonly=True) as b:
+        assert b.verify() == report
+        assert b.verify(anchor=heads["a"]).ok and b.verify(anchor=heads["b"]).ok
+        assert b.verify(anchor=(heads["b"].position, heads["b"].hash)).ok  # (position, hash): this tract's
+        crossed = b.verify(anchor=(heads["a"].position, heads["a"].hash)).problem  # a's head is not b's record
+        assert crossed is not None and crossed.tract_id == "b" and crossed.kind in ("anchor mismatch", "anchor missing")
+        later = ChainHead(tract_id="a", position=heads["a"].position + 1, hash=heads["a"].hash)
+        missing = b.verify(anchor=later).problem
+        assert missing is not None and (missing.tract_id, missing.kind) == ("a", "anchor missing")
+
+
+def test_a_record_altered_in_one_tract_is_named_by_its_number_in_that_tract(log_dir: Path) -> None:
+    interleaved(log_dir)
+    with Tract.open(log_dir, tract_id="b", readonly=True) as b:
+        [altered] = [e.position for e in b.events(types="CommitCreated") if e.event.content["text"] == "b 1"]
+    data = (log_dir / LOG_FILE).read_bytes()
+    [(start, end)] = [(s, e) for s, e in spans(log_dir) if b"b 1" in data[s:e]]
+
+    def forge(data: bytearray) -> bytearray:
+        record = bytes(data[start + FRAME_HEADER.size : end])
+        index = record.rindex(b"\xa1i") + 2  # the config {"i": 1}: not hashed into the commit
+        forged = record[:index] + bytes([record[index] ^ 0x02]) + record[index + 1 :]
+        return data[:start] + frame(forged) + data[end:]
+
+    damage(log_dir, forge)
+    report = verify(log_dir)
+    assert report.problem is not None
+    assert (report.problem.tract_id, report.problem.position, report.problem.kind) == ("b", altered + 1, "broken chain")
+    with Tract.open(log_dir, tract_id="a", readonly=True) as a:  # the other tract's chain is whole
+        assert a.compile().commit_count == 3
+
+
+def test_one_tract_exported_alone_imports_with_the_same_chain_head(tmp_path: Path) -> None:
+    source = tmp_path / "source"
+    heads = interleaved(source)
+    exports: dict[str, bytes] = {}
+    with Tract.open(source, tract_id="a", readonly=True) as a:
+        for tract_id in ("a", "b"):  # this tract, and another, named by id
+            buffer = io.BytesIO()
+            assert a.export_jsonl(buffer, tract_id=tract_id) == heads[tract_id].position
+            exports[tract_id] = buffer.getvalue()
+            with Tract.open(source, tract_id=tract_id, readonly=True) as original:
+                expected = (original.compile(), original.log(limit=None))
+            copy = tmp_path / f"copy-{tract_id}"
+            imported = import_jsonl(exports[tract_id].splitlines(), copy)
+            head = TractHead(heads[tract_id].position, heads[tract_id].hash)
+            assert imported == {tract_id: head}
+            report = verify(copy)
+            assert report.ok and report.heads == {tract_id: head}
+            with Tract.open(copy, readonly=True) as alone:
+                assert alone.tract_id == tract_id and alone.chain_head == heads[tract_id]
+                assert (alone.compile(), alone.log(limit=None)) == expected
+                assert alone.verify(anchor=heads[tract_id]).ok
+    # Each tract is its own chain: the two exports one after the other make a log with both heads.
+    both = import_jsonl([*exports["a"].splitlines(), *exports["b"].splitlines()], tmp_path / "both")
+    assert both == {tract_id: TractHead(head.position, head.hash) for tract_id, head in heads.items()}
+    assert verify(tmp_path / "both").heads == both
 
 
 def test_readonly_reader_during_writes_from_another_process(log_dir: Path) -> None:

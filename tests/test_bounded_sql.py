@@ -82,16 +82,29 @@ def test_a_slow_query_is_stopped_at_its_timeout_and_leaves_the_projection_usable
         ]
         assert tract.sql_relation("SELECT count(*) FROM commits").fetchall() == [(5,)]
         assert len(tract.query_by_config("model", "=", "n")) == 2
-        position = tract.chain_head.position
-        assert tract.sql("SELECT position FROM projection_state").rows == [(position,)]
+        [(cursor,)] = tract.sql("SELECT cursor FROM projection_state").rows
+        assert cursor == whole_log_cursor(log_dir), "the projection holds every record of the log"
         with pytest.raises(QueryError, match="stopped after"):
             tract.sql(SLOW, timeout=0.2)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a half-applied projection would be rebuilt, with a warning
         with Tract.open(log_dir) as reopened:
-            assert reopened.sql("SELECT position, (SELECT count(*) FROM commits) FROM projection_state").rows == [
-                (position, 5)
+            assert reopened.sql("SELECT cursor, (SELECT count(*) FROM commits) FROM projection_state").rows == [
+                (cursor, 5)
             ]
+
+
+def whole_log_cursor(log_dir: Path) -> bytes:
+    """The log's own cursor for its last record: what a projection that applied all of it records."""
+    log = EventLog.open(log_dir, readonly=True)
+    try:
+        reader = log.global_reader()
+        try:
+            return reader.cursor
+        finally:
+            reader.close()
+    finally:
+        log.close()
 
 
 def test_the_default_time_limit_lets_ordinary_queries_finish(memory_tract: Tract) -> None:
@@ -156,14 +169,18 @@ def test_close_stops_a_running_query(log_dir: Path) -> None:
 
 
 def test_a_query_with_an_older_snapshot_is_answered_from_the_newer_state(log_dir: Path) -> None:
-    """Queries fix their log position first and take turns later, so one holding an older position
+    """Queries fix their log range first and take turns later, so one holding an older range
     can come second: the projection already holds all it asks for, and must not be rebuilt backwards."""
     with Tract.open(log_dir) as tract:
-        fill(tract, 3)
-    log = EventLog.open(log_dir, readonly=True)
-    older, newer = log.prefix(2), log.prefix(log.head_position)
+        fill(tract, 1)
+        log = EventLog.open(log_dir, readonly=True)  # a reader beside the writer
+        older = log.global_reader()  # the log as it stands now: one commit
+        fill(tract, 2)
+    log.refresh()
+    newer = log.global_reader()
     analytics = Analytics(None)
     try:
+        assert [type(record.event).__name__ for record in older.read()] == ["TractCreated", "CommitCreated"]
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             assert analytics.sql(newer, "SELECT count(*) FROM commits", timeout=5).rows == [(3,)]

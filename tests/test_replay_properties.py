@@ -7,8 +7,10 @@ without generation config / metadata / message), EDITs of random originals,
 SKIP/NORMAL/PINNED annotations of random commits (edits included),
 `record_usage` in the OpenAI / Anthropic / Gemini shapes and as `TokenUsage`
 (with and without a config), batches that land or fail inside (a raised
-exception or a refused operation), close-and-reopen (with or without
-snapshot.bin) and compiles at random moments. Alongside it keeps a tiny
+exception or a refused operation), close-and-reopen (with or without the
+tract index beside the log), another tract of the same log writing between
+two steps (so this tract's records are not the log's: positions are the
+tract's own numbers) and compiles at random moments. Alongside it keeps a tiny
 pure-Python model of what the context should be.
 
 What a user relies on, checked as the sequence runs:
@@ -16,9 +18,12 @@ What a user relies on, checked as the sequence runs:
 * replay gives the live state: after every step a fresh
   `Tract.open(dir, readonly=True)` and a long-lived read-only opener after
   `refresh()` see exactly what the writer sees (log(limit=None), log(),
-  get_commit, get_annotations, config_history, HEAD, chain head, compile());
-  a writer reopened after close() (with or without the snapshot) too;
-* `verify()` passes after every step, anchored at an earlier chain head;
+  get_commit, get_annotations, config_history, HEAD, chain head, compile()),
+  each reading this tract's records through the index (caught up from where
+  it was saved); a writer reopened after close() (with or without the index)
+  too, and the other tract's records never show in this one;
+* `verify()` passes after every step, anchored at an earlier chain head, and
+  reports this tract's chain head (and the other tract's, once it exists);
 * the live incremental compile() equals a full compile(at_commit=head);
 * compile() equals the model: messages (the latest non-skipped edit of a
   commit wins, SKIP leaves a commit out, the latest annotation visible in the
@@ -36,6 +41,7 @@ A second test runs the same operations on an in-memory and an on-disk tract.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import shutil
 import tempfile
@@ -76,8 +82,12 @@ from tract import (
     UsageError,
 )
 
+from events import TractHead
+
 LOG_FILE = "events.log"
-SNAPSHOT_FILE = "snapshot.bin"
+INDEX_DIR = "index"
+OTHER = "other"
+"""A second tract in the same log, written between steps."""
 TOKENS = TiktokenCounter("o200k_base")  # the independent count the model expects
 CL100K = TiktokenCounter("cl100k_base")
 PINNED_BY_DEFAULT = "instructions are pinned by default"
@@ -102,7 +112,7 @@ class Ticket(BaseModel):
 def open_tract(path: Path | None = None, **kwargs: Any) -> Tract:
     """Open like a user would: custom content types are registered on every open.
 
-    A clean log and snapshot must open without a repair or rebuild warning.
+    A clean log must open without a repair or rebuild warning.
     """
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -446,6 +456,8 @@ class ReplayMachine(RuleBasedStateMachine):
         self.path: Path | None = None
         self.sync = "batch" if self.storage == "directory-group-commit" else "always"
         self.timeline: list[Moment] = []
+        self.other: list[str] = []
+        """The texts committed to the OTHER tract so far."""
         self.reader: Tract | None = None  # a long-lived read-only opener, refreshed after every step
         if self.storage != "memory":
             self.tmp = tempfile.mkdtemp(prefix="tract-props-")
@@ -474,6 +486,9 @@ class ReplayMachine(RuleBasedStateMachine):
                             chat_tokens(expected.messages, CL100K),
                             CL100K.name,
                         )
+                    if self.other:
+                        with open_tract(self.path, tract_id=OTHER, readonly=True) as other:
+                            assert [m.content for m in other.compile().messages] == self.other
                     live = self.t.compile()
                     before = history(self.t)
                     self.t.close()
@@ -617,17 +632,37 @@ class ReplayMachine(RuleBasedStateMachine):
             assert failure is None
 
     @precondition(lambda self: self.path is not None)
-    @rule(delete_snapshot=st.booleans())
-    def close_and_reopen(self, delete_snapshot: bool) -> None:
+    @rule(delete_index=st.booleans())
+    def close_and_reopen(self, delete_index: bool) -> None:
         assert self.path is not None
         live = self.tract.compile()
-        before = history(self.tract)
+        before, head = history(self.tract), self.tract.chain_head
         self.tract.close()
-        assert (self.path / SNAPSHOT_FILE).exists()
-        if delete_snapshot:
-            (self.path / SNAPSHOT_FILE).unlink()
+        assert (self.path / INDEX_DIR / "catalogue").exists(), "closing the writer saves the tract index"
+        if delete_index:
+            shutil.rmtree(self.path / INDEX_DIR)
         self.t = open_tract(self.path, sync=self.sync)
-        assert history(self.tract) == before
+        assert history(self.tract) == before and self.tract.chain_head == head
+        assert_same_compiled(self.tract.compile(), live)
+
+    @precondition(lambda self: self.path is not None)
+    @rule(messages=st.lists(texts, min_size=1, max_size=3), batched=st.booleans())
+    def another_tract_writes(self, messages: list[str], batched: bool) -> None:
+        """The writer steps aside for a writer of another tract of the same log, then comes back:
+        this tract reads as it was, numbered as it was, though the log grew."""
+        assert self.path is not None
+        live = self.tract.compile()
+        before, head = history(self.tract), self.tract.chain_head
+        self.tract.close()
+        with open_tract(self.path, tract_id=OTHER, sync=self.sync) as other:
+            with other.batch() if batched else contextlib.nullcontext():
+                for text in messages:
+                    other.commit(DialogueContent(role="user", text=text))
+            self.other.extend(messages)
+            assert [m.content for m in other.compile().messages] == self.other
+        self.t = open_tract(self.path, sync=self.sync)
+        assert self.tract.tract_id == before["tract_id"] != OTHER
+        assert history(self.tract) == before and self.tract.chain_head == head
         assert_same_compiled(self.tract.compile(), live)
 
     @rule()
@@ -725,13 +760,14 @@ class ReplayMachine(RuleBasedStateMachine):
         anchor = self.timeline[len(self.timeline) // 2] if self.timeline else None
         report = t.verify(anchor=(anchor.position, anchor.chain_hash) if anchor else None)
         assert report.ok, report
-        assert (report.last_position, report.head_hash) == (position, chain_head.hash)
+        assert report.heads[t.tract_id] == TractHead(position, chain_head.hash)
+        assert set(report.heads) == {t.tract_id, *([OTHER] if self.other else [])}
         if self.path is not None:
             assert self.reader is not None
             assert self.reader.refresh() == position
             assert history(self.reader) == live_history
             assert_compiled_is(self.reader.compile(), expected)
-            with open_tract(self.path, readonly=True) as fresh:
+            with open_tract(self.path, readonly=True) as fresh:  # reads this tract through the index
                 assert fresh.chain_head == t.chain_head
                 assert history(fresh) == live_history
                 assert fresh.log() == t.log()  # the default limit: the 10 newest

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -396,30 +397,58 @@ def test_reopen_restores_everything(log_dir: Path) -> None:
         tract.record_usage({"prompt_tokens": 9, "completion_tokens": 1})
         compiled = tract.compile()
         log = tract.log()
-    for _ in range(2):  # once from the snapshot, once after deleting it
+        head = tract.chain_head
+    for _ in range(2):  # once through the tract index, once after deleting it
         with Tract.open(log_dir) as again:
             assert again.tract_id == tract_id and again.head == b.commit_hash
             assert again.compile() == compiled
             assert again.log() == log
             assert again.get_commit(a.commit_hash) == log[-1]
             assert again.get_annotations(b.commit_hash)[-1].priority is Priority.SKIP
-        (log_dir / "snapshot.bin").unlink()
+            assert again.chain_head == head
+        assert (log_dir / "index" / "catalogue").is_file(), "closing a writer saves the tract index"
+        shutil.rmtree(log_dir / "index")
 
 
-def test_snapshot_that_does_not_match_is_ignored(tmp_path: Path) -> None:
-    with Tract.open(tmp_path / "a") as a:
+def _index_files(directory: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in (directory / "index").iterdir()}
+
+
+def test_an_index_that_does_not_match_the_log_costs_a_rebuild_never_a_wrong_answer(tmp_path: Path) -> None:
+    """The index beside the log only says where records are: a foreign, damaged or stale one is
+    found out by the checks of the records read through it, and the log answers."""
+    with Tract.open(tmp_path / "a", tract_id="t") as a:
         a.commit(user("from a"))
-    with Tract.open(tmp_path / "b") as b:
+        a.commit(user("more from a"))
+    with Tract.open(tmp_path / "b", tract_id="t") as b:
         b.commit(user("from b"))
-        expected = b.compile()
-    (tmp_path / "b" / "snapshot.bin").write_bytes((tmp_path / "a" / "snapshot.bin").read_bytes())
-    with pytest.warns(RuntimeWarning, match="snapshot"):
-        with Tract.open(tmp_path / "b") as b:
-            assert b.compile() == expected
-    (tmp_path / "b" / "snapshot.bin").write_bytes(b"garbage")
-    with pytest.warns(RuntimeWarning, match="snapshot"):
-        with Tract.open(tmp_path / "b") as b:
-            assert b.compile() == expected
+        expected = (b.compile(), b.log(limit=None), b.chain_head)
+    stale = _index_files(tmp_path / "b")  # it knows nothing of what comes next
+    with Tract.open(tmp_path / "b") as b:
+        b.commit(user("after the index was saved"))
+        expected_later = (b.compile(), b.log(limit=None), b.chain_head)
+    good = _index_files(tmp_path / "b")
+    foreign = _index_files(tmp_path / "a")  # same tract id, so the same file names, other records
+    idx = next(name for name in good if name.endswith(".idx"))
+    cases = {
+        "foreign index": foreign,
+        "garbage catalogue": {**good, "catalogue": b"garbage"},
+        "garbage offsets": {**good, idx: b"\x07" * len(good[idx])},
+        "offsets of another log": {**good, idx: foreign[idx][: len(good[idx])]},
+        "stale index": stale,
+    }
+    for name, files in cases.items():
+        for readonly in (True, False):
+            shutil.rmtree(tmp_path / "b" / "index")
+            (tmp_path / "b" / "index").mkdir()
+            for file, data in files.items():
+                (tmp_path / "b" / "index" / file).write_bytes(data)
+            with Tract.open(tmp_path / "b", readonly=readonly) as b:
+                assert (b.compile(), b.log(limit=None), b.chain_head) == expected_later, name
+                with b.replay(until_position=2) as then:
+                    assert (then.compile(), then.log(limit=None), then.chain_head) == expected, name
+                assert b.verify().ok
+    assert _index_files(tmp_path / "b") == good, "the writer saved the index rebuilt from the log"
 
 
 def test_several_tracts_share_one_log(log_dir: Path) -> None:
@@ -471,32 +500,64 @@ def test_readonly_tract_refuses_writes(log_dir: Path) -> None:
                 reader.annotate(tract.head or "", Priority.SKIP)
 
 
-def test_torn_tail_is_recovered_through_the_facade(log_dir: Path) -> None:
+@pytest.mark.parametrize("with_index", [True, False])
+def test_torn_tail_is_recovered_through_the_facade(log_dir: Path, with_index: bool) -> None:
     with Tract.open(log_dir) as tract:
         for i in range(5):
             tract.commit(user(f"m{i}"))
-    (log_dir / "snapshot.bin").unlink()
+        head_before_last = tract.replay(until_position=tract.chain_head.position - 1).chain_head
+    if not with_index:
+        shutil.rmtree(log_dir / "index")
     path = log_dir / LOG_FILE
     with open(path, "r+b") as handle:
         handle.truncate(path.stat().st_size - 10)
     with pytest.warns(RuntimeWarning, match="torn tail"):
         with Tract.open(log_dir) as tract:
             assert [m.content for m in tract.compile().messages] == ["m0", "m1", "m2", "m3"]
+            assert tract.chain_head == head_before_last
+            tract.commit(user("m4 again"))
+    with Tract.open(log_dir, readonly=True) as reader:
+        assert [m.content for m in reader.compile().messages] == ["m0", "m1", "m2", "m3", "m4 again"]
+        assert reader.verify().ok
+
+
+def _two_tracts(log_dir: Path) -> None:
+    """Tracts a and b, their records interleaved: a's numbers are not places in the log."""
+    for i in range(5):
+        for tract_id in ("a", "b"):
+            with Tract.open(log_dir, tract_id=tract_id) as tract:
+                tract.commit(user(f"{tract_id} message number {i}"))
 
 
 def test_corrupt_middle_record_is_a_tract_error_with_position(log_dir: Path) -> None:
-    with Tract.open(log_dir) as tract:
-        for i in range(5):
-            tract.commit(user(f"message number {i}"))
-    (log_dir / "snapshot.bin").unlink()
+    _two_tracts(log_dir)
+    with Tract.open(log_dir, tract_id="a", readonly=True) as tract:
+        [damaged] = [e.position for e in tract.events(types="CommitCreated") if "number 3" in e.event.content["text"]]
+    with Tract.open(log_dir, tract_id="b", readonly=True) as other:
+        b_expected = (other.compile(), other.chain_head)
     path = log_dir / LOG_FILE
     data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 0x01
+    data[data.find(b"a message number 3") + 3] ^= 0x01
     path.write_bytes(bytes(data))
+    # Read through the index: the record is named by its number in its tract.
+    for readonly in (True, False):
+        with pytest.raises(CorruptLogError) as caught:
+            Tract.open(log_dir, tract_id="a", readonly=readonly)
+        assert isinstance(caught.value, TractError)
+        assert (caught.value.tract_id, caught.value.position, caught.value.kind) == ("a", damaged, "bad checksum")
+        assert f"tract 'a' position {damaged}" in str(caught.value)
+    # Another tract's records are read (and checked) alone; verify finds the damage.
+    with Tract.open(log_dir, tract_id="b", readonly=True) as other:
+        assert (other.compile(), other.chain_head) == b_expected
+        report = other.verify()
+        assert not report.ok and report.problem is not None and report.problem.kind == "bad checksum"
+    # Without the index, the open's scan of the log finds it first, before its tract is known:
+    # it is named by its place in the whole log.
+    shutil.rmtree(log_dir / "index")
     with pytest.raises(CorruptLogError) as caught:
-        Tract.open(log_dir)
-    assert isinstance(caught.value, TractError)
-    assert caught.value.position is not None and 1 < caught.value.position < 7
+        Tract.open(log_dir, tract_id="a", readonly=True)
+    assert caught.value.tract_id is None and caught.value.kind == "bad checksum"
+    assert caught.value.position == report.problem.position and 1 < caught.value.position < 12
 
 
 def test_threads_share_one_tract_safely(tract: Tract) -> None:

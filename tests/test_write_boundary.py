@@ -1,9 +1,9 @@
 """The write boundary: whatever a caller passes to a writing method, the log stays readable.
 
 A value is either refused with a `TractError` subclass naming the argument,
-leaving the log file, HEAD, the commit view, the snapshot and the analytics
+leaving the log file, HEAD, the commit view, the chain head and the analytics
 exactly as they were, or accepted and read back exactly: after a reopen (with
-and without the snapshot), a replay and `verify()`. Beneath the SDK, the log
+and without the tract index beside the log), a replay and `verify()`. Beneath the SDK, the log
 itself appends only events that decode back into themselves, so no method,
 present or future, can write a record that makes the log unreadable.
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -95,8 +96,14 @@ def refused(t: Tract, directory: Path, attempt: Callable[[], Any], error: type[T
     assert view_state(t) == before
 
 
+def drop_index(directory: Path) -> None:
+    """Delete the tract index the last close saved: the next open must find every record in the log itself."""
+    assert (directory / "index" / "catalogue").is_file(), "closing a writer saves the tract index"
+    shutil.rmtree(directory / "index")
+
+
 def reopens_the_same(t: Tract, directory: Path) -> None:
-    """Close `t`; the log reopens (with and without its snapshot), verifies and replays to what `t` showed."""
+    """Close `t`; the log reopens (through its index, and without it), verifies and replays to what `t` showed."""
     live = view_state(t)
     t.close()
     with Tract.open(directory) as reopened:
@@ -104,7 +111,7 @@ def reopens_the_same(t: Tract, directory: Path) -> None:
         assert view_state(reopened) == live
         with reopened.replay() as replayed:
             assert view_state(replayed) == live
-    (directory / "snapshot.bin").unlink()
+    drop_index(directory)
     with Tract.open(directory, readonly=True) as folded:
         assert view_state(folded) == live
 
@@ -353,25 +360,33 @@ def test_the_log_appends_only_events_that_decode_back_into_themselves(
 ) -> None:
     log, directory = any_log
     good = TractCreated(tract_id="t", created_at=NOW)
-    log.append([good])
-    before = (log.head_position, log.head_hash, log_bytes(directory) if directory else None)
+    log.append("t", [good], expected=0)
+
+    def state() -> tuple[Any, ...]:
+        on_disk = log_bytes(directory) if directory else None
+        return (log.tract_ids(), log.tract_length("t"), log.tract_head("t"), on_disk)
+
+    before = state()
     with pytest.raises(InvalidEventError) as caught:
-        log.append([commit_event(message="fine"), event])
+        log.append("t", [commit_event(message="fine"), event], expected=1)
     assert caught.value.field == field_name
     assert caught.value.index == 1
     assert caught.value.event_type == type(event).__name__
     assert field_name in str(caught.value)
-    assert (log.head_position, log.head_hash, log_bytes(directory) if directory else None) == before
-    log.append([commit_event(message="after")])
-    assert [type(r.event).__name__ for r in log.read()] == ["TractCreated", "CommitCreated"]
-    assert log.verify().ok
+    assert state() == before
+    assert log.append("t", [commit_event(message="after")], expected=1) == 2
+    read_back = [(r.number, type(r.event).__name__) for r in log.read_tract("t")]
+    assert read_back == [(1, "TractCreated"), (2, "CommitCreated")]
+    report = log.verify()
+    assert report.ok and report.records_checked == 2 and list(report.heads) == ["t"]
+    assert report.heads["t"].number == 2 and report.heads["t"].hash == log.tract_head("t").hex()
 
 
 def test_something_that_is_not_an_event_is_refused_by_the_log(tmp_path: Path) -> None:
     log = EventLog.open(tmp_path / "log")
     with pytest.raises(InvalidEventError, match="not an event"):
-        log.append([{"tract_id": "t"}])  # type: ignore[list-item]
-    assert log.head_position == 0
+        log.append("t", [{"tract_id": "t"}])  # type: ignore[list-item]
+    assert (log.tract_ids(), log.tract_length("t")) == ([], 0)
     log.close()
 
 
@@ -454,26 +469,35 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> list[bytes]:
 
 def rehashed(lines: list[bytes], start: int) -> list[bytes]:
     """The export with record hashes (and the next records' previous hashes) recomputed from line
-    `start` on, as the README describes a record: a flags byte, then the MessagePack of
-    [position, previous record's hash, event]. A line that does not decode or encode keeps its hashes."""
+    `start` on, as the README describes a record: the MessagePack of [number in its tract, hash of
+    the tract's record before it, event], hashed alone (a format-1 record hashed its flags byte
+    first). Each tract is its own chain, so a record names the hash of the last line of its tract.
+    A line that does not decode or encode keeps its hashes, and so do all after it."""
     out = list(lines)
-    for index in range(start, len(out)):
+    heads: dict[str, str] = {}
+    for index in range(len(out)):
         try:
             record = msgspec.json.decode(out[index], type=ExportedRecord)
-            if index > start and index > 0:
-                previous = json.loads(out[index - 1])["record_hash"]
-                record = msgspec.structs.replace(record, prev_hash=previous)
+            tract_id = record.event.tract_id
+            if index > start and tract_id in heads:
+                record = msgspec.structs.replace(record, prev_hash=heads[tract_id])
             body = msgspec.msgpack.encode(Record(record.position, bytes.fromhex(record.prev_hash), record.event))
         except (msgspec.MsgspecError, ValueError, OverflowError):
+            if index < start:
+                continue
             break
-        digest = hashlib.sha256(bytes([int(record.batch_end)]) + body).hexdigest()
-        out[index] = msgspec.json.encode(msgspec.structs.replace(record, record_hash=digest))
+        if index >= start:
+            hashed = body if record.format >= 2 else bytes([int(record.batch_end)]) + body
+            record = msgspec.structs.replace(record, record_hash=hashlib.sha256(hashed).hexdigest())
+            out[index] = msgspec.json.encode(record)
+        heads[tract_id] = record.record_hash
     return out
 
 
 def test_an_import_that_fails_leaves_nothing_behind(
     exported: list[bytes], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    assert rehashed(exported, 0) == exported, "rehashing an untouched export changes nothing"
     for name, mutate in [
         ("huge-int", lambda e: e.update(metadata={"n": 2**70})),
         ("naive-time", lambda e: e.update(created_at="2024-05-01T12:00:00")),
@@ -493,6 +517,29 @@ def test_an_import_that_fails_leaves_nothing_behind(
         assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
         assert not target.exists(), f"{name}: a failed import left {target}"
         assert list((tmp_path / "imports").iterdir()) == [], "a failed import left its staging directory"
+
+
+@pytest.mark.parametrize("field", ["prev_hash", "record_hash"])
+def test_an_import_checks_the_hashes_of_every_record_of_a_batch(
+    exported: list[bytes], tmp_path: Path, capsys: pytest.CaptureFixture[str], field: str
+) -> None:
+    """Not only a batch's first previous hash and last own hash: a record inside a batch that names
+    a hash it does not have is refused (else the import would not export back as it was given)."""
+    inside = [i for i in range(1, len(exported)) if not json.loads(exported[i - 1])["batch_end"]]  # not first
+    if field == "record_hash":
+        inside = [i - 1 for i in inside]  # not last
+    assert inside, "the export holds a batch of several records"
+    for index in inside:
+        lines = list(exported)
+        record = json.loads(lines[index])
+        record[field] = "0" * 64
+        lines[index] = json.dumps(record).encode()
+        export = tmp_path / f"{field}-{index}.jsonl"
+        export.write_bytes(b"\n".join(lines))
+        target = tmp_path / "imports" / f"{index}"
+        code, err = import_cli(export, target, capsys)
+        assert code == 1 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+        assert not target.exists()
 
 
 def test_an_import_does_not_overwrite_anything(
@@ -806,7 +853,7 @@ def test_every_writing_method_refuses_cleanly_or_round_trips(
         with reopened.replay() as replayed:
             assert view_state(replayed) == live
             assert live_tables is None or table_rows(replayed) == live_tables
-    (directory / "snapshot.bin").unlink()
+    drop_index(directory)
     with Tract.open(directory, readonly=True) as folded:
         for name, model in known.registered.items():
             folded.register_content_type(name, model)

@@ -266,6 +266,7 @@ class Compiler:
             f"commit {event.commit_hash}: its {event.content_type} payload does not render ({why})",
             position=position,
             kind="unrenderable content",
+            tract_id=event.tract_id,
         )
 
     def _count_label(self, label: str) -> int:
