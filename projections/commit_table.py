@@ -107,16 +107,18 @@ class CommitTable(Mapping[str, StoredCommit]):
         self._overridden: dict[int, Overridden] = {}
         self._last: tuple[str, int] = ("", NO_ROW)
         """The hash (as the log spelled it) and row of the newest commit: most commits' parent."""
+        self._newest_time = _EPOCH
 
     # -- adding --------------------------------------------------------------
 
     def add(self, event: CommitCreated, position: int, record_hash: bytes | None) -> int:
         """Take in a commit whose refs hold; returns its row."""
         row = len(self.positions)
+        newest, newest_row = self._last
         parent, merged, target = event.parent_hash, event.merge_parent, event.response_to
-        self.parents.append(self.row(parent) if parent is not None else NO_ROW)
-        self.merge_parents.append(self.row(merged) if merged is not None else NO_ROW)
-        self.targets.append(self.row(target) if target is not None else NO_ROW)
+        self.parents.append(NO_ROW if parent is None else newest_row if parent == newest else self.row(parent))
+        self.merge_parents.append(NO_ROW if merged is None else self.row(merged))
+        self.targets.append(NO_ROW if target is None else self.row(target))
         self.positions.append(position)
         self._times.append((event.created_at - _EPOCH) // _MICROSECOND)
         shape = (event.tract_id, event.operation, event.content_type, event.branch)
@@ -131,19 +133,19 @@ class CommitTable(Mapping[str, StoredCommit]):
             self._overridden[row] = Overridden(
                 tuple(content.get("overridden_edits", ())), tuple(content.get("overridden_annotations", ()))
             )
-        digest = digest_of(event.commit_hash)
-        if digest is None:
+        commit_hash = event.commit_hash
+        self._last, self._newest_time = (commit_hash, row), event.created_at
+        try:  # (digest_of, inlined: this runs for every commit folded)
+            digest: bytes | None = bytes.fromhex(commit_hash) if len(commit_hash) == 64 else None
+        except ValueError:
+            digest = None
+        if digest is None or len(digest) != 32 or not (commit_hash.islower() or digest.hex() == commit_hash):
             self._distinct += event.commit_hash not in self._odd
             self._odd[event.commit_hash] = row
             self._odd_rows[row] = event.commit_hash
             self._digests += UNKNOWN_HASH
-        else:
-            self._digests += digest
-            self._place(digest, row)
-        self._last = (event.commit_hash, row)
-        return row
-
-    def _place(self, digest: bytes, row: int) -> None:
+            return row
+        self._digests += digest
         if 2 * (self._distinct + 1) > len(self._slots):
             self._grow()
         slots, digests, mask = self._slots, self._digests, len(self._slots) - 1
@@ -151,10 +153,11 @@ class CommitTable(Mapping[str, StoredCommit]):
         while (found := slots[index]) != NO_ROW:
             if digests[32 * found : 32 * found + 32] == digest:  # folded again: the newest row answers
                 slots[index] = row
-                return
+                return row
             index = (index + 1) & mask
         slots[index] = row
         self._distinct += 1
+        return row
 
     def _grow(self) -> None:
         """Twice the slots, every row placed again."""
@@ -224,6 +227,8 @@ class CommitTable(Mapping[str, StoredCommit]):
         return self._kind_list[self._kinds[row]]
 
     def created_at(self, row: int) -> datetime:
+        if row == self._last[1]:  # the newest commit (a new commit's parent, usually): as it was folded
+            return self._newest_time
         return _EPOCH + timedelta(microseconds=self._times[row])
 
     def record_hash(self, row: int) -> bytes | None:

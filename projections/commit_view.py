@@ -22,7 +22,7 @@ checked against the record hash remembered when the commit was folded.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -53,6 +53,9 @@ ConfigSource = Literal["commit", "record_usage"]
 
 class EventSource(Protocol):
     """Where a view's commits are read back whole (the facade's cache over the log)."""
+
+    def cached(self, position: int) -> CommitCreated | None:
+        """The commit of record `position` if it is at hand (nothing is read)."""
 
     def commit(self, position: int, record_hash: bytes | None, commit_hash: str) -> CommitCreated:
         """The commit event of the tract's record `position`, checked to be the one folded."""
@@ -332,18 +335,29 @@ class CommitView:
 
     def event(self, row: int) -> CommitCreated:
         """The commit at `row` read back whole from the log (its payload, config, metadata...)."""
-        if self.source is None:
+        source = self.source
+        if source is None:
             raise RuntimeError("this commit view reads no log: attach an event source to read content")
         commits = self.state.commits
-        return self.source.commit(commits.positions[row], commits.record_hash(row), commits.hash(row))
+        position = commits.positions[row]
+        event = source.cached(position)
+        if event is None:
+            event = source.commit(position, commits.record_hash(row), commits.hash(row))
+        return event
 
     def prefetch(self, rows: Sequence[int]) -> None:
         """Read the commits at `rows` ahead of `event`, in as few reads of the log as can be."""
-        if self.source is not None and rows:
+        source = self.source
+        if source is not None and rows:
             commits = self.state.commits
-            self.source.prefetch(
-                [(commits.positions[row], commits.record_hash(row), commits.hash(row)) for row in rows]
-            )
+            positions = commits.positions
+            wanted = [
+                (position, commits.record_hash(row), commits.hash(row))
+                for row in rows
+                if source.cached(position := positions[row]) is None
+            ]
+            if wanted:
+                source.prefetch(wanted)
 
     # -- history -------------------------------------------------------------
 
@@ -472,21 +486,24 @@ class ReadAhead:
     """The commits of a list of rows, read from the log a window at a time as a loop asks for them.
 
     The loop sets `index` to its place in `rows`; asking for a commit there (or anywhere, while
-    the loop is past the last window read) reads the next `WINDOW` rows' records ahead at once.
-    Rows the loop never asks for (a recompile reuses most messages) are never read."""
+    the loop is past the last window read) reads the next `WINDOW` rows' records ahead at once,
+    but for the rows `spare` says the loop will not ask for (a recompile reuses most messages)."""
 
     WINDOW = 256
 
-    def __init__(self, view: CommitView, rows: Sequence[int]) -> None:
+    def __init__(self, view: CommitView, rows: Sequence[int], spare: Callable[[int], bool] | None = None) -> None:
         self._view = view
         self._rows = rows
+        self._spare = spare
         self.index = 0
         self._upto = 0
 
     def __call__(self, row: int) -> CommitCreated:
         if self.index >= self._upto:
             self._upto = self.index + self.WINDOW
-            self._view.prefetch(self._rows[self.index : self._upto])
+            window = self._rows[self.index : self._upto]
+            spare = self._spare
+            self._view.prefetch(window if spare is None else [ahead for ahead in window if not spare(ahead)])
         return self._view.event(row)
 
     def events(self) -> Iterator[CommitCreated]:

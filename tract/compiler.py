@@ -42,6 +42,7 @@ _encode_json = msgspec.json.encode
 @dataclass
 class _Compiled:
     head: str | None = None
+    head_row: int = NO_ROW
     head_position: int = 0
     originals: list[str] = field(default_factory=list)
     messages: list[Message] = field(default_factory=list)
@@ -141,8 +142,7 @@ class Compiler:
             return False
         table = self._view.commits
         new: list[int] = []
-        stop = table.row(live.head) if live.head is not None else NO_ROW
-        cursor = table.row(head)
+        stop, cursor = live.head_row, table.row(head)
         while cursor != stop:
             if (
                 cursor == NO_ROW
@@ -174,11 +174,11 @@ class Compiler:
         history = view.history(head)
         for row in history:
             compiled.visible.include(row, table)
-        ahead = ReadAhead(view, history)
+        ahead = ReadAhead(view, history, None if donor is None else lambda row: _renders(donor, table.hash(row)))
         for index, row in enumerate(history):
             ahead.index = index
             self._apply(compiled, row, edit_markers, ahead, donor)
-        compiled.head = head
+        compiled.head, compiled.head_row = head, history[-1] if history else NO_ROW
 
     def _apply(
         self,
@@ -191,7 +191,8 @@ class Compiler:
         view, table = self._view, self._view.commits
         kind = table.kind(row)
         commit_hash = table.hash(row)
-        compiled.head, compiled.head_position = commit_hash, max(compiled.head_position, table.positions[row])
+        compiled.head, compiled.head_row = commit_hash, row
+        compiled.head_position = max(compiled.head_position, table.positions[row])
         if kind.operation == "merge" or (
             commit_hash in view.state.annotations and view.is_skipped(commit_hash, compiled.visible)
         ):
@@ -214,7 +215,7 @@ class Compiler:
         if commit_hash in compiled.edit_of:  # edited before it was applied (a merged history)
             message, tokens, config, content_type = self._slot(compiled, commit_hash, markers, load, donor)
         else:
-            reused = _reused(donor, commit_hash, None)
+            reused = _reused(donor, commit_hash, None) if donor is not None else None
             if reused is not None:
                 message, tokens, config, content_type = reused
             else:
@@ -338,6 +339,11 @@ class Compiler:
         return CompiledContext.build(
             window, token_count=token_count, token_source=self._counter.name, api_usage=_api_usage(usage)
         )
+
+
+def _renders(donor: _Compiled, commit_hash: str) -> bool:
+    """Does `donor` hold the message of this commit (an original as it stands, or an edit in effect)?"""
+    return (commit_hash in donor.index and commit_hash not in donor.edit_of) or commit_hash in donor.edit_target
 
 
 def _reused(donor: _Compiled | None, original: str, edit: str | None) -> tuple[Message, int, bytes, str] | None:

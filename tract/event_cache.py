@@ -46,15 +46,19 @@ class EventCache:
 
     # -- reading (the view's EventSource) --------------------------------------
 
-    def commit(self, position: int, record_hash: bytes | None, commit_hash: str) -> CommitCreated:
-        """The commit of record `position`, from the cache or read from the log and checked."""
+    def cached(self, position: int) -> CommitCreated | None:
+        """The commit of record `position` if it is cached (or staged); nothing is read."""
         hit = self._cached.get(position)
         if hit is not None:
             self._cached.move_to_end(position)
             return hit[0]
-        staged = self._staged.get(position)
-        if staged is not None:
-            return staged
+        return self._staged.get(position)
+
+    def commit(self, position: int, record_hash: bytes | None, commit_hash: str) -> CommitCreated:
+        """The commit of record `position`, from the cache or read from the log and checked."""
+        event = self.cached(position)
+        if event is not None:
+            return event
         with storage_errors():
             record = self._log.read_record(self._tract_id, position, expected_hash=record_hash)
             event = self._commit_of(record, position, commit_hash)
@@ -106,10 +110,11 @@ class EventCache:
 
     # -- what the writer tells it ----------------------------------------------
 
-    def remember(self, position: int, event: CommitCreated) -> None:
-        """A commit just written as record `position`: the next compile renders it."""
-        self._staged.pop(position, None)
-        self._keep(position, event)
+    def remember(self, position: int, event: CommitCreated, size: int | None = None) -> None:
+        """A commit just written as record `position` (`size` bytes, if known): the next compile renders it."""
+        if self._staged:
+            self._staged.pop(position, None)
+        self._keep(position, event, size)
 
     def stage(self, position: int, event: CommitCreated) -> None:
         """A commit of a batch not written yet, to be record `position` once it is."""
@@ -124,13 +129,15 @@ class EventCache:
 
     # -- the bound -------------------------------------------------------------
 
-    def _keep(self, position: int, event: CommitCreated) -> None:
-        size = self._log.record_length(self._tract_id, position)
-        old = self._cached.pop(position, None)
+    def _keep(self, position: int, event: CommitCreated, size: int | None = None) -> None:
+        if size is None:
+            size = self._log.record_length(self._tract_id, position)
+        cached = self._cached
+        old = cached.pop(position, None)
         if old is not None:
             self._bytes -= old[1]
-        self._cached[position] = (event, size)
+        cached[position] = (event, size)
         self._bytes += size
-        while len(self._cached) > 1 and (len(self._cached) > self._entries or self._bytes > self._budget):
-            _, (_, dropped) = self._cached.popitem(last=False)
+        while (len(cached) > self._entries or self._bytes > self._budget) and len(cached) > 1:
+            _, (_, dropped) = cached.popitem(last=False)
             self._bytes -= dropped

@@ -150,8 +150,10 @@ class Reading:
         """The public view of a stored commit (its content read from the log unless `event` is at hand):
         built without re-validating what the log holds, with fresh copies of every dict so callers
         cannot reach into the view or the cache of content read."""
-        if event is None:
-            event = self._view.event(stored.row)
+        return self._commit_info(event if event is not None else self._view.event(stored.row), stored.position)
+
+    def _commit_info(self, event: CommitCreated, position: int) -> CommitInfo:
+        """`_info` of the commit `event`, the tract's record `position`."""
         return trusted(
             CommitInfo,
             {
@@ -168,7 +170,7 @@ class Reading:
                 "metadata": fresh(event.metadata),
                 "generation_config": fresh(self._view.config(event.commit_hash, event)),
                 "created_at": event.created_at,
-                "position": stored.position,
+                "position": position,
                 "branch": event.branch,
                 "merge_parent": event.merge_parent,
             },

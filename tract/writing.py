@@ -67,6 +67,7 @@ class Writing:
         def _find(self, commit_hash: str) -> StoredCommit | None: ...
         def _require(self, commit_hash: str) -> StoredCommit: ...
         def _info(self, stored: StoredCommit, event: CommitCreated | None = None) -> CommitInfo: ...
+        def _commit_info(self, event: CommitCreated, position: int) -> CommitInfo: ...
         def _current_branch_for_commit(self) -> str: ...
 
     def commit(
@@ -122,7 +123,8 @@ class Writing:
                     )
                 )
             self._write(new)
-            return self._info(self._view.state.commits[event.commit_hash])
+            commits = self._view.commits
+            return self._commit_info(event, commits.positions[commits.row(event.commit_hash)])
 
     def annotate(self, commit_hash: str, priority: Priority | str, reason: str | None = None) -> Annotation:
         with self._lock:
@@ -219,8 +221,15 @@ class Writing:
                 check_events(new)  # refused now, by the call that made them, not when the batch ends
             self._staged.extend(new)
         else:
+            size = self._log.size
             with storage_errors():
                 self._log.append(self._tract_id, new, expected=self._view.state.position)
+            size = self._log.size - size
+            if len(new) == 1:  # the usual write: its record's hash is the log's head, its size the write's
+                self._view.apply(first, new[0], self._log.tract_head(self._tract_id))
+                if type(new[0]) is CommitCreated:
+                    self._events.remember(first, new[0], size)
+                return
         for offset, event in enumerate(new):
             self._view.apply(first + offset, event)
         if staged:
@@ -234,6 +243,7 @@ class Writing:
     def _remember_written(self, first: int, new: list[Event]) -> None:
         """Keep the commits just written as records `first`... in the event cache, and their records'
         hashes in the view (so reading one back later checks it is what was written)."""
+        table = self._view.commits
         commits = [(position, event) for position, event in enumerate(new, first) if type(event) is CommitCreated]
         if not commits:
             return
@@ -242,7 +252,6 @@ class Writing:
         if commits[0][0] < last:  # hashes of records before the batch's last: read back, chained to the last
             records = self._log.read_hashed(self._tract_id, commits[0][0], last, linked=False, expected=hashes.get)
             hashes.update((record.number, digest) for record, digest in records)
-        table = self._view.commits
         for position, event in commits:
             table.remember_hash(table.row(event.commit_hash), hashes[position])
             self._events.remember(position, event)
