@@ -25,6 +25,7 @@ import msgspec
 
 from events import CommitCreated
 from projections import CommitView, UsageEntry
+from projections.bulk import paused_gc
 from projections.commit_table import NO_ROW
 from projections.commit_view import ReadAhead, Visibility
 from tract.compiled import CompiledContext, CompiledWindow
@@ -175,9 +176,10 @@ class Compiler:
         for row in history:
             compiled.visible.include(row, table)
         ahead = ReadAhead(view, history, None if donor is None else lambda row: _renders(donor, table.hash(row)))
-        for index, row in enumerate(history):
-            ahead.index = index
-            self._apply(compiled, row, edit_markers, ahead, donor)
+        with paused_gc():  # a message per commit, and the events read for them: many objects, no cycles
+            for index, row in enumerate(history):
+                ahead.index = index
+                self._apply(compiled, row, edit_markers, ahead, donor)
         compiled.head, compiled.head_row = head, history[-1] if history else NO_ROW
 
     def _apply(
