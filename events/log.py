@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -171,6 +171,44 @@ class EventLog:
         the tract and the record's number."""
         count = self._index.count(tract_id)
         return self._reader().read(tract_id, max(first, 1), count if last is None else min(last, count))
+
+    def read_hashed(
+        self,
+        tract_id: str,
+        first: int = 1,
+        last: int | None = None,
+        *,
+        linked: bool = True,
+        expected: Callable[[int], bytes | None] | None = None,
+    ) -> Iterator[tuple[Record, bytes]]:
+        """`read_tract`'s records, each with its chain hash (what a later `read_record` can expect).
+
+        `linked=False` does not read back the record before `first` to chain it to;
+        `expected(number)` gives the hash a record must have, when the caller remembers it from
+        an earlier read (a record that has another is damaged: `LogCorruptError` naming the
+        tract and its number, after one rebuild of the index from the log)."""
+        count = self._index.count(tract_id)
+        last = count if last is None else min(last, count)
+        return self._reader().read_hashed(tract_id, max(first, 1), last, linked=linked, expected=expected)
+
+    def read_record(self, tract_id: str, number: int, *, expected_hash: bytes | None = None) -> Record:
+        """One record of the tract, checked (checksum, decoding, tract, number) and then either found
+        to hash to `expected_hash` (remembered from an earlier read) or, without one, chained to the
+        tract's record before it. A record that fails is `LogCorruptError` naming the tract and `number`."""
+        if not 1 <= number <= self._index.count(tract_id):
+            raise LogError(f"tract {tract_id!r} has no record {number}")
+        if expected_hash is None:
+            records = self.read_hashed(tract_id, number, number)
+        else:
+            records = self.read_hashed(tract_id, number, number, linked=False, expected=lambda _: expected_hash)
+        for record, _ in records:
+            return record
+        raise LogError(f"tract {tract_id!r} has no record {number}")  # the index lost it in a rebuild
+
+    def record_length(self, tract_id: str, number: int) -> int:
+        """Bytes the tract's record takes in the log, as the index says (unchecked): what a cache of
+        decoded records weighs it by."""
+        return self._index.locate(tract_id, number)[1]
 
     def _reader(self) -> TractReader:
         return TractReader(self._storage, self._index, self.version, self._end_checkpoint().end, self._rebuild_index)

@@ -15,11 +15,18 @@ import zlib
 from collections.abc import Callable, Iterator
 
 from events.errors import LogCorruptError
-from events.framing import FILE_HEADER, FIRST_FORMAT, FRAME_HEADER, GENESIS_HASH, READ_CHUNK, record_hash
+from events.framing import FILE_HEADER, FIRST_FORMAT, FRAME_HEADER, GENESIS_HASH, record_hash
 from events.records import decode_record
 from events.storage import FileStorage, MemoryStorage
 from events.tract_index import IndexMismatch, TractIndex
 from events.types import Record
+
+RUN_BYTES = 256 * 1024
+"""Adjacent records are read together up to this many bytes: enough that the reads' cost does not
+count, small enough that a read's buffer is given back to the OS when freed (a larger one, freed,
+stays in the process's heap: an open would keep megabytes it only needed while reading)."""
+Expected = Callable[[int], "bytes | None"]
+"""The chain hash a record of the tract (by number) must have, if the caller remembers it."""
 
 
 class _Unexpected(Exception):
@@ -49,14 +56,23 @@ class TractReader:
 
     def read(self, tract_id: str, first: int, last: int) -> Iterator[Record]:
         """Records `first` to `last` of the tract, each checked, the first chained to the one before it."""
+        for record, _ in self.read_hashed(tract_id, first, last):
+            yield record
+
+    def read_hashed(
+        self, tract_id: str, first: int, last: int, *, linked: bool = True, expected: Expected | None = None
+    ) -> Iterator[tuple[Record, bytes]]:
+        """(record, its chain hash) for `first` to `last`, each checked. `linked` False skips reading back
+        the record before `first` to chain it (whoever asks then knows the hashes to expect); `expected`
+        gives the hash a record must have, when the caller remembers one from an earlier read."""
         number, prev, rebuilt = first, GENESIS_HASH if first == 1 else None, False
         while number <= last:
             try:
-                if prev is None:
+                if prev is None and linked:
                     prev = self._hash(tract_id, number - 1)
-                for record, digest in self._checked(tract_id, number, last, prev):
-                    yield record
-                    number, prev = number + 1, digest
+                for record, digest in self._checked(tract_id, number, last, prev, expected):
+                    yield record, digest
+                    number, prev, linked = number + 1, digest, True
             except _Unexpected as problem:
                 self._rebuild_once(tract_id, problem, rebuilt)
                 rebuilt = True
@@ -94,7 +110,7 @@ class TractReader:
         raise AssertionError("unreachable: one record was asked for")
 
     def _checked(
-        self, tract_id: str, number: int, last: int, prev: bytes | None
+        self, tract_id: str, number: int, last: int, prev: bytes | None, expected: Expected | None = None
     ) -> Iterator[tuple[Record, bytes]]:
         """(record, its hash) for `number` to `last`, reading runs of adjacent records at once;
         `prev` None skips the chain check of the first one."""
@@ -107,7 +123,7 @@ class TractReader:
         while number <= last:
             start = pairs[2 * number - 2]
             stop, run_last = start + pairs[2 * number - 1], number
-            while run_last < last and pairs[2 * run_last] == stop and stop - start < READ_CHUNK:
+            while run_last < last and pairs[2 * run_last] == stop and stop - start < RUN_BYTES:
                 stop += pairs[2 * run_last + 1]
                 run_last += 1
             if start < FILE_HEADER.size or stop > self._end:
@@ -119,6 +135,8 @@ class TractReader:
             for current in range(number, run_last + 1):
                 length = pairs[2 * current - 1]
                 record, digest = self._check(data[at : at + length], tract_id, current, prev, start + at)
+                if expected is not None and (remembered := expected(current)) is not None and digest != remembered:
+                    raise _Unexpected(current, "hash mismatch", "the record is not the one read before", start + at)
                 yield record, digest
                 prev, at = digest, at + length
             number = run_last + 1

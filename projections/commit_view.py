@@ -13,14 +13,19 @@ whether they are still valid.
 An event whose refs do not hold together (see `events.consistency`, the
 rules `verify` checks) is refused as a corrupt record, so the view never
 holds a reference to nothing and its readers never have to guard against one.
+
+Commits live in a `CommitTable` (hashes, parents, positions and small fields,
+in columns); their payloads, configs and metadata stay in the log, and
+`event(row)` reads them back through the `EventSource` the facade attaches,
+checked against the record hash remembered when the commit was folded.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import msgspec
 
@@ -41,13 +46,22 @@ from events import (
 from events.consistency import breach
 from events.types import DEFAULT_BRANCH, JsonObject, PriorityName
 from projections.bulk import paused_gc
+from projections.commit_table import NO_ROW, CommitTable, Kind, StoredCommit
 
 ConfigSource = Literal["commit", "record_usage"]
 
 
-class StoredCommit(msgspec.Struct, frozen=True, gc=False):
-    event: CommitCreated
-    position: int
+class EventSource(Protocol):
+    """Where a view's commits are read back whole (the facade's cache over the log)."""
+
+    def cached(self, position: int) -> CommitCreated | None:
+        """The commit of record `position` if it is at hand (nothing is read)."""
+
+    def commit(self, position: int, record_hash: bytes | None, commit_hash: str) -> CommitCreated:
+        """The commit event of the tract's record `position`, checked to be the one folded."""
+
+    def prefetch(self, wanted: Sequence[tuple[int, bytes | None, str]]) -> None:
+        """Read these records (position, record hash, commit hash) ahead, in as few reads as it can."""
 
 
 class AnnotationEntry(msgspec.Struct, frozen=True):
@@ -56,6 +70,8 @@ class AnnotationEntry(msgspec.Struct, frozen=True):
     created_at: datetime
     position: int
     anchor: str | None = None
+    anchor_row: int = NO_ROW
+    """The anchor's row in the commit table (its history is a set of rows)."""
 
 
 class ConfigEntry(msgspec.Struct, frozen=True):
@@ -109,36 +125,44 @@ class ViewState(msgspec.Struct):
 
     position: int = 0
     tracts: dict[str, TractState] = msgspec.field(default_factory=dict)
-    commits: dict[str, StoredCommit] = msgspec.field(default_factory=dict)
+    commits: CommitTable = msgspec.field(default_factory=CommitTable)
     annotations: dict[str, list[AnnotationEntry]] = msgspec.field(default_factory=dict)
     recorded_configs: dict[str, list[ConfigEntry]] = msgspec.field(default_factory=dict)
 
 
 @dataclass
 class Visibility:
-    """What one compiled history sees: its commits, and what its merges set aside."""
+    """What one compiled history sees: its commits (one flag per row), and what its merges set aside."""
 
-    ancestors: set[str] = field(default_factory=set)
+    ancestors: bytearray = field(default_factory=bytearray)
     ignored_edits: set[str] = field(default_factory=set)
     ignored_annotations: set[int] = field(default_factory=set)
 
     def sees(self, entry: AnnotationEntry) -> bool:
-        return (
-            entry.anchor is None or entry.anchor in self.ancestors
-        ) and entry.position not in self.ignored_annotations
+        if entry.anchor is not None:
+            row, ancestors = entry.anchor_row, self.ancestors
+            if row < 0 or row >= len(ancestors) or not ancestors[row]:
+                return False
+        return entry.position not in self.ignored_annotations
 
-    def include(self, stored: StoredCommit) -> None:
+    def include(self, row: int, table: CommitTable) -> None:
         """Take in one more commit of the history (and what a merge sets aside)."""
-        event = stored.event
-        self.ancestors.add(event.commit_hash)
-        if event.operation == "merge":
-            self.ignored_edits.update(event.content.get("overridden_edits", ()))
-            self.ignored_annotations.update(event.content.get("overridden_annotations", ()))
+        ancestors = self.ancestors
+        if row >= len(ancestors):
+            ancestors.extend(bytes(row + 1 - len(ancestors) + len(ancestors) // 2 + 64))
+        ancestors[row] = 1
+        overridden = table.overridden(row)
+        if overridden is not None:
+            self.ignored_edits.update(overridden.edits)
+            self.ignored_annotations.update(overridden.annotations)
 
 
 class CommitView:
-    def __init__(self, state: ViewState | None = None) -> None:
-        self.state = state if state is not None else ViewState()
+    def __init__(self, state: ViewState | None = None, source: EventSource | None = None, *, capacity: int = 0) -> None:
+        """`capacity`: the records about to be folded, if known (the commit table makes room for them)."""
+        self.state = state if state is not None else ViewState(commits=CommitTable(capacity))
+        self.source = source
+        """Reads commits back whole from the log (attached by the facade)."""
         self.skip_changes = 0
         """Bumped whenever an annotation may flip some commit's SKIP status."""
         self.config_changes: list[str] = []
@@ -161,26 +185,40 @@ class CommitView:
 
     # -- folding -------------------------------------------------------------
 
-    def apply_record(self, record: Record) -> None:
-        self.apply(record.number, record.event)
+    def apply_record(self, record: Record, record_hash: bytes | None = None) -> None:
+        self.apply(record.number, record.event, record_hash)
 
     def apply_records(self, records: Iterable[Record]) -> None:
+        """Fold records read without their hashes (a commit's record is then read back chained to the
+        record before it; `apply_hashed` remembers each hash instead)."""
         with paused_gc():
             for record in records:
                 self.apply(record.number, record.event)
 
-    def apply(self, position: int, event: Event) -> None:
-        """Fold one event in, or raise `LogCorruptError` (leaving the view as it was) if its refs do not hold."""
+    def apply_hashed(self, records: Iterable[tuple[Record, bytes]]) -> None:
+        """Fold (record, its chain hash) pairs, as `EventLog.read_hashed` yields them."""
+        with paused_gc():
+            for record, digest in records:
+                self.apply(record.number, record.event, digest)
+
+    def apply(self, position: int, event: Event, record_hash: bytes | None = None) -> None:
+        """Fold one event in, or raise `LogCorruptError` (leaving the view as it was) if its refs do not hold.
+
+        A commit keeps only what the commit table holds; `record_hash` is its record's chain hash,
+        checked again when its content is read back."""
         found = breach(event, self)
         if found is not None:
             raise LogCorruptError(found[1], position=position, kind=found[0])
         state = self.state
         if isinstance(event, CommitCreated):
-            state.commits[event.commit_hash] = StoredCommit(event, position)
-            self._tract(event).branches[event.branch] = event.commit_hash
+            state.commits.add(event, position, record_hash)
+            state.tracts[event.tract_id].branches[event.branch] = event.commit_hash
         elif isinstance(event, AnnotationAdded):
             entries = state.annotations.setdefault(event.target_hash, [])
-            entries.append(AnnotationEntry(event.priority, event.reason, event.created_at, position, event.anchor))
+            anchor_row = state.commits.row(event.anchor) if event.anchor is not None else NO_ROW
+            entries.append(
+                AnnotationEntry(event.priority, event.reason, event.created_at, position, event.anchor, anchor_row)
+            )
             if event.anchor is not None and event.anchor != event.target_hash:
                 self.anchors.add(event.anchor)
             if event.priority == "skip" or len(entries) > 1:
@@ -238,9 +276,10 @@ class CommitView:
     def current_branch(self, tract_id: str) -> str | None:
         return self.state.tracts[tract_id].current
 
-    def commit_facts(self, commit_hash: str) -> CommitCreated | None:
-        stored = self.state.commits.get(commit_hash)
-        return stored.event if stored is not None else None
+    def commit_facts(self, commit_hash: str) -> Kind | None:
+        commits = self.state.commits
+        row = commits.row(commit_hash)
+        return commits.kind(row) if row != NO_ROW else None
 
     # -- refs ----------------------------------------------------------------
 
@@ -260,83 +299,141 @@ class CommitView:
         tract = self.state.tracts.get(tract_id)
         if tract is None:
             return []
-        moves = [
-            RefEntry(
-                e.branch,
-                e.parent_hash,
-                e.commit_hash,
-                "merge" if e.merge_parent else "commit",
-                e.created_at,
-                s.position,
-            )
-            for s in self.state.commits.values()
-            if (e := s.event).tract_id == tract_id and (branch is None or e.branch == branch)
-        ]
+        table = self.state.commits
+        moves = []
+        for row in range(table.rows):
+            kind = table.kind(row)
+            if kind.tract_id == tract_id and (branch is None or kind.branch == branch):
+                moves.append(
+                    RefEntry(
+                        kind.branch,
+                        table.hash_or_none(table.parents[row]),
+                        table.hash(row),
+                        "merge" if table.merge_parents[row] != NO_ROW else "commit",
+                        table.created_at(row),
+                        table.positions[row],
+                    )
+                )
         moves += [entry for entry in tract.ref_moves if branch is None or entry.branch == branch]
         moves.sort(key=lambda entry: entry.position)
         return moves
 
-    # -- history -------------------------------------------------------------
+    # -- commits -------------------------------------------------------------
+
+    @property
+    def commits(self) -> CommitTable:
+        return self.state.commits
+
+    def row(self, commit_hash: str) -> int:
+        """The commit's row in the commit table, or `NO_ROW`."""
+        return self.state.commits.row(commit_hash)
 
     def get(self, commit_hash: str) -> StoredCommit | None:
-        return self.state.commits.get(commit_hash)
-
-    def first_parents(self, head: str | None) -> list[StoredCommit]:
-        """The first-parent chain from the root to `head`."""
         commits = self.state.commits
-        out: list[StoredCommit] = []
-        while head is not None:
-            stored = commits[head]
-            out.append(stored)
-            head = stored.event.parent_hash
-        out.reverse()
-        return out
+        row = commits.row(commit_hash)
+        return commits.entry(row) if row != NO_ROW else None
 
-    def history(self, head: str | None) -> list[StoredCommit]:
-        """Every commit `head` contains, in compile order: at a merge, ours first, then
+    def event(self, row: int) -> CommitCreated:
+        """The commit at `row` read back whole from the log (its payload, config, metadata...)."""
+        source = self.source
+        if source is None:
+            raise RuntimeError("this commit view reads no log: attach an event source to read content")
+        commits = self.state.commits
+        position = commits.positions[row]
+        event = source.cached(position)
+        if event is None:
+            event = source.commit(position, commits.record_hash(row), commits.hash(row))
+        return event
+
+    def prefetch(self, rows: Sequence[int]) -> None:
+        """Read the commits at `rows` ahead of `event`, in as few reads of the log as can be."""
+        source = self.source
+        if source is not None and rows:
+            commits = self.state.commits
+            positions = commits.positions
+            wanted = [
+                (position, commits.record_hash(row), commits.hash(row))
+                for row in rows
+                if source.cached(position := positions[row]) is None
+            ]
+            if wanted:
+                source.prefetch(wanted)
+
+    # -- history -------------------------------------------------------------
+
+    def history(self, head: str | None) -> list[int]:
+        """The rows of every commit `head` contains, in compile order: at a merge, ours first, then
         the merged branch's commits that ours did not already have, then the merge.
 
         Each commit is visited once (linear in the history, however the branches
         were merged back and forth), with an explicit stack rather than recursion.
         """
-        out: list[StoredCommit] = []
-        seen: set[str] = set()
+        table = self.state.commits
+        start = NO_ROW
+        if head is not None:
+            start = table.row(head)
+            if start == NO_ROW:
+                raise KeyError(head)
+        merges = table.merge_parents
+        seen = bytearray(table.rows)
+        out: list[int] = []
         # Frames: [first-parent segment (root -> tip) not yet seen, index, merge parent expanded?]
-        frames: list[list[Any]] = [[self._unseen_segment(head, seen), 0, False]]
+        frames: list[list[Any]] = [[self._unseen_segment(start, seen), 0, False]]
         while frames:
             frame = frames[-1]
             segment, index, expanded = frame
-            if index == len(segment):
+            length = len(segment)
+            while index < length:
+                row = segment[index]
+                if not seen[row]:
+                    if merges[row] != NO_ROW and not expanded:
+                        break
+                    seen[row] = 1
+                    out.append(row)
+                index, expanded = index + 1, False
+            if index == length:
                 frames.pop()
                 continue
-            stored = segment[index]
-            commit_hash = stored.event.commit_hash
-            merged = stored.event.merge_parent
-            if commit_hash not in seen and merged is not None and not expanded:
-                frame[2] = True
-                frames.append([self._unseen_segment(merged, seen), 0, False])
-                continue
-            if commit_hash not in seen:
-                seen.add(commit_hash)
-                out.append(stored)
-            frame[1], frame[2] = index + 1, False
+            frame[1], frame[2] = index, True
+            frames.append([self._unseen_segment(merges[segment[index]], seen), 0, False])
         return out
 
-    def _unseen_segment(self, head: str | None, seen: set[str]) -> list[StoredCommit]:
-        """The first-parent chain back from `head` to the first commit already seen, root first."""
-        commits = self.state.commits
-        segment: list[StoredCommit] = []
-        while head is not None and head not in seen:
-            stored = commits[head]
-            segment.append(stored)
-            head = stored.event.parent_hash
+    def _unseen_segment(self, row: int, seen: bytearray) -> list[int]:
+        """The first-parent chain back from `row` to the first commit already seen, root first."""
+        parents = self.state.commits.parents
+        segment: list[int] = []
+        while row != NO_ROW and not seen[row]:
+            segment.append(row)
+            row = parents[row]
         segment.reverse()
         return segment
 
+    def reaches(self, heads: Iterable[str | None], commit_hash: str) -> bool:
+        """Is the commit in the history of any of `heads`? (A commit's ancestors have lower rows,
+        so the walk never goes below the commit's row.)"""
+        table = self.state.commits
+        target = table.row(commit_hash)
+        if target == NO_ROW:
+            return False
+        parents, merges = table.parents, table.merge_parents
+        seen = bytearray(table.rows)
+        stack = [table.row(head) for head in heads if head is not None]
+        while stack:
+            row = stack.pop()
+            if row < target or seen[row]:  # (NO_ROW is below every row)
+                continue
+            if row == target:
+                return True
+            seen[row] = 1
+            stack.append(parents[row])
+            stack.append(merges[row])
+        return False
+
     def visibility(self, head: str | None) -> Visibility:
         visible = Visibility()
-        for stored in self.history(head):
-            visible.include(stored)
+        table = self.state.commits
+        for row in self.history(head):
+            visible.include(row, table)
         return visible
 
     # -- annotations and configs ---------------------------------------------
@@ -356,22 +453,64 @@ class CommitView:
     def is_skipped(self, commit_hash: str, visible: Visibility | None = None) -> bool:
         return self.priority(commit_hash, visible) == "skip"
 
-    def config(self, commit_hash: str) -> JsonObject | None:
-        """The commit's effective config: the latest recorded one, else its own."""
+    def config(self, commit_hash: str, event: CommitCreated | None = None) -> JsonObject | None:
+        """The commit's effective config: the latest recorded one, else its own (read from the log
+        unless its `event` is at hand)."""
         recorded = self.state.recorded_configs.get(commit_hash)
         if recorded:
             return recorded[-1].config
-        return self.state.commits[commit_hash].event.generation_config
+        if event is None:
+            event = self.event(self._row_of(commit_hash))
+        return event.generation_config
 
     def config_history(self, commit_hash: str) -> list[ConfigEntry]:
-        stored = self.state.commits[commit_hash]
-        own = stored.event.generation_config
-        history = [ConfigEntry(own, "commit", stored.event.created_at, stored.position)] if own is not None else []
+        row = self._row_of(commit_hash)
+        event = self.event(row)
+        own = event.generation_config
+        position = self.state.commits.positions[row]
+        history = [ConfigEntry(own, "commit", event.created_at, position)] if own is not None else []
         return history + self.state.recorded_configs.get(commit_hash, [])
+
+    def _row_of(self, commit_hash: str) -> int:
+        row = self.state.commits.row(commit_hash)
+        if row == NO_ROW:
+            raise KeyError(commit_hash)
+        return row
 
     def usage_for(self, context_hash: str) -> UsageEntry | None:
         """The latest usage an API reported for the context whose head is `context_hash`."""
         return self._usage_by_context.get(context_hash)
+
+
+class ReadAhead:
+    """The commits of a list of rows, read from the log a window at a time as a loop asks for them.
+
+    The loop sets `index` to its place in `rows`; asking for a commit there (or anywhere, while
+    the loop is past the last window read) reads the next `WINDOW` rows' records ahead at once,
+    but for the rows `spare` says the loop will not ask for (a recompile reuses most messages)."""
+
+    WINDOW = 256
+
+    def __init__(self, view: CommitView, rows: Sequence[int], spare: Callable[[int], bool] | None = None) -> None:
+        self._view = view
+        self._rows = rows
+        self._spare = spare
+        self.index = 0
+        self._upto = 0
+
+    def __call__(self, row: int) -> CommitCreated:
+        if self.index >= self._upto:
+            self._upto = self.index + self.WINDOW
+            window = self._rows[self.index : self._upto]
+            spare = self._spare
+            self._view.prefetch(window if spare is None else [ahead for ahead in window if not spare(ahead)])
+        return self._view.event(row)
+
+    def events(self) -> Iterator[CommitCreated]:
+        """Every row's commit, in order."""
+        for index, row in enumerate(self._rows):
+            self.index = index
+            yield self(row)
 
 
 def merge_content(

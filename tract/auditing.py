@@ -22,6 +22,7 @@ from tract.arguments import text
 from tract.compiler import Compiler
 from tract.content import ContentRegistry
 from tract.errors import CorruptLogError, InvalidArgumentError, storage_errors
+from tract.event_cache import EventCache
 from tract.models import ChainHead, LoggedEvent, TractConfig
 from tract.tokens import TokenCounter
 
@@ -42,6 +43,7 @@ class Auditing:
         _counter: TokenCounter
         _registry: ContentRegistry
         _compiler: Compiler
+        _events: EventCache
 
         def _check_open(self) -> None: ...
 
@@ -97,7 +99,8 @@ class Auditing:
             try:
                 with storage_errors(), paused_gc():
                     self._log.refresh()
-                    self._view.apply_records(list(self._log.read_tract(self._tract_id, position + 1)))
+                    new = list(self._log.read_hashed(self._tract_id, position + 1))
+                    self._view.apply_hashed(new)
             except CorruptLogError:
                 if self._view.state.position != position:  # it took in part of what it read: forget that
                     self._fold_until(position)
@@ -106,9 +109,10 @@ class Auditing:
 
     def _fold_until(self, position: int) -> None:
         """Fold the view anew from the tract's records up to `position`."""
-        view = CommitView()
+        view = CommitView(source=self._events, capacity=position)
         with storage_errors(), paused_gc():
-            view.apply_records(self._log.read_tract(self._tract_id, 1, position))
+            view.apply_hashed(self._log.read_hashed(self._tract_id, 1, position))
+        self._events.forget_after(position)
         self._view, self._compiler = view, Compiler(view, self._registry, self._counter)
 
     def replay(self, until_position: int | None = None, until_time: datetime | None = None) -> Tract:
@@ -125,7 +129,7 @@ class Auditing:
             with storage_errors():
                 prefix = self._log.prefix(self._tract_id, position)
                 view = CommitView()
-                view.apply_records(prefix.read_tract(self._tract_id))
+                view.apply_hashed(prefix.read_hashed(self._tract_id))
             from tract.tract import Tract  # at call time: tract.tract imports this module
 
             return Tract(

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 
 from projections import CommitView
+from projections.commit_table import NO_ROW
 from tract.errors import BranchError, MergeConflictError
 
 _FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\\ud800-\udfff]|\.\.|@\{|//|/\.|\.lock(/|$)")
@@ -42,10 +43,10 @@ class MergePlan:
 
 def plan_merge(view: CommitView, ours: str, theirs: str, strategy: str, branch: str) -> MergePlan:
     """Which side wins where both edited or annotated the same commit since they forked."""
-    ours_history = {stored.event.commit_hash for stored in view.history(ours)}
-    theirs_history = {stored.event.commit_hash for stored in view.history(theirs)}
-    ours_side = _touches(view, ours_history - theirs_history)
-    theirs_side = _touches(view, theirs_history - ours_history)
+    ours_history, theirs_history = view.history(ours), view.history(theirs)
+    ours_rows, theirs_rows = set(ours_history), set(theirs_history)
+    ours_side = _touches(view, [row for row in ours_history if row not in theirs_rows])
+    theirs_side = _touches(view, [row for row in theirs_history if row not in ours_rows])
     conflicts = sorted(ours_side.targets & theirs_side.targets)
     if conflicts and strategy == "auto":
         described = "; ".join(
@@ -63,12 +64,15 @@ def plan_merge(view: CommitView, ours: str, theirs: str, strategy: str, branch: 
     return MergePlan(edits, annotations, conflicts)
 
 
-def _touches(view: CommitView, side: set[str]) -> _Touches:
+def _touches(view: CommitView, rows: list[int]) -> _Touches:
+    """What the commits at `rows` (one side since the fork) edited and annotated."""
+    commits = view.commits
+    side = {commits.hash(row) for row in rows}
     edits: dict[str, list[str]] = {}
-    for commit_hash in side:
-        event = view.state.commits[commit_hash].event
-        if event.operation == "edit" and event.response_to is not None:
-            edits.setdefault(event.response_to, []).append(commit_hash)
+    for row in rows:
+        original = commits.targets[row]
+        if commits.kind(row).operation == "edit" and original != NO_ROW:
+            edits.setdefault(commits.hash(original), []).append(commits.hash(row))
     annotations: dict[str, list[int]] = {}
     for target, entries in view.state.annotations.items():
         for entry in entries:

@@ -10,7 +10,7 @@ import threading
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from events import BranchCreated, BranchDeleted, Event, HeadChanged, RefMoved, sealed_commit
+from events import BranchCreated, BranchDeleted, CommitCreated, Event, HeadChanged, RefMoved, sealed_commit
 from projections import CommitView, StoredCommit
 from projections.commit_view import TractState, merge_content
 from tract.arguments import flag, one_of, text
@@ -43,7 +43,7 @@ class Branching:
         def _next_timestamp(self, parent: str | None) -> datetime: ...
         def resolve(self, prefix: str) -> str: ...
         def _require(self, commit_hash: str) -> StoredCommit: ...
-        def _info(self, stored: StoredCommit) -> CommitInfo: ...
+        def _info(self, stored: StoredCommit, event: CommitCreated | None = None) -> CommitInfo: ...
 
     def branch(self, name: str, *, at: str | None = None, switch: bool = True) -> BranchInfo:
         """A new branch at HEAD (or at commit `at`), checked out unless switch=False."""
@@ -54,7 +54,7 @@ class Branching:
             tract = self._tract_state()
             if name in tract.branches:
                 raise BranchError(f"branch {name!r} already exists")
-            head = self._require(self.resolve(text(at, "at"))).event.commit_hash if at is not None else self.head
+            head = self._require(self.resolve(text(at, "at"))).commit_hash if at is not None else self.head
             now = utc_now()
             new: list[Event] = [BranchCreated(tract_id=self._tract_id, created_at=now, name=name, head=head)]
             if switch:
@@ -108,7 +108,7 @@ class Branching:
             self._check_writable()
             branch = self._current_branch_for_commit()
             target = self.resolve(text(commit_hash, "commit_hash"))
-            if target not in self._branch_history(branch):
+            if not self._in_branch_history(branch, target):
                 raise BranchError(f"{target[:12]} is not in the history of branch {branch!r}")
             old = self.head
             if old != target:
@@ -146,9 +146,9 @@ class Branching:
             current = self._current_branch_for_commit()
             theirs = self._require_branch(text(branch, "branch"))
             ours = self.head
-            if branch == current or theirs is None or theirs in self._history_hashes(ours):
+            if branch == current or theirs is None or self._view.reaches([ours], theirs):
                 return MergeResult(kind="up-to-date", head=ours)
-            if ours is None or ours in self._history_hashes(theirs):
+            if ours is None or self._view.reaches([theirs], ours):
                 moved = RefMoved(
                     tract_id=self._tract_id,
                     created_at=utc_now(),
@@ -209,17 +209,10 @@ class Branching:
             )
         return branch
 
-    def _history_hashes(self, head: str | None) -> set[str]:
-        return {stored.event.commit_hash for stored in self._view.history(head)}
-
-    def _branch_history(self, branch: str) -> set[str]:
-        """Every commit the branch has ever had in its history (reflog heads and their ancestors)."""
-        heads = [entry.new_head for entry in reversed(self._view.reflog(self._tract_id, branch))]
-        known: set[str] = set()
-        for head in heads:
-            if head is not None and head not in known:
-                known |= self._history_hashes(head)
-        return known
+    def _in_branch_history(self, branch: str, commit_hash: str) -> bool:
+        """Has the commit ever been in the branch's history (of a reflog head or of its ancestors)?"""
+        heads = {entry.new_head for entry in self._view.reflog(self._tract_id, branch)}
+        return self._view.reaches(heads, commit_hash)
 
     def _branch_info(self, name: str) -> BranchInfo:
         head = self._tract_state().branches[name]

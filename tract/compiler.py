@@ -7,18 +7,27 @@ recorded later updates one slot. A SKIP change, a merge, or moving onto a
 commit at which older messages were annotated recompiles from the root. Token counts
 come from the commit events when they were counted with the same tokenizer,
 so a cold compile never re-tokenizes history.
+
+Content stays in the log: a build reads the commits it renders through the view
+(`CommitView.event`), a window at a time. A recompile takes every message it can
+from the compile it replaces (or the latest one cached): a message is the same
+wherever the same commit (as edited by the same edit) is rendered, so only the
+commits that compile never rendered are read and rendered again.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import msgspec
 
 from events import CommitCreated
-from projections import CommitView, StoredCommit, UsageEntry
-from projections.commit_view import Visibility
+from projections import CommitView, UsageEntry
+from projections.bulk import paused_gc
+from projections.commit_table import NO_ROW
+from projections.commit_view import ReadAhead, Visibility
 from tract.compiled import CompiledContext, CompiledWindow
 from tract.content import ContentRegistry, MessageParts
 from tract.errors import CorruptLogError
@@ -34,6 +43,7 @@ _encode_json = msgspec.json.encode
 @dataclass
 class _Compiled:
     head: str | None = None
+    head_row: int = NO_ROW
     head_position: int = 0
     originals: list[str] = field(default_factory=list)
     messages: list[Message] = field(default_factory=list)
@@ -51,6 +61,8 @@ class _Compiled:
     visible: Visibility = field(default_factory=Visibility)
     shared: bool = False
     """A result has a window onto these lists: copy before rewriting a slot."""
+    registry: object = None
+    """The content registry's renderers when this was built: its messages can be reused while they hold."""
 
     def own_slots(self) -> None:
         """Copy the lists results can see before a slot is rewritten (appends need no copy)."""
@@ -78,7 +90,7 @@ class Compiler:
     def compile_at(self, head: str | None, *, edit_markers: bool = False) -> CompiledContext:
         """A one-off full compile (at a commit, or with edit markers); leaves the cache alone."""
         compiled = _Compiled()
-        self._build(compiled, head, edit_markers=edit_markers)
+        self._build(compiled, head, edit_markers=edit_markers, donor=self._latest())
         return self._result(compiled)
 
     def tokens_with(self, head: str | None, event: CommitCreated) -> int:
@@ -104,8 +116,9 @@ class Compiler:
         """The cached compile of `head`: as cached, advanced from a cached ancestor, or built."""
         cache, skips = self._cache, self._view.skip_changes
         live = cache.pop(head, None)
+        donor = None
         if live is not None and live.skip_changes_seen != skips:
-            live = None
+            donor, live = live, None
         if live is None:
             for key in reversed(cache):
                 candidate = cache[key]
@@ -114,7 +127,7 @@ class Compiler:
                     break
         if live is None:
             live = _Compiled()
-            self._build(live, head)
+            self._build(live, head, donor=donor or self._latest())
         cache[head] = live
         while len(cache) > CACHED_HEADS:
             cache.popitem(last=False)
@@ -128,87 +141,127 @@ class Compiler:
             return True
         if head is None:
             return False
-        new: list[StoredCommit] = []
-        cursor: str | None = head
-        while cursor != live.head:
-            if cursor is None:
-                return False
-            stored = self._view.get(cursor)
+        table = self._view.commits
+        new: list[int] = []
+        stop, cursor = live.head_row, table.row(head)
+        while cursor != stop:
             if (
-                stored is None
-                or stored.position <= live.head_position
-                or stored.event.merge_parent
-                or cursor in self._view.anchors  # may re-prioritise messages already compiled
+                cursor == NO_ROW
+                or table.positions[cursor] <= live.head_position
+                or table.merge_parents[cursor] != NO_ROW
+                or table.hash(cursor) in self._view.anchors  # may re-prioritise messages already compiled
             ):
                 return False
-            new.append(stored)
-            cursor = stored.event.parent_hash
-        for stored in reversed(new):
-            live.visible.include(stored)
-            self._apply(live, stored, False)
+            new.append(cursor)
+            cursor = table.parents[cursor]
+        for row in reversed(new):
+            live.visible.include(row, table)
+            self._apply(live, row, False, self._view.event, None)
         return True
 
-    def _build(self, compiled: _Compiled, head: str | None, *, edit_markers: bool = False) -> None:
-        compiled.skip_changes_seen = self._view.skip_changes
-        compiled.config_changes_seen = len(self._view.config_changes)
-        history = self._view.history(head)
-        for stored in history:
-            compiled.visible.include(stored)
-        for stored in history:
-            self._apply(compiled, stored, edit_markers)
-        compiled.head = head
+    def _build(
+        self, compiled: _Compiled, head: str | None, *, edit_markers: bool = False, donor: _Compiled | None = None
+    ) -> None:
+        """Compile `head` from the root into `compiled`, reusing what `donor` (another compile) rendered."""
+        view, table = self._view, self._view.commits
+        compiled.skip_changes_seen = view.skip_changes
+        compiled.config_changes_seen = len(view.config_changes)
+        compiled.registry = self._registry.renderers()
+        if donor is not None:
+            if donor.registry != compiled.registry:
+                donor = None
+            else:
+                self._apply_config_changes(donor)
+        history = view.history(head)
+        for row in history:
+            compiled.visible.include(row, table)
+        ahead = ReadAhead(view, history, None if donor is None else lambda row: _renders(donor, table.hash(row)))
+        with paused_gc():  # a message per commit, and the events read for them: many objects, no cycles
+            for index, row in enumerate(history):
+                ahead.index = index
+                self._apply(compiled, row, edit_markers, ahead, donor)
+        compiled.head, compiled.head_row = head, history[-1] if history else NO_ROW
 
-    def _apply(self, compiled: _Compiled, stored: StoredCommit, markers: bool) -> None:
-        event = stored.event
-        commit_hash = event.commit_hash
-        compiled.head, compiled.head_position = commit_hash, max(compiled.head_position, stored.position)
-        if event.operation == "merge" or (
-            commit_hash in self._view.state.annotations and self._view.is_skipped(commit_hash, compiled.visible)
+    def _apply(
+        self,
+        compiled: _Compiled,
+        row: int,
+        markers: bool,
+        load: Callable[[int], CommitCreated],
+        donor: _Compiled | None,
+    ) -> None:
+        view, table = self._view, self._view.commits
+        kind = table.kind(row)
+        commit_hash = table.hash(row)
+        compiled.head, compiled.head_row = commit_hash, row
+        compiled.head_position = max(compiled.head_position, table.positions[row])
+        if kind.operation == "merge" or (
+            commit_hash in view.state.annotations and view.is_skipped(commit_hash, compiled.visible)
         ):
             return
-        if event.operation == "edit":
-            if event.commit_hash in compiled.visible.ignored_edits:
+        if kind.operation == "edit":
+            if commit_hash in compiled.visible.ignored_edits:
                 return
-            target = event.response_to or ""
-            compiled.edit_of[target] = event.commit_hash
-            compiled.edit_target[event.commit_hash] = target
+            target = table.hash_or_none(table.targets[row]) or ""
+            compiled.edit_of[target] = commit_hash
+            compiled.edit_target[commit_hash] = target
             slot = compiled.index.get(target)
             if slot is not None:
                 compiled.own_slots()
-                message, tokens, config, kind = self._slot(compiled, target, markers)
+                message, tokens, config, content_type = self._slot(compiled, target, markers, load, donor)
                 compiled.total += tokens - compiled.tokens[slot]
                 compiled.messages[slot], compiled.tokens[slot], compiled.configs[slot] = message, tokens, config
-                compiled.types[slot] = kind
+                compiled.types[slot] = content_type
                 compiled.has_tool_calls = compiled.has_tool_calls or message.tool_calls is not None
             return
         if commit_hash in compiled.edit_of:  # edited before it was applied (a merged history)
-            message, tokens, config, kind = self._slot(compiled, commit_hash, markers)
+            message, tokens, config, content_type = self._slot(compiled, commit_hash, markers, load, donor)
         else:
-            message, tokens = self._render(event)
-            config, kind = self._config_for(commit_hash, None), event.content_type
+            reused = _reused(donor, commit_hash, None) if donor is not None else None
+            if reused is not None:
+                message, tokens, config, content_type = reused
+            else:
+                event = load(row)
+                message, tokens = self._render(event)
+                config, content_type = self._config_for(commit_hash, None, event), kind.content_type
         compiled.index[commit_hash] = len(compiled.originals)
         compiled.has_tool_calls = compiled.has_tool_calls or message.tool_calls is not None
         compiled.originals.append(commit_hash)
         compiled.messages.append(message)
         compiled.tokens.append(tokens)
         compiled.configs.append(config)
-        compiled.types.append(kind)
+        compiled.types.append(content_type)
         compiled.total += tokens
 
-    def _slot(self, compiled: _Compiled, original: str, markers: bool) -> tuple[Message, int, bytes, str]:
+    def _slot(
+        self,
+        compiled: _Compiled,
+        original: str,
+        markers: bool,
+        load: Callable[[int], CommitCreated],
+        donor: _Compiled | None,
+    ) -> tuple[Message, int, bytes, str]:
         """Message, tokens, config and content type of one original, as its effective edit leaves it."""
         edit = compiled.edit_of.get(original)
-        source = self._view.get(edit or original)
-        assert source is not None
-        message, tokens = self._render(source.event, marker=markers and edit is not None)
-        return message, tokens, self._config_for(original, edit), source.event.content_type
+        if not (markers and edit is not None):
+            reused = _reused(donor, original, edit)
+            if reused is not None:
+                return reused
+        source = load(self._view.row(edit or original))
+        message, tokens = self._render(source, marker=markers and edit is not None)
+        return message, tokens, self._config_for(original, edit, source), source.content_type
 
-    def _config_for(self, original: str, edit: str | None) -> bytes:
+    def _config_for(self, original: str, edit: str | None, source: CommitCreated | None = None) -> bytes:
+        """The encoded effective config of a slot; `source` is the event of `edit or original` if at hand."""
         view = self._view
-        config = view.config(edit) if edit is not None else None
+        config = view.config(edit, source) if edit is not None else None
         if config is None:
-            config = view.config(original)
+            config = view.config(original, source if edit is None else None)
         return _encode_json(config) if config else _EMPTY_CONFIG
+
+    def _latest(self) -> _Compiled | None:
+        """The most recently used compile in the cache, to reuse messages from."""
+        return self._cache[next(reversed(self._cache))] if self._cache else None
 
     def _apply_config_changes(self, compiled: _Compiled) -> None:
         changes = self._view.config_changes
@@ -260,8 +313,8 @@ class Compiler:
         return parts
 
     def _unrenderable(self, event: CommitCreated, why: str) -> CorruptLogError:
-        stored = self._view.get(event.commit_hash)
-        position = stored.position if stored is not None else None
+        row = self._view.row(event.commit_hash)
+        position = self._view.commits.positions[row] if row != NO_ROW else None
         return CorruptLogError(
             f"commit {event.commit_hash}: its {event.content_type} payload does not render ({why})",
             position=position,
@@ -289,6 +342,22 @@ class Compiler:
         return CompiledContext.build(
             window, token_count=token_count, token_source=self._counter.name, api_usage=_api_usage(usage)
         )
+
+
+def _renders(donor: _Compiled, commit_hash: str) -> bool:
+    """Does `donor` hold the message of this commit (an original as it stands, or an edit in effect)?"""
+    return (commit_hash in donor.index and commit_hash not in donor.edit_of) or commit_hash in donor.edit_target
+
+
+def _reused(donor: _Compiled | None, original: str, edit: str | None) -> tuple[Message, int, bytes, str] | None:
+    """The slot of `original` as `donor` compiled it, if it renders the same commit (no markers):
+    then it is the message, tokens, config and content type a new render would give."""
+    if donor is None:
+        return None
+    slot = donor.index.get(original)
+    if slot is None or donor.edit_of.get(original) != edit:
+        return None
+    return donor.messages[slot], donor.tokens[slot], donor.configs[slot], donor.types[slot]
 
 
 def _api_usage(entry: UsageEntry | None) -> TokenUsage | None:

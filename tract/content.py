@@ -172,6 +172,11 @@ class ContentRegistry:
             raise InvalidArgumentError(f"{name!r} is a built-in content type and cannot be replaced")
         self._add(name, model)
 
+    def renderers(self) -> tuple[tuple[str, Callable[[dict[str, Any]], MessageParts]], ...]:
+        """How each type renders now: equal snapshots render every payload alike (what lets the
+        compiler reuse messages it rendered before)."""
+        return tuple(self._renderers.items())
+
     def _add(self, name: str, model: type[BaseModel]) -> None:
         self._models[name] = model
         self._renderers[name] = model.render if issubclass(model, ContentModel) else _fallback

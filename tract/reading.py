@@ -1,7 +1,8 @@
 """Reading: compiled contexts, commits, history, annotations and configs, answered by the commit view.
 
-Kept apart from writing because reads never touch the log: they only look at the view (or the
-compiler's cache over it), and every other part finds commits through `_find`, `_require` and `_info`.
+Kept apart from writing because reads never write: they look at the view (or the compiler's cache
+over it), which reads a commit's content back from the log when it is needed, and every other part
+finds commits through `_find`, `_require` and `_info`.
 """
 
 from __future__ import annotations
@@ -10,8 +11,11 @@ import threading
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from events import CommitCreated
 from projections import CommitView, StoredCommit
 from projections.bulk import paused_gc
+from projections.commit_table import NO_ROW
+from projections.commit_view import ReadAhead
 from tract.arguments import text
 from tract.compiled import CompiledContext
 from tract.compiler import Compiler
@@ -70,26 +74,26 @@ class Reading:
     def get_commit(self, commit_hash: str) -> CommitInfo | None:
         with self._lock:
             self._check_open()
-            stored = self._view.get(commit_hash)
-            if stored is None or stored.event.tract_id != self._tract_id:
-                return None
-            return self._info(stored)
+            stored = self._find(commit_hash)
+            return self._info(stored) if stored is not None else None
 
     def log(self, limit: int | None = 10) -> list[CommitInfo]:
         """Commits in HEAD's history, newest first (merged branches' commits included)."""
         with self._lock:
             self._check_open()
-            newest_first: list[StoredCommit] = []
-            cursor = self.head
-            while cursor is not None and (limit is None or len(newest_first) < limit):
-                stored = self._view.state.commits[cursor]
-                if stored.event.merge_parent is not None:
+            table = self._view.commits
+            newest_first: list[int] = []
+            cursor = table.row(self.head) if self.head is not None else NO_ROW
+            while cursor != NO_ROW and (limit is None or len(newest_first) < limit):
+                if table.merge_parents[cursor] != NO_ROW:
                     newest_first = self._view.history(self.head)[::-1]
                     break
-                newest_first.append(stored)
-                cursor = stored.event.parent_hash
+                newest_first.append(cursor)
+                cursor = table.parents[cursor]
+            rows = newest_first[:limit]
             with paused_gc():
-                return [self._info(stored) for stored in newest_first[:limit]]
+                events = ReadAhead(self._view, rows).events()
+                return [self._info(table.entry(row), event) for row, event in zip(rows, events)]
 
     def get_annotations(self, commit_hash: str) -> list[Annotation]:
         with self._lock:
@@ -121,10 +125,10 @@ class Reading:
                 return prefix
             if len(prefix) < 4:
                 raise CommitNotFoundError(f"hash prefix {prefix!r} is too short (give at least 4 characters)")
+            commits = self._view.commits
             matches = [
-                h for h, stored in self._view.state.commits.items()
-                if h.startswith(prefix) and stored.event.tract_id == self._tract_id
-            ]  # fmt: skip
+                h for h in commits.starting_with(prefix) if commits.kind(commits.row(h)).tract_id == self._tract_id
+            ]
             if len(matches) != 1:
                 found = "no commit" if not matches else f"{len(matches)} commits"
                 raise CommitNotFoundError(f"{found} in tract {self._tract_id} start with {prefix!r}")
@@ -132,7 +136,7 @@ class Reading:
 
     def _find(self, commit_hash: str) -> StoredCommit | None:
         stored = self._view.get(commit_hash)
-        if stored is None or stored.event.tract_id != self._tract_id:
+        if stored is None or stored.tract_id != self._tract_id:
             return None
         return stored
 
@@ -142,10 +146,14 @@ class Reading:
             raise CommitNotFoundError(f"no commit {commit_hash!r} in tract {self._tract_id}")
         return stored
 
-    def _info(self, stored: StoredCommit) -> CommitInfo:
-        """The public view of a stored commit: built without re-validating what the log holds,
-        with fresh copies of every dict so callers cannot reach into the view."""
-        event = stored.event
+    def _info(self, stored: StoredCommit, event: CommitCreated | None = None) -> CommitInfo:
+        """The public view of a stored commit (its content read from the log unless `event` is at hand):
+        built without re-validating what the log holds, with fresh copies of every dict so callers
+        cannot reach into the view or the cache of content read."""
+        return self._commit_info(event if event is not None else self._view.event(stored.row), stored.position)
+
+    def _commit_info(self, event: CommitCreated, position: int) -> CommitInfo:
+        """`_info` of the commit `event`, the tract's record `position`."""
         return trusted(
             CommitInfo,
             {
@@ -160,9 +168,9 @@ class Reading:
                 "message": event.message,
                 "token_count": event.token_count,
                 "metadata": fresh(event.metadata),
-                "generation_config": fresh(self._view.config(event.commit_hash)),
+                "generation_config": fresh(self._view.config(event.commit_hash, event)),
                 "created_at": event.created_at,
-                "position": stored.position,
+                "position": position,
                 "branch": event.branch,
                 "merge_parent": event.merge_parent,
             },

@@ -32,6 +32,7 @@ from tract.compiler import Compiler
 from tract.content import ContentRegistry
 from tract.conversation import Conversation
 from tract.errors import InvalidArgumentError, ReadOnlyError, TractClosedError, TractError, storage_errors
+from tract.event_cache import EventCache
 from tract.models import TractConfig, revalidated
 from tract.querying import Querying
 from tract.reading import Reading
@@ -61,6 +62,9 @@ class Tract(Writing, Branching, Reading, Auditing, Querying, Conversation):
         self._config = config
         self._counter = counter
         self._registry = registry if registry is not None else ContentRegistry()
+        self._events = EventCache(log, tract_id)
+        """Commit content read back from the log on demand (the view keeps none)."""
+        view.source = self._events
         self._compiler = Compiler(view, self._registry, counter)
         self._lock = threading.RLock()
         self._staged: list[Event] | None = None
@@ -208,10 +212,10 @@ def _read_tract(log: EventLog, tract_id: str | None) -> tuple[str | None, Commit
     the log does not hold reads as nothing (the index is rebuilt), and the default is chosen again."""
     while True:
         chosen = tract_id or next(iter(log.tract_ids()), None)
-        view = CommitView()
+        view = CommitView(capacity=log.tract_length(chosen) if chosen is not None else 0)
         if chosen is None:
             return None, view
         with storage_errors(), paused_gc():
-            view.apply_records(log.read_tract(chosen))
+            view.apply_hashed(log.read_hashed(chosen))
         if view.state.position or tract_id is not None or chosen == next(iter(log.tract_ids()), None):
             return chosen, view

@@ -32,6 +32,7 @@ from tract.compiled import CompiledContext
 from tract.compiler import Compiler
 from tract.content import ContentRegistry
 from tract.errors import BudgetExceededError, EditTargetError, InvalidArgumentError, UsageError, storage_errors
+from tract.event_cache import EventCache
 from tract.jsonvalues import json_object
 from tract.models import Annotation, BudgetAction, CommitInfo, CommitOperation, Priority, TokenUsage, TractConfig
 from tract.shared import annotation_model, utc_now
@@ -57,6 +58,7 @@ class Writing:
         _registry: ContentRegistry
         _counter: TokenCounter
         _config: TractConfig
+        _events: EventCache
         _tract_id: str
         _staged: list[Event] | None
         _last_compiled: str | None
@@ -64,7 +66,8 @@ class Writing:
         def _check_writable(self) -> None: ...
         def _find(self, commit_hash: str) -> StoredCommit | None: ...
         def _require(self, commit_hash: str) -> StoredCommit: ...
-        def _info(self, stored: StoredCommit) -> CommitInfo: ...
+        def _info(self, stored: StoredCommit, event: CommitCreated | None = None) -> CommitInfo: ...
+        def _commit_info(self, event: CommitCreated, position: int) -> CommitInfo: ...
         def _current_branch_for_commit(self) -> str: ...
 
     def commit(
@@ -120,7 +123,8 @@ class Writing:
                     )
                 )
             self._write(new)
-            return self._info(self._view.state.commits[event.commit_hash])
+            commits = self._view.commits
+            return self._commit_info(event, commits.positions[commits.row(event.commit_hash)])
 
     def annotate(self, commit_hash: str, priority: Priority | str, reason: str | None = None) -> Annotation:
         with self._lock:
@@ -202,6 +206,7 @@ class Writing:
                         with storage_errors():
                             known = self._view.state.position - len(staged)
                             self._log.append(self._tract_id, staged, expected=known)
+                            self._remember_written(known + 1, staged)
             except BaseException:
                 kept = self._staged[:mark] if outer and self._staged is not None else []
                 self._staged = kept if outer else None
@@ -209,25 +214,57 @@ class Writing:
                 raise
 
     def _write(self, new: list[Event]) -> None:
+        first = self._view.state.position + 1
+        staged = self._staged is not None
         if self._staged is not None:
             with storage_errors():
                 check_events(new)  # refused now, by the call that made them, not when the batch ends
             self._staged.extend(new)
         else:
+            size = self._log.size
             with storage_errors():
                 self._log.append(self._tract_id, new, expected=self._view.state.position)
-        first = self._view.state.position + 1
+            size = self._log.size - size
+            if len(new) == 1:  # the usual write: its record's hash is the log's head, its size the write's
+                self._view.apply(first, new[0], self._log.tract_head(self._tract_id))
+                if type(new[0]) is CommitCreated:
+                    self._events.remember(first, new[0], size)
+                return
         for offset, event in enumerate(new):
             self._view.apply(first + offset, event)
+        if staged:
+            for offset, event in enumerate(new):
+                if type(event) is CommitCreated:
+                    self._events.stage(first + offset, event)
+        else:
+            with storage_errors():
+                self._remember_written(first, new)
+
+    def _remember_written(self, first: int, new: list[Event]) -> None:
+        """Keep the commits just written as records `first`... in the event cache, and their records'
+        hashes in the view (so reading one back later checks it is what was written)."""
+        table = self._view.commits
+        commits = [(position, event) for position, event in enumerate(new, first) if type(event) is CommitCreated]
+        if not commits:
+            return
+        last = first + len(new) - 1
+        hashes = {last: self._log.tract_head(self._tract_id)}
+        if commits[0][0] < last:  # hashes of records before the batch's last: read back, chained to the last
+            records = self._log.read_hashed(self._tract_id, commits[0][0], last, linked=False, expected=hashes.get)
+            hashes.update((record.number, digest) for record, digest in records)
+        for position, event in commits:
+            table.remember_hash(table.row(event.commit_hash), hashes[position])
+            self._events.remember(position, event)
 
     def _rebuild_view(self) -> None:
         """Refold the view from the log (plus what an enclosing batch still holds):
         how a failed batch is forgotten."""
-        view = CommitView()
+        view = CommitView(source=self._events, capacity=self._log.tract_length(self._tract_id))
         with storage_errors():
-            view.apply_records(self._log.read_tract(self._tract_id))
+            view.apply_hashed(self._log.read_hashed(self._tract_id))
         for offset, event in enumerate(self._staged or (), start=view.state.position + 1):
             view.apply(offset, event)
+        self._events.forget_after(view.state.position)
         self._view = view
         self._compiler = Compiler(view, self._registry, self._counter)
 
@@ -257,7 +294,7 @@ class Writing:
             target = self._find(response_to)
             if target is None:
                 raise EditTargetError(f"EDIT target {response_to} is not a commit of this tract")
-            if target.event.operation == CommitOperation.EDIT.value:
+            if target.operation == CommitOperation.EDIT.value:
                 raise EditTargetError(f"EDIT target {response_to} is itself an edit; edit the original commit")
         elif response_to is not None:
             self._require(response_to)
@@ -279,7 +316,8 @@ class Writing:
         """Now, but never before the parent: history stays in time order even if the clock steps back."""
         now = utc_now()
         if parent is not None:
-            floor = self._view.state.commits[parent].event.created_at + _ONE_MICROSECOND
+            commits = self._view.commits
+            floor = commits.created_at(commits.row(parent)) + _ONE_MICROSECOND
             if now < floor:
                 return floor
         return now
