@@ -185,9 +185,11 @@ class Analytics:
     def _detach_quietly(self) -> None:
         """Detach after a failure that is what the caller must hear about; a detach that fails too
         leaves a connection not worth keeping."""
+        if self._con is None:  # the failure dropped the connection, and the file with it
+            return
         try:
-            detach(self._db)
-        except Exception:
+            detach(self._con)
+        except Exception:  # noqa: BLE001 (whatever it is, the connection goes)
             self._disconnect()
 
     # -- answering -----------------------------------------------------------
@@ -231,7 +233,8 @@ class Analytics:
         """Read-only while the file is current; read-write only for the catch-up."""
         assert self._path is not None
         older = log.until.end < self._answered_to  # a query with a later reader caught the file up already
-        if any(file.exists() for file in database_files(self._path)):
+        grown = 0 < self._answered_to < log.until.end  # this writer's file is behind its log: straight to the catch-up
+        if not grown and any(file.exists() for file in database_files(self._path)):
             with self._attached(writable=False):
                 if older or load_state(self._db) == log.cursor:
                     if not older:
@@ -271,7 +274,7 @@ class Analytics:
             attach(self._db, self._path, writable=False, closed=lambda: self._closed)
         except AnalyticsClosedError:
             raise
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 (a reader can always answer from the log)
             if not is_held(error):  # held for long: the writer is catching up a long tail; not worth a word
                 self._warn(error, "answering from the log in memory")
             self._go_private(copied=None)
@@ -285,7 +288,7 @@ class Analytics:
                 self._db.execute(f"COPY FROM DATABASE {FILE_CATALOG} TO {PRIVATE_CATALOG}")
                 copied = cursor
             # Else: of another schema or log, or ahead of this reader's log (a writer caught it up since).
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 (a reader can always answer from the log)
             self._warn(error, "answering from the log in memory")
             copied = None
         self._detach_quietly()
@@ -352,7 +355,9 @@ class Analytics:
 
     # -- querying ------------------------------------------------------------
 
-    def commits_where_config(self, log: GlobalReader, tract_id: str, field: str, operator: str, value: Any) -> list[str]:
+    def commits_where_config(
+        self, log: GlobalReader, tract_id: str, field: str, operator: str, value: Any
+    ) -> list[str]:
         """Hashes of the tract's commits whose effective config matches, in creation order."""
         predicate, params = config_predicate("generation_config", field, operator, value)
         query = f"SELECT commit_hash FROM commits WHERE tract_id = ? AND {predicate} ORDER BY position"

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 SCHEMA_VERSION = 6
 
+
 def _typed(kind: str, key: str, source: str) -> str:
     """SQL for one typed column from a JSON config: NULL unless the value has that JSON type."""
     if kind == "VARCHAR":
@@ -230,8 +231,6 @@ def _rows(records: Iterable[Record]) -> Iterator[msgspec.Struct]:
             yield _MoveRow(event.tract_id, event.name, None, None, "delete", event.created_at, position)
 
 
-
-
 def load_rows(con: duckdb.DuckDBPyConnection, scratch: Path, records: Iterable[Record]) -> None:
     """Append the records' rows to the tables of the current database, then give the commits
     configured after they were made their effective config.
@@ -262,14 +261,14 @@ def load_rows(con: duckdb.DuckDBPyConnection, scratch: Path, records: Iterable[R
 
 
 def load_state(con: duckdb.DuckDBPyConnection) -> bytes | None:
-    """The cursor the current database records, or None when it holds no projection of this schema."""
-    tables = {row[0] for row in con.execute(f"SELECT table_name FROM duckdb_tables() WHERE {_HERE}").fetchall()}
-    if "projection_state" not in tables:
-        return None
-    columns = [row[0] for row in con.execute("DESCRIBE projection_state").fetchall()]
-    if columns != ["schema_version", "cursor"]:
-        return None
-    rows = con.execute("SELECT schema_version, cursor FROM projection_state").fetchall()
+    """The cursor the current database records, or None when it holds no projection of this schema.
+    (One statement: it is asked at every attachment of the shared file.)"""
+    import duckdb
+
+    try:
+        rows = con.execute("SELECT schema_version, cursor FROM projection_state").fetchall()
+    except (duckdb.CatalogException, duckdb.BinderException):
+        return None  # an empty database, or a projection of a schema before the cursor
     if len(rows) != 1 or rows[0][0] != SCHEMA_VERSION or rows[0][1] is None:
         return None
     return bytes(rows[0][1])

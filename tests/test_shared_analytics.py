@@ -32,6 +32,7 @@ from tract import DialogueContent, Tract
 
 MARKER = "a row only the file holds"
 
+
 def answers(t: Tract) -> dict[str, Any]:
     """What a user asks of the projection; also run in the readers' processes (with its source)."""
     hot = [c.commit_hash for c in t.query_by_config("temperature", ">", 0.5)]
@@ -84,9 +85,7 @@ def mark(directory: Path) -> None:
     """Add to the file a row no rebuild from the log would make."""
     con = duckdb.connect(str(directory / "analytics.duckdb"))
     try:
-        con.execute(
-            "INSERT INTO annotations VALUES ('marker', 'none', 'normal', ?, NULL, now(), 0)", [MARKER]
-        )
+        con.execute("INSERT INTO annotations VALUES ('marker', 'none', 'normal', ?, NULL, now(), 0)", [MARKER])
     finally:
         con.close()
 
@@ -113,7 +112,9 @@ def rebuilt(directory: Path, scratch: Path) -> dict[str, Any]:
 
 def read_elsewhere(directory: Path) -> dict[str, Any]:
     """A reader's answers, in a process of its own."""
-    done = subprocess.run([sys.executable, "-c", READER, str(directory)], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", READER, str(directory)], capture_output=True, text=True, timeout=120, check=False
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
@@ -252,7 +253,9 @@ def test_a_reader_waits_while_the_writer_holds_the_file_then_uses_it(
     assert without_marker(got) == without_marker(rebuilt(directory, tmp_path))
 
 
-def test_a_reader_answers_from_the_log_when_the_file_stays_held(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_reader_answers_from_the_log_when_the_file_stays_held(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     directory = tmp_path / "log"
     build(directory)
     mark(directory)
@@ -341,7 +344,11 @@ def test_a_writer_and_readers_in_other_processes_share_the_file(tmp_path: Path) 
     ]  # fmt: skip
     try:
         writer = subprocess.run(
-            [sys.executable, "-c", WRITER, str(directory), "40"], capture_output=True, text=True, timeout=300
+            [sys.executable, "-c", WRITER, str(directory), "40"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
         )
     finally:
         done.touch()
