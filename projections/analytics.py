@@ -14,7 +14,7 @@ process write a file or several read it, never both):
 
 - The writer attaches it read-only to answer while it is current, and
   read-write only to catch it up (then detaches, which checkpoints the file).
-  A file another process holds is tried again for `LOCK_WAIT` seconds, then
+  A file another process holds is tried again for 2 s (`analytics_files.LOCK_WAIT`), then
   reported (`AnalyticsStorageError`, the file kept).
 - A reader never writes it. While its cursor is the reader's log end, the
   reader queries the file itself. When it is behind, the reader copies it into
@@ -48,7 +48,6 @@ import threading
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -56,7 +55,6 @@ from events import GlobalReader
 from projections.analytics_files import (
     ANALYTICS_FILE,
     FILE_CATALOG,
-    LOCK_WAIT,
     PRIVATE_CATALOG,
     attach,
     connect,
@@ -73,6 +71,7 @@ from projections.analytics_schema import EXPORTED, RELATIONS, SCHEMA_VERSION, lo
 from projections.bulk import paused_gc
 from projections.config_query import config_predicate
 from projections.query_limits import AnalyticsClosedError, AnalyticsError, AnalyticsStorageError, QueryTimer
+from projections.query_result import QueryResult, as_relation
 from projections.readonly_sql import NotReadOnly, check_read_only, first_line
 
 if TYPE_CHECKING:
@@ -80,7 +79,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ANALYTICS_FILE",
-    "LOCK_WAIT",
     "SCHEMA_VERSION",
     "Analytics",
     "AnalyticsClosedError",
@@ -91,17 +89,6 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class QueryResult:
-    columns: list[str]
-    rows: list[tuple[Any, ...]]
-    types: list[str]
-    """DuckDB's type of each column, e.g. VARCHAR, DOUBLE, JSON."""
-
-    def dicts(self) -> list[dict[str, Any]]:
-        return [dict(zip(self.columns, row)) for row in self.rows]
 
 
 class Analytics:
@@ -398,18 +385,7 @@ class Analytics:
     ) -> duckdb.DuckDBPyRelation:
         """The query's result as a relation on a throwaway in-memory database of its own,
         so nothing done with the relation can reach the projection."""
-        import duckdb
-
-        result = self.sql(log, query, params, timeout=timeout)
-        scratch = duckdb.connect(config={"enable_external_access": False, "autoload_known_extensions": False})
-        columns = ", ".join(
-            f'"{name.replace(chr(34), chr(34) * 2)}" {kind}' for name, kind in zip(result.columns, result.types)
-        )
-        scratch.execute(f"CREATE TABLE result ({columns})")
-        appender = scratch.appender("result")
-        appender.append_rows(result.rows)
-        appender.flush()
-        return scratch.table("result")
+        return as_relation(self.sql(log, query, params, timeout=timeout))
 
     def _check_read_only(self, query: str) -> None:
         try:
