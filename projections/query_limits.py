@@ -3,12 +3,14 @@
 DuckDB has no statement timeout, so a timer thread calls the connection's
 `interrupt()` when the time is up; the query then fails with DuckDB's
 InterruptException and the connection stays usable. The same interrupt stops
-a query when the projection is closed under it.
+a query when the projection is closed under it. DuckDB forgets an interrupt that
+arrives before the query starts executing, so it is repeated until the query ends.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -64,5 +66,11 @@ class QueryTimer:
                 self.stopped = AnalyticsError(
                     f"query stopped after {self._seconds:g} seconds, its time limit (timeout)"
                 )
-            if self._state == "running":
+        # DuckDB forgets an interrupt that comes before the query has begun executing (between the
+        # timer's start and the fetch): repeat it until the query has ended.
+        while True:
+            with self._guard:
+                if self._state != "running":
+                    return
                 self._con.interrupt()
+            time.sleep(0.01)

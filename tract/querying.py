@@ -2,6 +2,8 @@
 
 Kept apart because it alone loads DuckDB (on first use, so commits never do) and answers outside
 the tract lock: the log range is fixed under it, then the projection catches up and answers.
+A log directory's writer and readers share its `analytics.duckdb` (see `projections.analytics`):
+the writer keeps it caught up, readers use it while it is current and never write it.
 """
 
 from __future__ import annotations
@@ -115,10 +117,11 @@ class Querying:
         with self._lock:
             self._check_open()
             with storage_errors():
-                analytics, reader = Analytics(None, file_access=True), self._log.global_reader()
+                self._log.flush()  # a writer's export catches the shared file up: only to what is durable
+                analytics = Analytics(self._analytics_path(), readonly=self._log.readonly, file_access=True)
+                reader = self._log.global_reader()
                 try:
-                    analytics.catch_up(reader)
-                    return analytics.export_parquet(Path(directory))
+                    return analytics.export_parquet(reader, Path(directory))
                 finally:
                     reader.close()
                     analytics.close()
@@ -127,9 +130,12 @@ class Querying:
         """The analytics projection, opened on first use (so commits never load DuckDB)."""
         self._check_open()
         if self._analytics is None:
-            on_disk = self._directory is not None and not self._log.readonly
-            self._analytics = Analytics(self._directory / ANALYTICS_FILE if on_disk else None)
+            self._analytics = Analytics(self._analytics_path(), readonly=self._log.readonly)
         return self._analytics
+
+    def _analytics_path(self) -> Path | None:
+        """The log directory's shared analytics database (None for an in-memory tract)."""
+        return None if self._directory is None else self._directory / ANALYTICS_FILE
 
 
 def _timeout(value: object) -> float:
