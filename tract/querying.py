@@ -18,6 +18,7 @@ from events.jsonl import exported_records, write_jsonl
 from projections import CommitView, StoredCommit
 from projections.analytics import ANALYTICS_FILE, Analytics, QueryResult, duckdb_errors
 from projections.bulk import paused_gc
+from projections.commit_view import ReadAhead
 from projections.query_limits import AnalyticsClosedError, AnalyticsError, AnalyticsStorageError
 from tract.arguments import optional_text
 from tract.errors import InvalidArgumentError, QueryError, StorageError, TractClosedError, TractError, storage_errors
@@ -60,8 +61,10 @@ class Querying:
         with self._lock:
             self._check_open()
             commits = self._view.state.commits
+            matched = [commits[h] for h in hashes if h in commits]  # a replay holds fewer
+            read_ahead = ReadAhead(self._view, [stored.row for stored in matched])  # their content, in few reads
             with paused_gc():  # many new long-lived objects, no cycles
-                return [self._info(commits[h]) for h in hashes if h in commits]  # a replay holds fewer
+                return [self._info(stored, event) for stored, event in zip(matched, read_ahead.events())]
 
     def sql(
         self, query: str, params: list[Any] | dict[str, Any] | None = None, *, timeout: float = SQL_TIMEOUT
