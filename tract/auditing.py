@@ -8,44 +8,26 @@ answers from the commit view.
 from __future__ import annotations
 
 import dataclasses
-import threading
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from events import EVENT_TYPES, Anchor, EventLog, Problem, VerifyReport
+from events import EVENT_TYPES, Anchor, Problem, VerifyReport
 from events.framing import FIRST_FORMAT
 from projections import CommitView
 from projections.bulk import paused_gc
 from tract.arguments import text
 from tract.compiler import Compiler
-from tract.content import ContentRegistry
 from tract.errors import CorruptLogError, InvalidArgumentError, storage_errors
-from tract.event_cache import EventCache
-from tract.models import ChainHead, LoggedEvent, TractConfig
-from tract.tokens import TokenCounter
+from tract.models import ChainHead, LoggedEvent
+from tract.parts import TractParts
 
 if TYPE_CHECKING:
     from tract.tract import Tract
 
 
-class Auditing:
-    """Log-level checks, replays and event reads for `Tract` (which provides what is declared below)."""
-
-    if TYPE_CHECKING:
-        _lock: threading.RLock
-        _log: EventLog
-        _view: CommitView
-        _directory: Path | None
-        _tract_id: str
-        _config: TractConfig
-        _counter: TokenCounter
-        _registry: ContentRegistry
-        _compiler: Compiler
-        _events: EventCache
-
-        def _check_open(self) -> None: ...
+class Auditing(TractParts):
+    """Log-level checks, replays and event reads for `Tract` (which provides what `TractParts` declares)."""
 
     @property
     def chain_head(self) -> ChainHead:

@@ -6,39 +6,27 @@ writing the moves as events like any other change.
 
 from __future__ import annotations
 
-import threading
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from events import BranchCreated, BranchDeleted, CommitCreated, Event, HeadChanged, RefMoved, sealed_commit
-from projections import CommitView, StoredCommit
+from projections import StoredCommit
 from projections.commit_view import TractState, merge_content
 from tract.arguments import flag, one_of, text
 from tract.branches import check_branch_name, plan_merge
-from tract.compiler import Compiler
 from tract.diff import diff_contexts
 from tract.errors import BranchError, DetachedHeadError, TractError
 from tract.models import BranchInfo, CommitInfo, ContextDiff, MergeResult, RefLogEntry
+from tract.parts import TractParts
 from tract.shared import utc_now
-from tract.tokens import TokenCounter
 
 MERGE_STRATEGIES = ("auto", "ours", "theirs")
 
 
-class Branching:
-    """Branch operations for `Tract` (which provides what is declared below)."""
+class Branching(TractParts):
+    """Branch operations for `Tract` (which provides the methods declared below)."""
 
     if TYPE_CHECKING:
-        head: str | None
-        current_branch: str | None
-        _lock: threading.RLock
-        _view: CommitView
-        _compiler: Compiler
-        _counter: TokenCounter
-        _tract_id: str
-
-        def _check_open(self) -> None: ...
-        def _check_writable(self) -> None: ...
         def _write(self, new: list[Event]) -> None: ...
         def _next_timestamp(self, parent: str | None) -> datetime: ...
         def resolve(self, prefix: str) -> str: ...

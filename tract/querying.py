@@ -13,9 +13,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
-from events import EventLog, GlobalReader
+from events import GlobalReader
 from events.jsonl import exported_records, write_jsonl
-from projections import CommitView, StoredCommit
+from projections import StoredCommit
 from projections.analytics import ANALYTICS_FILE, Analytics, QueryResult, duckdb_errors
 from projections.bulk import paused_gc
 from projections.commit_view import ReadAhead
@@ -23,24 +23,17 @@ from projections.query_limits import AnalyticsClosedError, AnalyticsError, Analy
 from tract.arguments import optional_text
 from tract.errors import InvalidArgumentError, QueryError, StorageError, TractClosedError, TractError, storage_errors
 from tract.models import CommitInfo
+from tract.parts import TractParts
 
 T = TypeVar("T")
 SQL_TIMEOUT = 30.0
 """Seconds a `sql()` query may run by default before it is stopped."""
 
 
-class Querying:
-    """Analytics queries and exports for `Tract` (which provides what is declared below)."""
+class Querying(TractParts):
+    """Analytics queries and exports for `Tract` (which provides the methods declared below)."""
 
     if TYPE_CHECKING:
-        _lock: threading.RLock
-        _log: EventLog
-        _view: CommitView
-        _directory: Path | None
-        _tract_id: str
-        _analytics: Analytics | None
-
-        def _check_open(self) -> None: ...
         def _info(self, stored: StoredCommit) -> CommitInfo: ...
 
     def query_by_config(self, field: str, operator: str, value: Any) -> list[CommitInfo]:

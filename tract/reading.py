@@ -7,21 +7,20 @@ finds commits through `_find`, `_require` and `_info`.
 
 from __future__ import annotations
 
-import threading
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from events import CommitCreated
-from projections import CommitView, StoredCommit
+from projections import StoredCommit
 from projections.bulk import paused_gc
 from projections.commit_table import NO_ROW
 from projections.commit_view import ReadAhead
 from tract.arguments import text
 from tract.compiled import CompiledContext
-from tract.compiler import Compiler
 from tract.errors import CommitNotFoundError, InvalidArgumentError
 from tract.jsonvalues import fresh
 from tract.models import Annotation, CommitInfo, CommitOperation, ConfigRecord, trusted
+from tract.parts import TractParts
 from tract.shared import annotation_model
 
 if TYPE_CHECKING:
@@ -30,18 +29,10 @@ if TYPE_CHECKING:
 _OPERATIONS = {operation.value: operation for operation in CommitOperation}
 
 
-class Reading:
-    """Reads of the commit view for `Tract` (which provides what is declared below)."""
+class Reading(TractParts):
+    """Reads of the commit view for `Tract` (which provides the methods declared below)."""
 
     if TYPE_CHECKING:
-        head: str | None
-        _lock: threading.RLock
-        _view: CommitView
-        _compiler: Compiler
-        _tract_id: str
-        _last_compiled: str | None
-
-        def _check_open(self) -> None: ...
         def replay(self, until_position: int | None = None, until_time: datetime | None = None) -> Tract: ...
 
     def compile(

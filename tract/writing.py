@@ -6,7 +6,6 @@ budgets, batches, keeping the view in step with the log); every other part write
 
 from __future__ import annotations
 
-import threading
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -20,7 +19,6 @@ from events import (
     AnnotationAdded,
     CommitCreated,
     Event,
-    EventLog,
     GenerationConfigRecorded,
     UsageRecorded,
     check_events,
@@ -30,13 +28,12 @@ from projections import CommitView, StoredCommit
 from tract.arguments import optional_text, shown, text
 from tract.compiled import CompiledContext
 from tract.compiler import Compiler
-from tract.content import ContentRegistry
 from tract.errors import BudgetExceededError, EditTargetError, InvalidArgumentError, UsageError, storage_errors
-from tract.event_cache import EventCache
 from tract.jsonvalues import json_object
-from tract.models import Annotation, BudgetAction, CommitInfo, CommitOperation, Priority, TokenUsage, TractConfig
+from tract.models import Annotation, BudgetAction, CommitInfo, CommitOperation, Priority, TokenUsage
+from tract.parts import TractParts
 from tract.shared import annotation_model, utc_now
-from tract.tokens import TokenCounter, content_tokens
+from tract.tokens import content_tokens
 from tract.usage import parse_usage
 
 if TYPE_CHECKING:
@@ -46,24 +43,10 @@ EnumT = TypeVar("EnumT", bound=Enum)
 _ONE_MICROSECOND = timedelta(microseconds=1)
 
 
-class Writing:
-    """Commits, annotations, usage records and batches for `Tract` (which provides what is declared below)."""
+class Writing(TractParts):
+    """Commits, annotations, usage records and batches for `Tract` (which provides the methods declared below)."""
 
     if TYPE_CHECKING:
-        head: str | None
-        _lock: threading.RLock
-        _log: EventLog
-        _view: CommitView
-        _compiler: Compiler
-        _registry: ContentRegistry
-        _counter: TokenCounter
-        _config: TractConfig
-        _events: EventCache
-        _tract_id: str
-        _staged: list[Event] | None
-        _last_compiled: str | None
-
-        def _check_writable(self) -> None: ...
         def _find(self, commit_hash: str) -> StoredCommit | None: ...
         def _require(self, commit_hash: str) -> StoredCommit: ...
         def _info(self, stored: StoredCommit, event: CommitCreated | None = None) -> CommitInfo: ...
