@@ -60,9 +60,6 @@ class EventSource(Protocol):
     def commit(self, position: int, record_hash: bytes | None, commit_hash: str) -> CommitCreated:
         """The commit event of the tract's record `position`, checked to be the one folded."""
 
-    def prefetch(self, wanted: Sequence[tuple[int, bytes | None, str]]) -> None:
-        """Read these records (position, record hash, commit hash) ahead, in as few reads as it can."""
-
     def read(self, wanted: Sequence[tuple[int, bytes | None, str]]) -> Iterator[tuple[int, CommitCreated]]:
         """(position, commit) of these written records, read afresh and checked, in order; not kept."""
 
@@ -338,9 +335,7 @@ class CommitView:
 
     def event(self, row: int) -> CommitCreated:
         """The commit at `row` read back whole from the log (its payload, config, metadata...)."""
-        source = self.source
-        if source is None:
-            raise RuntimeError("this commit view reads no log: attach an event source to read content")
+        source = self._source()
         commits = self.state.commits
         position = commits.positions[row]
         event = source.cached(position)
@@ -348,30 +343,32 @@ class CommitView:
             event = source.commit(position, commits.record_hash(row), commits.hash(row))
         return event
 
-    def prefetch(self, rows: Sequence[int]) -> None:
-        """Read the commits at `rows` ahead of `event`, in as few reads of the log as can be."""
-        source = self.source
-        if source is not None and rows:
-            commits = self.state.commits
-            positions = commits.positions
-            wanted = [
-                (position, commits.record_hash(row), commits.hash(row))
-                for row in rows
-                if source.cached(position := positions[row]) is None
-            ]
-            if wanted:
-                source.prefetch(wanted)
-
-    def read_once(self, rows: Sequence[int]) -> list[CommitCreated]:
-        """The commits at `rows` (written ones), read afresh from the log and not kept: each is the
-        caller's own, to hand out without a copy."""
-        source = self.source
-        if source is None:
-            raise RuntimeError("this commit view reads no log: attach an event source to read content")
+    def events_at(self, rows: Sequence[int], *, fresh: bool = False) -> dict[int, CommitCreated]:
+        """The commits at `rows`, by row, in as few reads of the log as can be; what is read is not
+        kept (a long history read once would only churn the cache). `fresh`: each read afresh from
+        the log (written ones only), never one the cache holds, so the caller may hand it out as is."""
+        source = self._source()
         commits = self.state.commits
         positions = commits.positions
-        read = dict(source.read([(positions[row], commits.record_hash(row), commits.hash(row)) for row in rows]))
-        return [read[positions[row]] for row in rows]
+        found: dict[int, CommitCreated] = {}
+        wanted: list[tuple[int, bytes | None, str]] = []
+        rows_at: dict[int, int] = {}
+        for row in rows:
+            position = positions[row]
+            event = None if fresh else source.cached(position)
+            if event is not None:
+                found[row] = event
+            else:
+                rows_at[position] = row
+                wanted.append((position, commits.record_hash(row), commits.hash(row)))
+        for position, event in source.read(wanted):
+            found[rows_at[position]] = event
+        return found
+
+    def _source(self) -> EventSource:
+        if self.source is None:
+            raise RuntimeError("this commit view reads no log: attach an event source to read content")
+        return self.source
 
     # -- history -------------------------------------------------------------
 
@@ -500,8 +497,9 @@ class ReadAhead:
     """The commits of a list of rows, read from the log a window at a time as a loop asks for them.
 
     The loop sets `index` to its place in `rows`; asking for a commit there (or anywhere, while
-    the loop is past the last window read) reads the next `WINDOW` rows' records ahead at once,
-    but for the rows `spare` says the loop will not ask for (a recompile reuses most messages)."""
+    the loop is past the last window read) reads the next `WINDOW` rows' records at once, but for
+    the rows `spare` says the loop will not ask for (a recompile reuses most messages). A window's
+    commits are held until the next one is read, not kept in the view's cache."""
 
     WINDOW = 256
 
@@ -509,6 +507,7 @@ class ReadAhead:
         self._view = view
         self._rows = rows
         self._spare = spare
+        self._window: dict[int, CommitCreated] = {}
         self.index = 0
         self._upto = 0
 
@@ -517,8 +516,9 @@ class ReadAhead:
             self._upto = self.index + self.WINDOW
             window = self._rows[self.index : self._upto]
             spare = self._spare
-            self._view.prefetch(window if spare is None else [ahead for ahead in window if not spare(ahead)])
-        return self._view.event(row)
+            self._window = self._view.events_at(window if spare is None else [ahead for ahead in window if not spare(ahead)])
+        event = self._window.get(row)
+        return event if event is not None else self._view.event(row)
 
     def events(self) -> Iterator[CommitCreated]:
         """Every row's commit, in order."""

@@ -63,12 +63,6 @@ class EventCache:
         self._keep(position, event)
         return event
 
-    def prefetch(self, wanted: Sequence[tuple[int, bytes | None, str]]) -> None:
-        """Read the records (position, record hash, commit hash) not cached yet, nearby ones in one read."""
-        missing = [entry for entry in wanted if entry[0] not in self._cached and entry[0] not in self._staged]
-        for position, event in self.read(missing):
-            self._keep(position, event)
-
     def read(self, wanted: Sequence[tuple[int, bytes | None, str]]) -> Iterator[tuple[int, CommitCreated]]:
         """(position, commit) of written records (position, record hash, commit hash), read from the
         log and checked, in order, and not kept: a caller that reads many once owns what it gets."""

@@ -55,9 +55,9 @@ class Querying(TractParts):
             commits = self._view.state.commits
             rows = [row for commit_hash in hashes if (row := commits.row(commit_hash)) != NO_ROW]  # a replay: fewer
             with paused_gc():  # many new long-lived objects, no cycles
-                events = self._view.read_once(rows)  # their content, in few reads
+                events = self._view.events_at(rows, fresh=True)  # their content, in few reads, theirs alone
                 positions = commits.positions
-                return [self._commit_info(event, positions[row], owned=True) for row, event in zip(rows, events)]
+                return [self._commit_info(events[row], positions[row], owned=True) for row in rows]
 
     def sql(
         self, query: str, params: list[Any] | dict[str, Any] | None = None, *, timeout: float = SQL_TIMEOUT

@@ -145,7 +145,7 @@ class Reading(TractParts):
 
     def _commit_info(self, event: CommitCreated, position: int, *, owned: bool = False) -> CommitInfo:
         """`_info` of the commit `event`, the tract's record `position`; `owned`: the event was read for
-        this caller alone (`CommitView.read_once`), so its payload and metadata are handed out as they are."""
+        this caller alone (`CommitView.events_at(fresh=True)`), so its payload and metadata are handed out as they are."""
         copy = _as_is if owned else fresh
         config = self._view.config(event.commit_hash, event)
         return trusted(
