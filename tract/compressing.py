@@ -19,6 +19,7 @@ import msgspec
 from pydantic import BaseModel
 
 from events import CommitCreated, Compression, Event, sealed_commit
+from projections.commit_table import CommitTable
 from tract.arguments import optional_text, shown, text
 from tract.content import SummaryContent, ToolResultContent
 from tract.errors import BudgetExceededError, InvalidArgumentError
@@ -86,7 +87,8 @@ class Compressing(TractParts):
             if target_tokens is not None and (type(target_tokens) is not int or target_tokens <= 0):
                 raise InvalidArgumentError(f"target_tokens must be a positive int or None, not {shown(target_tokens)}")
             rows = self._range_rows(head, from_commit, to_commit, commits)
-            plan = self._plan(head, rows, self._refs(preserve, "preserve") if preserve is not None else set())
+            keep = self._refs(preserve, "preserve") if preserve is not None else set()
+            plan = self._plan(head, rows, keep, listed=commits is not None)
             summary = content if summarizer is None else _summarised(summarizer, plan.messages, target_tokens)
             event = self._compression([], SummaryContent(text=summary), plan.replaced, plan.preserved, message)
             self._write([event])
@@ -143,9 +145,10 @@ class Compressing(TractParts):
         head, limit = self.head, budget.max_tokens
         context = self._compiler.compile_live(head)
         table, visible = self._view.commits, self._compiler.visibility(head)
-        eligible = [
-            table.kind(table.row(original)).operation != "compress" and self._view.priority(original, visible) != "pinned"
-            for original in context.commit_hashes
+        eligible = [  # summaries are never compressed again; a compacted result's stand-in is a result
+            (message.tool_call_id is not None or table.kind(table.row(original)).operation != "compress")
+            and self._view.priority(original, visible) != "pinned"
+            for original, message in zip(context.commit_hashes, context.messages)
         ]
         units = pair_units(context.messages, eligible)
         needed = 0
@@ -253,8 +256,10 @@ class Compressing(TractParts):
             raise InvalidArgumentError(f"{argument} must be a list of commit hashes, not {shown(refs)}")
         return {self.resolve(text(ref, argument)) for ref in refs}
 
-    def _plan(self, head: str, rows: list[int], keep: set[str]) -> _Plan:
-        """What a compression of `rows` replaces, keeps and summarises; refused if it would split a pair."""
+    def _plan(self, head: str, rows: list[int], keep: set[str], *, listed: bool) -> _Plan:
+        """What a compression of `rows` replaces, keeps and summarises; refused if it would split a pair
+        or a summary. A summary belongs to a range when all it stands for does (a list may also name
+        the summary commit itself): so compressing a compressed range nests."""
         table = self._view.commits
         context = self._compiler.compile_live(head)
         visible = self._compiler.visibility(head)
@@ -262,7 +267,17 @@ class Compressing(TractParts):
         outside = sorted(keep - in_range)
         if outside:
             raise InvalidArgumentError(f"preserve names {outside[0][:12]}, which is not in the range")
-        slots = [slot for slot, original in enumerate(context.commit_hashes) if original in in_range]
+        slots = []
+        for slot, original in enumerate(context.commit_hashes):
+            covered = _coverage(table, table.row(original))
+            inside = original in in_range if covered is None else covered <= in_range or (listed and original in in_range)
+            if covered is not None and not inside and covered & in_range:
+                raise InvalidArgumentError(
+                    f"the range takes {len(covered & in_range)} of the {len(covered)} commits summary "
+                    f"{original[:12]} stands for: take all of them, or none"
+                )
+            if inside:
+                slots.append(slot)
         present = {context.commit_hashes[slot] for slot in slots}
         absent = sorted(keep - present)
         if absent:
@@ -296,6 +311,24 @@ class Compressing(TractParts):
                 "compress the call and its results together, or neither"
             )
         return _Plan(replaced, preserved, messages)
+
+
+def _coverage(table: CommitTable, row: int) -> set[str] | None:
+    """The commits a summary stands for (what it replaced, and what the summaries among those stood
+    for); None for a commit that is no summary."""
+    if table.compressed(row) is None:
+        return None
+    covered: set[str] = set()
+    pending = [row]
+    while pending:
+        compressed = table.compressed(pending.pop())
+        assert compressed is not None
+        for replaced in compressed.replaces:
+            if table.compressed(replaced) is not None:
+                pending.append(replaced)
+            else:
+                covered.add(table.hash(replaced))
+    return covered
 
 
 def _summarised(summarizer: Callable[..., Any], messages: list[Message], target_tokens: int | None) -> str:
