@@ -150,7 +150,10 @@ class Compressing(TractParts):
             and self._view.priority(original, visible) != "pinned"
             for original, message in zip(context.commit_hashes, context.messages)
         ]
-        units = pair_units(context.messages, eligible)
+        # The new commit's own pair (a result for a call in the context) is not to be split either.
+        parts = self._registry.render(event.content_type, event.content)
+        incoming = Message(role=parts.role, content=parts.text, tool_calls=parts.tool_calls, tool_call_id=parts.tool_call_id)
+        units = pair_units([*context.messages, incoming], [*eligible, False])
         needed = 0
         """Room the last summary took, when it did not fit: fewer messages than make that room are not tried."""
         for count in range(1, len(units) + 1):
