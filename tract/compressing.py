@@ -138,18 +138,16 @@ class Compressing(TractParts):
     # -- the budget ----------------------------------------------------------
 
     def _budget_compression(self, event: CommitCreated, total: int) -> CommitCreated:
-        """The compression of the oldest uncompressed, unpinned messages (whole tool pairs) that lets
+        """The compression of the oldest unpinned messages of the context (whole tool pairs) that lets
         `event`, committed after it, fit the budget: as few as do. BudgetExceededError if none does."""
         budget = self._config.token_budget
         assert budget is not None and budget.summarizer is not None
         head, limit = self.head, budget.max_tokens
         context = self._compiler.compile_live(head)
-        table, visible = self._view.commits, self._compiler.visibility(head)
-        eligible = [  # summaries are never compressed again; a compacted result's stand-in is a result
-            (message.tool_call_id is not None or table.kind(table.row(original)).operation != "compress")
-            and self._view.priority(original, visible) != "pinned"
-            for original, message in zip(context.commit_hashes, context.messages)
-        ]
+        visible = self._compiler.visibility(head)
+        # Earlier summaries are messages like any other: compressing them nests (so the budget never
+        # runs into a wall of its own summaries); pinned messages stay.
+        eligible = [self._view.priority(original, visible) != "pinned" for original in context.commit_hashes]
         # The new commit's own pair (a result for a call in the context) is not to be split either.
         parts = self._registry.render(event.content_type, event.content)
         incoming = Message(role=parts.role, content=parts.text, tool_calls=parts.tool_calls, tool_call_id=parts.tool_call_id)
@@ -173,7 +171,7 @@ class Compressing(TractParts):
             needed = after - floor
         raise BudgetExceededError(
             f"commit would bring the context to {total} tokens, over the budget of {limit}, and compressing "
-            f"every uncompressed, unpinned message ({sum(map(len, units))}) does not make it fit"
+            f"every unpinned message ({sum(map(len, units))}) does not make it fit"
         )
 
     # -- shared --------------------------------------------------------------
