@@ -8,6 +8,8 @@ tool results are compacted, without ever splitting a tool call from its results.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -453,3 +455,15 @@ def test_records_without_a_compression_encode_and_hash_as_before() -> None:
         content_hash=content_hash(payload), parent_hash=None, content_type="dialogue", operation="append",
         created_at=moment, response_to=None,
     ) == expected  # fmt: skip
+
+
+def test_the_compression_bench_runs_at_tiny_sizes() -> None:
+    """bench/compression.py at tiny sizes: it runs and reports each figure for each history length
+    (timings are not asserted; the context it compiles is the same size at every length)."""
+    bench = Path(__file__).resolve().parent.parent / "bench" / "compression.py"
+    done = subprocess.run([sys.executable, str(bench), "--sizes", "30,60"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    header, *rows = done.stdout.strip().splitlines()
+    assert "after an append (us)" in header and "cold compile (ms)" in header
+    assert [row.split()[0] for row in rows] == ["30", "60"]
+    assert rows[0].split()[4] == rows[1].split()[4]  # context tokens
