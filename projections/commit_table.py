@@ -175,7 +175,9 @@ class CommitTable(Mapping[str, StoredCommit]):
         compression = event.compression
         assert not isinstance(compression, msgspec.UnsetType)  # (checked before a commit is folded)
         replaces = tuple(self.row(commit_hash) for commit_hash in compression.replaces)
-        self._compressed[row] = Compressed(replaces, tuple(self.row(commit_hash) for commit_hash in compression.preserves))
+        self._compressed[row] = Compressed(
+            replaces, tuple(self.row(commit_hash) for commit_hash in compression.preserves)
+        )
         for replaced in replaces:
             self._replaced_by.setdefault(replaced, []).append(row)
 

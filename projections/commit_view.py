@@ -160,7 +160,9 @@ class Visibility:
         """Does a compression in this history (one no merge set aside) replace the commit at `row`?"""
         ancestors = self.ancestors
         return any(
-            compression < len(ancestors) and ancestors[compression] and table.hash(compression) not in self.ignored_edits
+            compression < len(ancestors)
+            and ancestors[compression]
+            and table.hash(compression) not in self.ignored_edits
             for compression in table.replaced_by(row)
         )
 

@@ -170,7 +170,12 @@ class CompressionMachine(RuleBasedStateMachine):
 
     @precondition(lambda self: self.t.head is not None)
     @rule(
-        a=indices, b=indices, listed=st.booleans(), written=st.booleans(), preserve=st.booleans(), hint=st.none() | st.integers(1, 50)
+        a=indices,
+        b=indices,
+        listed=st.booleans(),
+        written=st.booleans(),
+        preserve=st.booleans(),
+        hint=st.none() | st.integers(1, 50),
     )
     def compress(self, a: int, b: int, listed: bool, written: bool, preserve: bool, hint: int | None) -> None:
         commits = [info.commit_hash for info in reversed(self.t.log(limit=None))]
@@ -198,10 +203,16 @@ class CompressionMachine(RuleBasedStateMachine):
         self.summaries.add(result.summary.commit_hash)
         after = self.t.compile()
         assert (result.tokens_before, result.tokens_after) == (compiled.token_count, after.token_count)
-        assert after.commit_hashes == expected_order(compiled.commit_hashes, result.replaced, result.preserved, result.summary.commit_hash)
+        assert after.commit_hashes == expected_order(
+            compiled.commit_hashes, result.replaced, result.preserved, result.summary.commit_hash
+        )
         kept = dict(zip(compiled.commit_hashes, compiled.messages))
         for commit_hash, message in zip(after.commit_hashes, after.messages):
-            assert message == kept[commit_hash] if commit_hash in kept else message.content == result.summary.content["text"]
+            assert (
+                message == kept[commit_hash]
+                if commit_hash in kept
+                else message.content == result.summary.content["text"]
+            )
 
     @precondition(lambda self: self.t.head is not None)
     @rule(keep_last=st.integers(0, 2), min_tokens=st.integers(0, 40), summarized=st.booleans())

@@ -822,7 +822,9 @@ def attempt(t: Tract, directory: Path, known: Known, data: st.DataObject, *, sta
     if method == "register_content_type":
         known.registered[values["name"]] = values["model"]
     summary = getattr(result, "summary", None)  # a compression's
-    commit_hash = getattr(result, "commit_hash", None) or getattr(result, "head", None) or getattr(summary, "commit_hash", None)
+    commit_hash = (
+        getattr(result, "commit_hash", None) or getattr(result, "head", None) or getattr(summary, "commit_hash", None)
+    )
     if commit_hash is not None and commit_hash not in known.hashes:
         known.hashes.append(commit_hash)
 

@@ -85,7 +85,9 @@ class CompileState:
         self.types[index] = slot.content_type
         self.has_tool_calls = self.has_tool_calls or slot.message.tool_calls is not None
 
-    def splice(self, replaced: Sequence[str], preserved: Sequence[str], summary_hash: str, summary: Slot | None) -> None:
+    def splice(
+        self, replaced: Sequence[str], preserved: Sequence[str], summary_hash: str, summary: Slot | None
+    ) -> None:
         """A compression: the messages of `replaced` leave; the summary (unless None: left out) stands
         where the first of them stood, and the `preserved` messages that stood after that follow it,
         in their order. Costs the slots from there on, not the whole context."""

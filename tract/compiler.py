@@ -3,7 +3,8 @@
 The cache holds the last few compiled heads (one per branch recently
 compiled) as parallel lists (originals, messages, token counts, encoded
 configs). Moving a head forward applies only the new commits; a config
-recorded later updates one slot. A SKIP change, a merge, or moving onto a
+recorded later updates one slot; a compression splices its summary in place
+of the slots it replaces. A SKIP change, a merge, or moving onto a
 commit at which older messages were annotated recompiles from the root. Token counts
 come from the commit events when they were counted with the same tokenizer,
 so a cold compile never re-tokenizes history.
@@ -252,7 +253,9 @@ class Compiler:
             return reused
         event = load(row)
         message, tokens = self._render(event)
-        return Slot(message, tokens, self._config_for(commit_hash, None, event), self._view.commits.kind(row).content_type)
+        return Slot(
+            message, tokens, self._config_for(commit_hash, None, event), self._view.commits.kind(row).content_type
+        )
 
     def _slot(
         self,

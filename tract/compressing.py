@@ -67,9 +67,10 @@ class Compressing(TractParts):
         listed `commits` by one summary, written as a compress commit on the current branch.
 
         The summary is `content`, or what `summarizer(messages, target_tokens=target_tokens)` returns
-        for the range's messages as compiled (SKIPped ones are not among them). PINNED commits and
-        `preserve` commits of the range stay, verbatim and in order, after the summary. A range that
-        would split a tool call from its results is refused. Nothing is written if anything fails.
+        for the range's messages as compiled (SKIPped ones are not among them). It stands where the
+        first of them stood; PINNED and `preserve` commits of the range that stood after it follow it,
+        verbatim and in order. A range that would split a tool call from its results, or take part of
+        what an earlier summary stands for, is refused. Nothing is written if anything fails.
         """
         with self._lock:
             self._check_writable()
@@ -150,7 +151,9 @@ class Compressing(TractParts):
         eligible = [self._view.priority(original, visible) != "pinned" for original in context.commit_hashes]
         # The new commit's own pair (a result for a call in the context) is not to be split either.
         parts = self._registry.render(event.content_type, event.content)
-        incoming = Message(role=parts.role, content=parts.text, tool_calls=parts.tool_calls, tool_call_id=parts.tool_call_id)
+        incoming = Message(
+            role=parts.role, content=parts.text, tool_calls=parts.tool_calls, tool_call_id=parts.tool_call_id
+        )
         units = pair_units([*context.messages, incoming], [*eligible, False])
         needed = 0
         """Room the last summary took, when it did not fit: fewer messages than make that room are not tried."""
@@ -225,9 +228,7 @@ class Compressing(TractParts):
             tokens_after=compression.tokens_after,
         )
 
-    def _range_rows(
-        self, head: str, from_commit: Any, to_commit: Any, commits: Sequence[str] | None
-    ) -> list[int]:
+    def _range_rows(self, head: str, from_commit: Any, to_commit: Any, commits: Sequence[str] | None) -> list[int]:
         """The rows of HEAD's history a compression covers, in compile order."""
         history = self._view.history(head)
         order = {row: index for index, row in enumerate(history)}
@@ -271,7 +272,9 @@ class Compressing(TractParts):
         slots = []
         for slot, original in enumerate(context.commit_hashes):
             covered = _coverage(table, table.row(original))
-            inside = original in in_range if covered is None else covered <= in_range or (listed and original in in_range)
+            inside = (
+                original in in_range if covered is None else covered <= in_range or (listed and original in in_range)
+            )
             if covered is not None and not inside and covered & in_range:
                 raise InvalidArgumentError(
                     f"the range takes {len(covered & in_range)} of the {len(covered)} commits summary "
@@ -295,7 +298,11 @@ class Compressing(TractParts):
                 + (" but the ones it keeps" if kept else "")
             )
         # Kept messages after the summary's place move after it; those before it stay where they are.
-        preserved = [context.commit_hashes[slot] for slot in slots if slot > summarised[0] and context.commit_hashes[slot] in kept]
+        preserved = [
+            context.commit_hashes[slot]
+            for slot in slots
+            if slot > summarised[0] and context.commit_hashes[slot] in kept
+        ]
         replaced = [context.commit_hashes[slot] for slot in summarised]
         leaving = set(summarised)
         messages = [context.messages[slot] for slot in summarised]
