@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -191,17 +191,23 @@ class EventLog:
         last = count if last is None else min(last, count)
         return self._reader().read_hashed(tract_id, max(first, 1), last, linked=linked, expected=expected)
 
+    def read_known(self, tract_id: str, wanted: Mapping[int, bytes]) -> Iterator[Record]:
+        """The tract's records numbered in `wanted`, in order, each checked and found to hash to the
+        hash given for it (remembered from an earlier read); the records between them are not read
+        for their own sake. One that differs, or is missing, is `LogCorruptError` naming the tract
+        and its number (after one rebuild of the index from the log)."""
+        return self._reader().read_known(tract_id, wanted)
+
     def read_record(self, tract_id: str, number: int, *, expected_hash: bytes | None = None) -> Record:
         """One record of the tract, checked (checksum, decoding, tract, number) and then either found
         to hash to `expected_hash` (remembered from an earlier read) or, without one, chained to the
         tract's record before it. A record that fails is `LogCorruptError` naming the tract and `number`."""
         if not 1 <= number <= self._index.count(tract_id):
             raise LogError(f"tract {tract_id!r} has no record {number}")
-        if expected_hash is None:
-            records = self.read_hashed(tract_id, number, number)
-        else:
-            records = self.read_hashed(tract_id, number, number, linked=False, expected=lambda _: expected_hash)
-        for record, _ in records:
+        if expected_hash is not None:
+            for record in self.read_known(tract_id, {number: expected_hash}):
+                return record
+        for record, _ in self.read_hashed(tract_id, number, number):
             return record
         raise LogError(f"tract {tract_id!r} has no record {number}")  # the index lost it in a rebuild
 

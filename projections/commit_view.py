@@ -63,6 +63,9 @@ class EventSource(Protocol):
     def prefetch(self, wanted: Sequence[tuple[int, bytes | None, str]]) -> None:
         """Read these records (position, record hash, commit hash) ahead, in as few reads as it can."""
 
+    def read(self, wanted: Sequence[tuple[int, bytes | None, str]]) -> Iterator[tuple[int, CommitCreated]]:
+        """(position, commit) of these written records, read afresh and checked, in order; not kept."""
+
 
 class AnnotationEntry(msgspec.Struct, frozen=True):
     priority: PriorityName
@@ -374,6 +377,17 @@ class CommitView:
             ]
             if wanted:
                 source.prefetch(wanted)
+
+    def read_once(self, rows: Sequence[int]) -> list[CommitCreated]:
+        """The commits at `rows` (written ones), read afresh from the log and not kept: each is the
+        caller's own, to hand out without a copy."""
+        source = self.source
+        if source is None:
+            raise RuntimeError("this commit view reads no log: attach an event source to read content")
+        commits = self.state.commits
+        positions = commits.positions
+        read = dict(source.read([(positions[row], commits.record_hash(row), commits.hash(row)) for row in rows]))
+        return [read[positions[row]] for row in rows]
 
     # -- history -------------------------------------------------------------
 

@@ -139,3 +139,27 @@ def test_content_read_back_is_what_was_served_before_close_whatever_the_cache_ho
     assert len(after.messages) == len(compiled.messages) + 1
     with Tract.open(log_dir, readonly=True) as reader:
         assert reader.compile() == after  # a cold compile reads and renders every message
+
+
+def test_what_a_caller_changes_in_a_commit_it_was_given_changes_nothing_served(log_dir: Path) -> None:
+    """get_commit, log and query_by_config hand out commits whose payload, config and metadata are the
+    caller's own: editing them in place changes nothing another call serves."""
+    with Tract.open(log_dir) as t:
+        first = t.commit(user("keep me"), generation_config={"temperature": 0.7}, metadata={"tag": "a"})
+        t.commit(user("and me"), generation_config={"temperature": 0.9})
+        before = t.compile().to_openai()
+        handed_out = [t.get_commit(first.commit_hash), *t.log(), *t.query_by_config("temperature", ">", 0.5)]
+        for info in handed_out:
+            assert info is not None
+            info.content["text"] = "changed"
+            if info.generation_config is not None:
+                info.generation_config["temperature"] = 0.0
+            if info.metadata is not None:
+                info.metadata["tag"] = "changed"
+        assert t.compile().to_openai() == before
+        again = t.get_commit(first.commit_hash)
+        assert again is not None
+        assert (again.content["text"], again.generation_config, again.metadata) == (
+            "keep me", {"temperature": 0.7}, {"tag": "a"}
+        )
+        assert [info.content["text"] for info in t.query_by_config("temperature", ">", 0.5)] == ["keep me", "and me"]

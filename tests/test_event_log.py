@@ -213,6 +213,23 @@ def test_each_tract_chain_links_only_its_own_records(log_dir: Path, tmp_path: Pa
     log.close()
 
 
+@pytest.mark.parametrize("backend", ["file", "memory"])
+def test_records_read_by_their_known_hashes_are_those_records_and_no_others(log_dir: Path, backend: str) -> None:
+    log = EventLog.memory() if backend == "memory" else EventLog.open(log_dir)
+    written = interleave(log)
+    hashes = chain_hashes(log)
+    wanted = {1: hashes["a", 1], 4: hashes["a", 4], 6: hashes["a", 6]}
+    records = list(log.read_known("a", wanted))
+    assert [(r.number, r.event.prompt_tokens) for r in records] == [(n, written["a"][n - 1]) for n in (1, 4, 6)]
+    with pytest.raises(LogCorruptError) as raised:  # a hash that is not the record's: never served
+        list(log.read_known("a", {2: hashes["a", 2], 5: hashes["a", 3]}))
+    assert (raised.value.tract_id, raised.value.position) == ("a", 5)
+    with pytest.raises(LogCorruptError) as raised:  # a record the tract does not hold
+        list(log.read_known("b", {9: hashes["b", 1]}))
+    assert (raised.value.tract_id, raised.value.position) == ("b", 9)
+    log.close()
+
+
 def test_memory_log_has_the_same_behaviour() -> None:
     log = EventLog.memory()
     log.append("t", [usage(1), usage(2)])

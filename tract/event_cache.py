@@ -19,15 +19,13 @@ until the batch is written or forgotten.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from events import CommitCreated, EventLog, LogCorruptError, Record
 from tract.errors import storage_errors
 
 CACHE_ENTRIES = 4096
 CACHE_BYTES = 16 * 1024 * 1024
-RUN_GAP = 8
-"""Up to this many records between two wanted ones are read over rather than read apart."""
 
 
 class EventCache:
@@ -67,35 +65,21 @@ class EventCache:
 
     def prefetch(self, wanted: Sequence[tuple[int, bytes | None, str]]) -> None:
         """Read the records (position, record hash, commit hash) not cached yet, nearby ones in one read."""
-        missing = {position: (digest, commit) for position, digest, commit in wanted}
-        for position in list(missing):
-            if position in self._cached or position in self._staged:
-                del missing[position]
-        if not missing:
-            return
-        positions = sorted(missing)
-        first = previous = positions[0]
+        missing = [entry for entry in wanted if entry[0] not in self._cached and entry[0] not in self._staged]
+        for position, event in self.read(missing):
+            self._keep(position, event)
+
+    def read(self, wanted: Sequence[tuple[int, bytes | None, str]]) -> Iterator[tuple[int, CommitCreated]]:
+        """(position, commit) of written records (position, record hash, commit hash), read from the
+        log and checked, in order, and not kept: a caller that reads many once owns what it gets."""
+        commits = {position: commit for position, _, commit in wanted}
+        known = {position: digest for position, digest, _ in wanted if digest is not None}
         with storage_errors():
-            for position in positions[1:]:
-                if position - previous > RUN_GAP + 1:
-                    self._read_run(first, previous, missing)
-                    first = position
-                previous = position
-            self._read_run(first, previous, missing)
-
-    def _read_run(self, first: int, last: int, wanted: dict[int, tuple[bytes | None, str]]) -> None:
-        """Records `first` to `last`, each found to have the hash remembered for it (or chained to
-        one that has); the wanted commits among them are kept."""
-
-        def expected(number: int) -> bytes | None:
-            found = wanted.get(number)
-            return found[0] if found is not None else None
-
-        linked = wanted[first][0] is None  # no hash to check the first against: chain it to the one before
-        for record, _ in self._log.read_hashed(self._tract_id, first, last, linked=linked, expected=expected):
-            found = wanted.get(record.number)
-            if found is not None:
-                self._keep(record.number, self._commit_of(record, record.number, found[1]))
+            for record in self._log.read_known(self._tract_id, known) if known else ():
+                yield record.number, self._commit_of(record, record.number, commits[record.number])
+            for position in sorted(commits.keys() - known.keys()):  # folded without its hash: chained instead
+                record = self._log.read_record(self._tract_id, position)
+                yield position, self._commit_of(record, position, commits[position])
 
     def _commit_of(self, record: Record, position: int, commit_hash: str) -> CommitCreated:
         event: object = record.event

@@ -13,12 +13,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
-from events import GlobalReader
+from events import CommitCreated, GlobalReader
 from events.jsonl import exported_records, write_jsonl
-from projections import StoredCommit
 from projections.analytics import ANALYTICS_FILE, Analytics, QueryResult, duckdb_errors
 from projections.bulk import paused_gc
-from projections.commit_view import ReadAhead
+from projections.commit_table import NO_ROW
 from projections.query_limits import AnalyticsClosedError, AnalyticsError, AnalyticsStorageError
 from tract.arguments import optional_text
 from tract.errors import InvalidArgumentError, QueryError, StorageError, TractClosedError, TractError, storage_errors
@@ -34,7 +33,7 @@ class Querying(TractParts):
     """Analytics queries and exports for `Tract` (which provides the methods declared below)."""
 
     if TYPE_CHECKING:
-        def _info(self, stored: StoredCommit) -> CommitInfo: ...
+        def _commit_info(self, event: CommitCreated, position: int, *, owned: bool = False) -> CommitInfo: ...
 
     def query_by_config(self, field: str, operator: str, value: Any) -> list[CommitInfo]:
         """This tract's commits whose effective generation config matches, oldest first.
@@ -54,10 +53,11 @@ class Querying(TractParts):
         with self._lock:
             self._check_open()
             commits = self._view.state.commits
-            matched = [commits[h] for h in hashes if h in commits]  # a replay holds fewer
-            read_ahead = ReadAhead(self._view, [stored.row for stored in matched])  # their content, in few reads
+            rows = [row for commit_hash in hashes if (row := commits.row(commit_hash)) != NO_ROW]  # a replay: fewer
             with paused_gc():  # many new long-lived objects, no cycles
-                return [self._info(stored, event) for stored, event in zip(matched, read_ahead.events())]
+                events = self._view.read_once(rows)  # their content, in few reads
+                positions = commits.positions
+                return [self._commit_info(event, positions[row], owned=True) for row, event in zip(rows, events)]
 
     def sql(
         self, query: str, params: list[Any] | dict[str, Any] | None = None, *, timeout: float = SQL_TIMEOUT

@@ -8,7 +8,7 @@ finds commits through `_find`, `_require` and `_info`.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -145,8 +145,11 @@ class Reading(TractParts):
         cannot reach into the view or the cache of content read."""
         return self._commit_info(event if event is not None else self._view.event(stored.row), stored.position)
 
-    def _commit_info(self, event: CommitCreated, position: int) -> CommitInfo:
-        """`_info` of the commit `event`, the tract's record `position`."""
+    def _commit_info(self, event: CommitCreated, position: int, *, owned: bool = False) -> CommitInfo:
+        """`_info` of the commit `event`, the tract's record `position`; `owned`: the event was read for
+        this caller alone (`CommitView.read_once`), so its payload and metadata are handed out as they are."""
+        copy = _as_is if owned else fresh
+        config = self._view.config(event.commit_hash, event)
         return trusted(
             CommitInfo,
             {
@@ -155,13 +158,13 @@ class Reading(TractParts):
                 "parent_hash": event.parent_hash,
                 "content_hash": event.content_hash,
                 "content_type": event.content_type,
-                "content": fresh(event.content),
+                "content": copy(event.content),
                 "operation": _OPERATIONS[event.operation],
                 "response_to": event.response_to,
                 "message": event.message,
                 "token_count": event.token_count,
-                "metadata": fresh(event.metadata),
-                "generation_config": fresh(self._view.config(event.commit_hash, event)),
+                "metadata": copy(event.metadata),
+                "generation_config": copy(config) if config is event.generation_config else fresh(config),
                 "created_at": event.created_at,
                 "position": position,
                 "branch": event.branch,
@@ -169,6 +172,10 @@ class Reading(TractParts):
                 "compression": _compression_info(event),
             },
         )
+
+
+def _as_is(value: Any) -> Any:
+    return value
 
 
 def _compression_info(event: CommitCreated) -> CompressionInfo | None:
