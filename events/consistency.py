@@ -3,7 +3,8 @@
 Every event belongs to a tract created before it; a commit's parents and the
 commit it responds to are earlier commits of the same tract (an edit replaces
 an original, never another edit); a merge has two parents and says what it
-set aside; annotations, recorded configs, usage, branch moves and HEAD name
+set aside; a compression names messages (no edits or merges) of its parent's
+history, each once; annotations, recorded configs, usage, branch moves and HEAD name
 commits and branches of their tract that exist at that point of the log.
 The writer never breaks these rules, so a log that does was forged or
 damaged: `verify` reports the first breach as a problem, and the commit view
@@ -12,8 +13,11 @@ refuses to fold it, so no reader ever follows a reference to nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from array import array
+from collections.abc import Callable, Collection, Sequence
 from typing import Any, NamedTuple, Protocol
+
+import msgspec
 
 from events.types import (
     DEFAULT_BRANCH,
@@ -52,6 +56,9 @@ class KnownRefs(Protocol):
 
     def commit_facts(self, commit_hash: str) -> CommitFacts | None:
         """The commit's tract and operation; None if there is no such commit yet."""
+
+    def missing_from_history(self, head: str | None, commit_hashes: Sequence[str]) -> str | None:
+        """The first of `commit_hashes` (known commits) that is not in the history of `head`, else None."""
 
 
 def breach(event: Event, known: KnownRefs) -> Breach | None:
@@ -105,7 +112,54 @@ def _commit(event: CommitCreated, known: KnownRefs) -> Breach | None:
         return "bad merge", f"commit {event.commit_hash} is a {operation} with merge parent {merge_parent}"
     if operation == "merge" and not _merge_payload(event.content):
         return "bad merge", f"merge {event.commit_hash} does not list what it set aside as hashes and positions"
+    if (operation == "compress") != (event.compression is not msgspec.UNSET):
+        held = "without" if operation == "compress" else "with"
+        return "bad compression", f"commit {event.commit_hash} is a {operation} {held} a record of what it compresses"
+    if operation == "compress":
+        return _compression(event, known)
     return None
+
+
+def _compression(event: CommitCreated, known: KnownRefs) -> Breach | None:
+    """A compression replaces at least one message, names each commit once, and only messages
+    (appends or other compressions) of its parent's history."""
+    compression = event.compression
+    assert not isinstance(compression, msgspec.UnsetType)
+    named = [*compression.replaces, *compression.preserves]
+    where = f"compression {event.commit_hash}"
+    if not compression.replaces:
+        return "bad compression", f"{where} replaces nothing"
+    if len(set(named)) != len(named):
+        return "bad compression", f"{where} names a commit twice"
+    for commit_hash in named:
+        facts = known.commit_facts(commit_hash)
+        if facts is None or facts.tract_id != event.tract_id:
+            return "unknown commit", f"{where} names {commit_hash}, no earlier commit of tract {event.tract_id!r}"
+        if facts.operation in ("edit", "merge"):
+            return "bad compression", f"{where} names {commit_hash}, an {facts.operation} (not a message)"
+    missing = known.missing_from_history(event.parent_hash, named)
+    if missing is not None:
+        return "bad compression", f"{where} names {missing}, which is not in the history of its parent"
+    return None
+
+
+def first_unreached(head: int, wanted: dict[int, str], parents: Sequence[int], merges: Sequence[int]) -> str | None:
+    """The first of `wanted` (rows and their hashes) that the walk back from row `head` over
+    `parents` and `merges` (-1: none) never meets. A commit's ancestors have lower rows, so the
+    walk never goes below the lowest row wanted: it costs the distance back to it, not the history."""
+    missing = dict(wanted)
+    floor = min(missing, default=0)
+    seen: set[int] = set()
+    stack = [head]
+    while stack and missing:
+        row = stack.pop()
+        if row < floor or row in seen:
+            continue
+        seen.add(row)
+        missing.pop(row, None)
+        stack.append(parents[row])
+        stack.append(merges[row])
+    return next(iter(missing.values()), None)
 
 
 def _merge_payload(content: dict[str, Any]) -> bool:
@@ -191,12 +245,16 @@ class _TractRefs:
 
 class RefFold:
     """The refs of a log folded from its events: just what `breach` asks, for a reader
-    (such as `verify`) that keeps no commit view."""
+    (such as `verify`) that keeps no commit view. Commits are rows, with their parents as rows."""
 
     def __init__(self) -> None:
         self._tracts: dict[str, _TractRefs] = {}
-        self._commits: dict[str, _Commit] = {}
-        self._facts: dict[tuple[str, str], _Commit] = {}
+        self._rows: dict[str, int] = {}
+        self._row_facts = array("I")
+        self._parents = array("i")
+        self._merges = array("i")
+        self._facts: dict[tuple[str, str], int] = {}
+        self._fact_list: list[_Commit] = []
 
     def branches_of(self, tract_id: str) -> Collection[str] | None:
         tract = self._tracts.get(tract_id)
@@ -206,16 +264,29 @@ class RefFold:
         return self._tracts[tract_id].current
 
     def commit_facts(self, commit_hash: str) -> CommitFacts | None:
-        return self._commits.get(commit_hash)
+        row = self._rows.get(commit_hash)
+        return None if row is None else self._fact_list[self._row_facts[row]]
+
+    def missing_from_history(self, head: str | None, commit_hashes: Sequence[str]) -> str | None:
+        start = self._rows.get(head, -1) if head is not None else -1
+        wanted = {self._rows[commit_hash]: commit_hash for commit_hash in commit_hashes}
+        return first_unreached(start, wanted, self._parents, self._merges)
 
     def apply(self, event: Event) -> None:
         """Take in an event that `breach` let through."""
         if type(event) is CommitCreated:
             key = (event.tract_id, event.operation)
             facts = self._facts.get(key)
-            if facts is None:
-                facts = self._facts[key] = _Commit(*key)  # one per tract and operation, shared by its commits
-            self._commits[event.commit_hash] = facts
+            if facts is None:  # one per tract and operation, shared by its commits
+                facts = self._facts[key] = len(self._fact_list)
+                self._fact_list.append(_Commit(*key))
+            rows = self._rows
+            parent = -1 if event.parent_hash is None else rows[event.parent_hash]
+            merged = -1 if event.merge_parent is None else rows[event.merge_parent]
+            rows[event.commit_hash] = len(self._parents)
+            self._row_facts.append(facts)
+            self._parents.append(parent)
+            self._merges.append(merged)
             self._tracts[event.tract_id].branches.add(event.branch)
             return
         if isinstance(event, TractCreated):

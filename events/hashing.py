@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 
-from events.types import CommitCreated
+from events.types import CommitCreated, Compression
 
 _encoder = msgspec.json.Encoder(order="sorted")
 
@@ -35,11 +35,13 @@ def commit_hash(
     created_at: datetime,
     response_to: str | None,
     merge_parent: str | None = None,
+    compression: Compression | None = None,
 ) -> str:
     """The commit's identity; config, metadata and branch are deliberately left out.
 
-    A merge's second parent is part of it (the key is present only for merges,
-    so every other commit hashes exactly as the design says).
+    A merge's second parent is part of it, and so are the commits a compression
+    replaces and preserves (its token figures are not); each key is present only
+    on those commits, so every other commit hashes exactly as the design says.
     """
     identity = {
         "content_hash": content_hash,
@@ -51,6 +53,9 @@ def commit_hash(
     }
     if merge_parent is not None:
         identity["merge_parent"] = merge_parent
+    if compression is not None:
+        identity["replaces"] = compression.replaces
+        identity["preserves"] = compression.preserves
     return hashlib.sha256(canonical_json(identity)).hexdigest()
 
 
@@ -62,6 +67,7 @@ def _derived_hashes(
     created_at: datetime,
     response_to: str | None,
     merge_parent: str | None,
+    compression: Compression | msgspec.UnsetType,
 ) -> tuple[str, str]:
     """(content_hash, commit_hash) from the fields they cover: the one derivation writer and verifier share."""
     digest = content_hash(content)
@@ -73,6 +79,7 @@ def _derived_hashes(
         created_at=created_at,
         response_to=response_to,
         merge_parent=merge_parent,
+        compression=None if compression is msgspec.UNSET else compression,
     )
     return digest, identity
 
@@ -86,11 +93,12 @@ def sealed_commit(
     created_at: datetime,
     response_to: str | None = None,
     merge_parent: str | None = None,
+    compression: Compression | msgspec.UnsetType = msgspec.UNSET,
     **fields: Any,
 ) -> CommitCreated:
     """A CommitCreated whose two hashes are derived from its own fields, as `verify` re-derives them."""
     digest, identity = _derived_hashes(
-        content, content_type, operation, parent_hash, created_at, response_to, merge_parent
+        content, content_type, operation, parent_hash, created_at, response_to, merge_parent, compression
     )
     return CommitCreated(
         commit_hash=identity,
@@ -102,6 +110,7 @@ def sealed_commit(
         created_at=created_at,
         response_to=response_to,
         merge_parent=merge_parent,
+        compression=compression,
         **fields,
     )
 
@@ -116,4 +125,5 @@ def expected_hashes(event: CommitCreated) -> tuple[str, str]:
         event.created_at,
         event.response_to,
         event.merge_parent,
+        event.compression,
     )

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal, Union
 
 import msgspec
 
-Operation = Literal["append", "edit", "merge"]
+Operation = Literal["append", "edit", "merge", "compress"]
 PriorityName = Literal["skip", "normal", "pinned"]
 JsonObject = dict[str, Any]
 Timestamp = Annotated[datetime, msgspec.Meta(tz=True)]
@@ -39,6 +39,18 @@ class TractCreated(Event, frozen=True, kw_only=True, tag=True):
     with an empty `main` branch checked out."""
 
 
+class Compression(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """What a compress commit stands for: its summary replaces the messages of `replaces` in the
+    compiled context (standing where the first of them stood), and `preserves` (commits of the
+    range kept verbatim) follow it. The compiled context's tokens before and after it are facts
+    of the moment it was made."""
+
+    replaces: list[str]
+    preserves: list[str] = []
+    tokens_before: Count
+    tokens_after: Count
+
+
 class CommitCreated(Event, frozen=True, kw_only=True, tag=True):
     commit_hash: str
     parent_hash: str | None
@@ -56,6 +68,9 @@ class CommitCreated(Event, frozen=True, kw_only=True, tag=True):
     """The branch the commit was made on (it moves that branch's head)."""
     merge_parent: str | None = None
     """A merge's second parent: the head of the branch merged in."""
+    compression: Compression | msgspec.UnsetType = msgspec.UNSET
+    """A compress commit's record of what it replaces. Unset (and then not encoded at all) on every
+    other commit, so records written before compressions existed read and hash as they did."""
 
 
 class AnnotationAdded(Event, frozen=True, kw_only=True, tag=True):

@@ -4,7 +4,7 @@ Checks every record's framing and checksums, that it decodes, that each
 tract's records are numbered densely and chained (each names the hash of the
 tract's record before it), re-derives each commit's content and commit hashes
 from the event's own fields, and checks that what each event says about refs
-holds together (see `events.consistency`: parents, edit targets, annotations,
+holds together (see `events.consistency`: parents, edit targets, compressions, annotations,
 configs, usage, branches and HEAD name what exists in their tract at that
 point). Any altered, deleted, inserted or reordered record breaks one of
 these, except the loss of a tract's newest records, which only an anchor
@@ -50,7 +50,7 @@ class Problem:
     """The record's number in `tract_id`, or its place in the whole log when `tract_id` is None."""
     kind: str
     """torn tail, bad header, bad checksum, undecodable record, position mismatch,
-    broken chain, hash mismatch, unknown parent, bad edit, bad merge, unknown commit,
+    broken chain, hash mismatch, unknown parent, bad edit, bad merge, bad compression, unknown commit,
     unknown branch, duplicate branch, unknown tract, anchor mismatch, anchor missing"""
     detail: str
     offset: int | None = None

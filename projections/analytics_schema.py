@@ -21,6 +21,7 @@ from events import (
     BranchCreated,
     BranchDeleted,
     CommitCreated,
+    Compression,
     GenerationConfigRecorded,
     Record,
     RefMoved,
@@ -32,7 +33,7 @@ from projections.tool_rows import TOOL_CONTENT_TYPES, ToolCallRow, ToolResultRow
 if TYPE_CHECKING:
     import duckdb
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 
 def _typed(kind: str, key: str, source: str) -> str:
@@ -70,6 +71,9 @@ CREATE TABLE tool_calls (
 CREATE TABLE tool_results (
     commit_hash VARCHAR, tract_id VARCHAR, call_id VARCHAR, tool_name VARCHAR, content VARCHAR,
     is_error BOOLEAN, created_at TIMESTAMPTZ, position BIGINT);
+CREATE TABLE compressions (
+    commit_hash VARCHAR, tract_id VARCHAR, replaced VARCHAR[], preserved VARCHAR[], tokens_before BIGINT,
+    tokens_after BIGINT, created_at TIMESTAMPTZ, position BIGINT, branch VARCHAR);
 CREATE TABLE annotations (
     tract_id VARCHAR, target_hash VARCHAR, priority VARCHAR, reason VARCHAR, anchor VARCHAR,
     created_at TIMESTAMPTZ, position BIGINT);
@@ -85,7 +89,9 @@ CREATE VIEW ref_moves AS
 """
 RELATIONS = frozenset(re.findall(r"CREATE (?:TABLE|VIEW) (\w+)", SCHEMA))
 """Every table and view of the projection: all that user SQL may read."""
-EXPORTED = ("commits", "config_records", "usage", "tool_calls", "tool_results", "annotations", "ref_moves")
+EXPORTED = (
+    "commits", "config_records", "usage", "tool_calls", "tool_results", "compressions", "annotations", "ref_moves",
+)  # fmt: skip
 """What `export_parquet` writes: every table and view a user queries."""
 _COMMIT_COLUMNS = [
     "commit_hash", "tract_id", "parent_hash", "content_type", "operation", "response_to", "message",
@@ -141,6 +147,18 @@ class _UsageRow(msgspec.Struct):
     provider: str | None
 
 
+class _CompressionRow(msgspec.Struct):
+    commit_hash: str
+    tract_id: str
+    replaced: list[str]
+    preserved: list[str]
+    tokens_before: int
+    tokens_after: int
+    created_at: datetime
+    position: int
+    branch: str
+
+
 class _AnnotationRow(msgspec.Struct):
     tract_id: str
     target_hash: str
@@ -161,8 +179,11 @@ class _MoveRow(msgspec.Struct):
     position: int
 
 
-_SQL_TYPES = {dict: "JSON", datetime: "TIMESTAMPTZ", bool: "BOOLEAN", int: "BIGINT", str: "VARCHAR"}
-"""Checked in this order: a field's type names the first that fits (`dict[str, Any]` is JSON)."""
+_SQL_TYPES = {
+    dict: "JSON", list: "VARCHAR[]", datetime: "TIMESTAMPTZ", bool: "BOOLEAN", int: "BIGINT", str: "VARCHAR"
+}  # fmt: skip
+"""Checked in this order: a field's type names the first that fits (`dict[str, Any]` is JSON, `list[str]`
+a list of strings)."""
 
 
 def _columns(row: type[msgspec.Struct]) -> str:
@@ -185,6 +206,7 @@ _LOADS: dict[type[msgspec.Struct], str] = {
     _UsageRow: f"INSERT INTO usage SELECT * FROM read_json(?, format='newline_delimited', columns={_columns(_UsageRow)})",
     ToolCallRow: f"INSERT INTO tool_calls SELECT * FROM read_json(?, format='newline_delimited', columns={_columns(ToolCallRow)})",
     ToolResultRow: f"INSERT INTO tool_results SELECT * FROM read_json(?, format='newline_delimited', columns={_columns(ToolResultRow)})",
+    _CompressionRow: f"INSERT INTO compressions SELECT * FROM read_json(?, format='newline_delimited', columns={_columns(_CompressionRow)})",
     _AnnotationRow: f"INSERT INTO annotations SELECT * FROM read_json(?, format='newline_delimited', columns={_columns(_AnnotationRow)})",
     _MoveRow: f"INSERT INTO branch_moves SELECT * FROM read_json(?, format='newline_delimited', columns={_columns(_MoveRow)})",
 }
@@ -201,7 +223,13 @@ def _rows(records: Iterable[Record]) -> Iterator[msgspec.Struct]:
                 event.response_to, event.message, event.token_count, event.created_at, event.generation_config,
                 event.metadata, position, event.branch, event.merge_parent,
             )  # fmt: skip
-            if event.content_type in TOOL_CONTENT_TYPES:
+            compression = event.compression
+            if isinstance(compression, Compression):
+                yield _CompressionRow(
+                    event.commit_hash, event.tract_id, compression.replaces, compression.preserves,
+                    compression.tokens_before, compression.tokens_after, event.created_at, position, event.branch,
+                )  # fmt: skip
+            elif event.content_type in TOOL_CONTENT_TYPES:  # (a compacted result's stand-in is no result)
                 yield from tool_rows(event, position)
         elif isinstance(event, GenerationConfigRecorded):
             yield _ConfigRow(event.commit_hash, event.tract_id, event.generation_config, event.created_at, position)

@@ -42,10 +42,17 @@ class Kind(NamedTuple):
 
 
 class Overridden(NamedTuple):
-    """What a merge set aside: edits (commit hashes) and annotations (record numbers)."""
+    """What a merge set aside: edits and compressions (commit hashes) and annotations (record numbers)."""
 
     edits: tuple[Any, ...]
     annotations: tuple[Any, ...]
+
+
+class Compressed(NamedTuple):
+    """The rows a compress commit replaces and preserves, in the order it names them."""
+
+    replaces: tuple[int, ...]
+    preserves: tuple[int, ...]
 
 
 class StoredCommit(msgspec.Struct, frozen=True, gc=False):
@@ -104,6 +111,9 @@ class CommitTable(Mapping[str, StoredCommit]):
         self._kind_ids: dict[tuple[str, str, str, str], int] = {}
         self._hashes = bytearray()
         self._overridden: dict[int, Overridden] = {}
+        self._compressed: dict[int, Compressed] = {}
+        self._replaced_by: dict[int, list[int]] = {}
+        """The compress commits replacing each replaced row (rows)."""
         self._last: tuple[str, int] = ("", NO_ROW)
         """The hash (as the log spelled it) and row of the newest commit: most commits' parent."""
 
@@ -132,6 +142,8 @@ class CommitTable(Mapping[str, StoredCommit]):
             self._overridden[row] = Overridden(
                 tuple(content.get("overridden_edits", ())), tuple(content.get("overridden_annotations", ()))
             )
+        elif event.operation == "compress":
+            self._add_compression(event, row)
         commit_hash = event.commit_hash
         self._last = (commit_hash, row)
         try:  # (digest_of, inlined)
@@ -160,6 +172,16 @@ class CommitTable(Mapping[str, StoredCommit]):
         slots[index] = row
         self._distinct += 1
         return row
+
+    def _add_compression(self, event: CommitCreated, row: int) -> None:
+        compression = event.compression
+        assert not isinstance(compression, msgspec.UnsetType)  # (checked before a commit is folded)
+        replaces = tuple(self.row(commit_hash) for commit_hash in compression.replaces)
+        self._compressed[row] = Compressed(
+            replaces, tuple(self.row(commit_hash) for commit_hash in compression.preserves)
+        )
+        for replaced in replaces:
+            self._replaced_by.setdefault(replaced, []).append(row)
 
     def _grow(self) -> None:
         """Twice the slots, every row placed again."""
@@ -239,6 +261,14 @@ class CommitTable(Mapping[str, StoredCommit]):
     def overridden(self, row: int) -> Overridden | None:
         """What the merge at `row` set aside (None for every other commit)."""
         return self._overridden.get(row)
+
+    def compressed(self, row: int) -> Compressed | None:
+        """What the compress commit at `row` replaces and preserves (None for every other commit)."""
+        return self._compressed.get(row)
+
+    def replaced_by(self, row: int) -> list[int]:
+        """The compress commits (rows) that replace the commit at `row`, oldest first."""
+        return self._replaced_by.get(row, [])
 
     def entry(self, row: int) -> StoredCommit:
         kind = self._kind_list[self._kinds[row]]

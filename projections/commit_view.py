@@ -43,7 +43,7 @@ from events import (
     TractCreated,
     UsageRecorded,
 )
-from events.consistency import breach
+from events.consistency import breach, first_unreached
 from events.types import DEFAULT_BRANCH, JsonObject, PriorityName
 from projections.bulk import paused_gc
 from projections.commit_table import NO_ROW, CommitTable, Kind, StoredCommit
@@ -155,6 +155,16 @@ class Visibility:
         if overridden is not None:
             self.ignored_edits.update(overridden.edits)
             self.ignored_annotations.update(overridden.annotations)
+
+    def replaced(self, row: int, table: CommitTable) -> bool:
+        """Does a compression in this history (one no merge set aside) replace the commit at `row`?"""
+        ancestors = self.ancestors
+        return any(
+            compression < len(ancestors)
+            and ancestors[compression]
+            and table.hash(compression) not in self.ignored_edits
+            for compression in table.replaced_by(row)
+        )
 
 
 class CommitView:
@@ -280,6 +290,12 @@ class CommitView:
         commits = self.state.commits
         row = commits.row(commit_hash)
         return commits.kind(row) if row != NO_ROW else None
+
+    def missing_from_history(self, head: str | None, commit_hashes: Sequence[str]) -> str | None:
+        table = self.state.commits
+        start = table.row(head) if head is not None else NO_ROW
+        wanted = {table.row(commit_hash): commit_hash for commit_hash in commit_hashes}
+        return first_unreached(start, wanted, table.parents, table.merge_parents)
 
     # -- refs ----------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from events import (
     GENESIS_HASH,
     LOG_FILE,
     CommitCreated,
+    Compression,
     Event,
     EventLog,
     Record,
@@ -208,6 +209,7 @@ class Forger:
         merge_parent: str | None = None,
         content: dict[str, Any] | None = None,
         branch: str = "main",
+        compression: Compression | msgspec.UnsetType = msgspec.UNSET,
     ) -> CommitCreated:
         return sealed_commit(
             tract_id=tract_id,
@@ -218,6 +220,7 @@ class Forger:
             operation=operation,
             response_to=response_to,
             merge_parent=merge_parent,
+            compression=compression,
             token_count=len(text.split()) + 1,
             tokenizer="tiktoken:o200k_base",
             branch=branch,

@@ -145,7 +145,7 @@ def test_export_parquet(populated: Path, tmp_path: Path) -> None:
     out = ok("export", populated, "--format", "parquet", tmp_path / "pq")
     assert {Path(line).name for line in out.splitlines()} == {
         "commits.parquet", "config_records.parquet", "usage.parquet", "tool_calls.parquet", "tool_results.parquet",
-        "annotations.parquet", "ref_moves.parquet",
+        "compressions.parquet", "annotations.parquet", "ref_moves.parquet",
     }  # fmt: skip
     assert (tmp_path / "pq" / "commits.parquet").stat().st_size > 0
 

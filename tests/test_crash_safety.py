@@ -65,7 +65,7 @@ from typing import Any
 
 from events import LogFormatError
 from events import verify as verify_log
-from tract import Tract, TractError
+from tract import BudgetAction, TokenBudgetConfig, Tract, TractConfig, TractError
 
 BASE_SEED = int(os.environ.get("TRACT_CRASH_SEED") or random.SystemRandom().randrange(2**32))
 SCENARIO_BUDGET = float(os.environ.get("TRACT_CRASH_BUDGET", "18"))
@@ -76,6 +76,7 @@ MAX_KILLS = 400
 WAIT_TIMEOUT = 60.0
 FRESH_PROCESS_EVERY = 12
 ACKNOWLEDGEMENTS = ("c", "b", "u", "a")
+BUDGET_COMPRESSION = "compressed to fit the token budget"
 
 
 # --------------------------------------------------------------------------------------------
@@ -87,7 +88,7 @@ ACKNOWLEDGEMENTS = ("c", "b", "u", "a")
 
 WRITER_SCRIPT = r'''
 import json, os, random, sys, traceback, warnings
-from tract import Tract, DialogueContent, InstructionContent
+from tract import BudgetAction, Tract, DialogueContent, InstructionContent, TokenBudgetConfig, TractConfig
 from tract.tokens import load_encoding
 
 load_encoding("o200k_base")  # warm the tokenizer once in the host; forked writers inherit it
@@ -108,6 +109,18 @@ def text(rng, big=False):
     return " ".join(rng.choices(WORDS, k=rng.randint(30_000, 250_000) if big else rng.randint(1, 40)))
 
 
+def summarize(messages, target_tokens=None):
+    return "%d earlier messages, about %s" % (len(messages), messages[0].content[:20])
+
+
+def config(job):
+    """With a "budget", every commit that would not fit compresses the oldest messages first."""
+    if not job.get("budget"):
+        return None
+    budget = TokenBudgetConfig(max_tokens=job["budget"], action=BudgetAction.COMPRESS, summarizer=summarize)
+    return TractConfig(token_budget=budget)
+
+
 class Writer:
     def __init__(self, job, rng):
         self.job, self.rng, self.n = job, rng, 0
@@ -115,7 +128,7 @@ class Writer:
         self.targets = []  # this tract's APPEND dialogue commits: edit and annotation targets
 
     def open(self):
-        self.t = Tract.open(self.job["dir"], sync=self.job["sync"])
+        self.t = Tract.open(self.job["dir"], sync=self.job["sync"], config=config(self.job))
         if not self.targets:
             self.targets = [c.commit_hash for c in self.t.log(limit=50)
                             if c.operation.value == "append" and c.content_type == "dialogue"]
@@ -132,7 +145,7 @@ class Writer:
     def commit(self):
         rng, t, label = self.rng, self.t, self.label()
         r = rng.random()
-        if r < 0.04:
+        if r < 0.04 and not self.job.get("budget"):  # (pinned: under a budget they would pile up past it)
             info = t.commit(InstructionContent(text=text(rng)), metadata={"op": label})
         elif r < 0.10 and self.targets:
             info = t.commit(DialogueContent(role="user", text=text(rng)), operation="edit",
@@ -463,12 +476,21 @@ def check_acknowledged(t: Tract, ledger: Ledger) -> None:
 
     events = {e.position: e for e in t.events()}
     members: dict[str, list[tuple[int, dict[str, Any], str]]] = defaultdict(list)
+    compressions: set[int] = set()
     for position, logged in events.items():
         event = logged.event
         if logged.type == "CommitCreated":
             metadata = event.metadata or {}
             if "batch" in metadata:
                 members[metadata["batch"]].append((position, metadata, event.commit_hash))
+            if event.operation == "compress":  # the budget's: it lands with the commit it made room for
+                assert event.message == BUDGET_COMPRESSION, f"a compression at {position} the writer never made"
+                made_room = events.get(position + 1)
+                assert made_room is not None and made_room.type == "CommitCreated", (
+                    f"the budget's compression at {position} landed without its commit"
+                )
+                assert made_room.event.parent_hash == event.commit_hash, f"the commit after {position} is not on it"
+                compressions.add(position)
             if event.content_type == "instruction" and event.operation == "append":
                 pin = events.get(position + 1)
                 assert pin is not None and pin.type == "AnnotationAdded" and pin.event.target_hash == event.commit_hash, (
@@ -482,7 +504,8 @@ def check_acknowledged(t: Tract, ledger: Ledger) -> None:
     for label, rows in members.items():
         size = rows[0][1]["size"]
         assert [row[1]["index"] for row in rows] == list(range(size)), f"batch {label} is half-present: {len(rows)} of {size}"
-        assert [row[0] for row in rows] == list(range(rows[0][0], rows[0][0] + size)), f"batch {label} is not contiguous"
+        span = set(range(rows[0][0], rows[-1][0] + 1)) - compressions  # the budget's compressions may come between
+        assert sorted(span) == [row[0] for row in rows], f"batch {label} is not contiguous"
     for label, hashes in ledger.batches.items():
         assert [row[2] for row in members.get(label, [])] == hashes, f"acknowledged batch {label} is not in the log as printed"
 
@@ -636,6 +659,7 @@ def hammer(
     mode: str = "stream",
     targets: dict[str, float] | None = None,
     rotate: int = 3,
+    budget: int | None = None,
 ) -> tuple[Counter[str], list[Run]]:
     """Kill writers of `scenario` until the budget is spent, checking the directory after every kill.
 
@@ -669,7 +693,7 @@ def hammer(
             kill_mode = deck.pop()
             seed = rng.randrange(2**32)
             job = {"dir": str(directory), "sync": sync, "ops": ops, "big": big, "mode": mode, "jitter": targets,
-                   "seed": seed, "run": kill}  # fmt: skip
+                   "seed": seed, "run": kill, "budget": budget}  # fmt: skip
             fresh = kill % FRESH_PROCESS_EVERY == FRESH_PROCESS_EVERY - 1
             where = (
                 f"TRACT_CRASH_SEED={BASE_SEED} scenario={scenario} kill #{kill} ({kill_mode}, writer seed {seed}, "
@@ -788,3 +812,77 @@ def test_sync_batch_loses_nothing_on_a_process_kill(tmp_path: Path) -> None:
         targets={"append": 0.01}, rotate=2,
     )
     assert sum(kind in ("c", "b") for run in runs for kind, _ in run.lines) > 0, "nothing was ever acknowledged"
+
+
+def test_budget_compressions_land_with_their_commits_across_sigkill(tmp_path: Path) -> None:
+    """Under a COMPRESS budget (300 tokens) most commits first compress the oldest messages: the
+    compression and the commit are one write. Killed anywhere, every compression in the log is
+    followed by the commit it made room for, batches hold only their commits and the budget's
+    compressions, and every acknowledged commit survives on HEAD's chain."""
+    _, runs = hammer(
+        tmp_path, "budget-compress", ops={"commit": 0.8, "batch": 0.2}, budget=300
+    )
+    acknowledged = [payload for run in runs for kind, payload in run.lines if kind == "c"]
+    assert acknowledged, "no commit was ever acknowledged"
+    made = 0
+    for directory in tmp_path.glob("log*"):
+        with Tract.open(directory, readonly=True) as t:
+            made += sum(info.message == BUDGET_COMPRESSION for info in t.log(limit=None))
+    assert made, "the budget never compressed: the scenario tests nothing"
+
+
+TORN_BUDGET_WRITER = r'''
+import os, signal, sys
+from tract import BudgetAction, Tract, TokenBudgetConfig, TractConfig
+
+def summarize(messages, target_tokens=None):
+    return "%d earlier messages" % len(messages)
+
+budget = TokenBudgetConfig(max_tokens=120, action=BudgetAction.COMPRESS, summarizer=summarize)
+t = Tract.open(sys.argv[1], config=TractConfig(token_budget=budget))
+for number in range(4):
+    print(t.user(" ".join(["word"] * 20) + " %d" % number).commit_hash, flush=True)
+real_write = os.write
+
+def torn(fd, data):
+    data = bytes(data)
+    if b"compressed to fit the token budget" in data:  # the budget's write: part of it reaches the file
+        real_write(fd, data[: len(data) // 2])
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real_write(fd, data)
+
+os.write = torn
+t.user(" ".join(["word"] * 20) + " 4")
+print("not killed", flush=True)
+'''
+
+
+def test_a_budget_compression_torn_with_its_commit_leaves_neither(tmp_path: Path) -> None:
+    """The process dies halfway through writing a compression and the commit it made room for (a real
+    SIGKILL inside the write): the log holds a torn tail, which readers ignore and the next writer cuts;
+    neither record is there, the acknowledged commits are, and the budget works on from there."""
+    directory = tmp_path / "log"
+    done = subprocess.run(
+        [sys.executable, "-c", TORN_BUDGET_WRITER, str(directory)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    acknowledged = done.stdout.split()
+    assert len(acknowledged) == 4 and "not killed" not in done.stdout
+    report = verify_log(directory)
+    assert report.problem is not None and report.problem.kind == "torn tail", report
+    with Tract.open(directory, readonly=True) as reader:
+        assert [info.commit_hash for info in reversed(reader.log(limit=None))] == acknowledged
+    with warnings.catch_warnings(record=True) as records:
+        warnings.simplefilter("always")
+        with Tract.open(directory) as writer:
+            assert writer.verify().ok
+            assert [info.commit_hash for info in reversed(writer.log(limit=None))] == acknowledged
+            assert not list(writer.events(types="CommitCreated"))[4:]
+    assert [classify(str(record.message)) for record in records] == ["torn tail cut"]
+    budget = TokenBudgetConfig(
+        max_tokens=120, action=BudgetAction.COMPRESS, summarizer=lambda messages, target_tokens=None: "earlier"
+    )
+    with Tract.open(directory, config=TractConfig(token_budget=budget)) as writer:
+        writer.user(" ".join(["word"] * 20) + " 4")
+        assert writer.compile().token_count <= 120
+        assert writer.get_commit(writer.log(limit=1)[0].parent_hash or "").operation.value == "compress"  # type: ignore[union-attr]

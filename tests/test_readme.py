@@ -43,3 +43,13 @@ def test_agent_loops_run_as_written_against_the_local_server(tmp_path: Path, mon
             rows = t.sql("SELECT count(*) FROM tool_calls c JOIN tool_results r USING (tract_id, call_id)").rows
             assert rows == [(calls,)]
             assert t.sql("SELECT count(*) FROM usage WHERE context_hash IS NOT NULL").rows == [(2,)]
+
+
+def test_the_compression_example_runs_as_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    section = README.read_text().split("## Compression", 1)[1].split("\n## ", 1)[0]
+    (block,) = [block.split("```", 1)[0] for block in section.split("```python")[1:]]
+    monkeypatch.chdir(tmp_path)
+    exec(compile(block, "README compression", "exec"), {})
+    with Tract.open(tmp_path / "trip-log", readonly=True) as t:
+        assert t.verify().ok
+        assert t.sql("SELECT count(*) FROM compressions").rows == [(3,)]  # compress, compaction, budget

@@ -31,6 +31,7 @@ from events import (
     BranchCreated,
     BranchDeleted,
     CommitCreated,
+    Compression,
     Event,
     GenerationConfigRecorded,
     HeadChanged,
@@ -64,6 +65,11 @@ class Base:
         return self.forger.commit_event("t", "hostile", parent, **fields)
 
 
+def _compress(replaces: list[str], preserves: list[str] | None = None) -> dict[str, Any]:
+    compression = Compression(replaces=replaces, preserves=preserves or [], tokens_before=9, tokens_after=4)
+    return {"operation": "compress", "content": {"content_type": "summary", "text": "S"}, "compression": compression}
+
+
 def _merge(parent: str, merge_parent: str | None, **changes: Any) -> dict[str, Any]:
     content = {**merge_content("dev", "auto", [], []), **changes}
     return {"operation": "merge", "merge_parent": merge_parent, "content": content}
@@ -88,6 +94,27 @@ CASES: dict[str, tuple[Callable[[Base], Event], str]] = {
     "merge setting aside objects": (
         lambda b: b.commit(b.e1, **_merge(b.e1, b.c1, overridden_annotations=[{"x": 1}])),
         "bad merge",
+    ),
+    "compression of no commit": (lambda b: b.commit(b.e1, **_compress([b.c1, UNKNOWN])), "unknown commit"),
+    "compression of another tract's commit": (lambda b: b.commit(b.e1, **_compress([b.u1])), "unknown commit"),
+    "compression of a commit off its history": (
+        lambda b: b.commit(b.e1, **_compress([b.forger.commit("t", "aside", b.c1, branch="side")])),
+        "bad compression",
+    ),
+    "compression preserving a commit off its history": (
+        lambda b: b.commit(b.e1, **_compress([b.c2], [b.forger.commit("t", "aside", b.c1, branch="side")])),
+        "bad compression",
+    ),
+    "compression of an edit": (lambda b: b.commit(b.e1, **_compress([b.e1])), "bad compression"),
+    "compression replacing nothing": (lambda b: b.commit(b.e1, **_compress([], [b.c1])), "bad compression"),
+    "compression naming a commit twice": (lambda b: b.commit(b.e1, **_compress([b.c1], [b.c1])), "bad compression"),
+    "compress commit without its compression": (
+        lambda b: b.commit(b.e1, operation="compress", content={"content_type": "summary", "text": "S"}),
+        "bad compression",
+    ),
+    "append with a compression": (
+        lambda b: b.commit(b.e1, compression=_compress([b.c1])["compression"]),
+        "bad compression",
     ),
     "annotation of an unknown hash": (
         lambda b: AnnotationAdded(tract_id="t", created_at=b.forger.now(), target_hash=UNKNOWN, priority="skip"),
@@ -287,7 +314,9 @@ def test_an_anchor_that_names_no_record_fails(
 # but it holds together: verify lets it through and readers must cope), or hostile (verify must
 # flag exactly that record).
 
-KINDS = ["commit", "commit", "commit", "annotate", "config", "usage", "branch", "delete", "move", "head", "tract"]
+KINDS = [
+    "commit", "commit", "commit", "compress", "annotate", "config", "usage", "branch", "delete", "move", "head", "tract",
+]  # fmt: skip
 MODES = ["valid"] * 6 + ["odd"] * 4 + ["hostile"]
 STEPS = st.tuples(st.sampled_from(KINDS), st.sampled_from(MODES), st.integers(0, 9), st.integers(0, 9))
 BIG = 2**63 - 1
@@ -297,6 +326,8 @@ class TractModel:
     def __init__(self) -> None:
         self.commits: list[str] = []
         self.edits: set[str] = set()
+        self.merges: set[str] = set()
+        self.parents: dict[str, tuple[str | None, str | None]] = {}
         self.branches: dict[str, str | None] = {"main": None}
         self.current: str | None = "main"
         self.detached: str | None = None
@@ -308,6 +339,18 @@ class TractModel:
     @property
     def originals(self) -> list[str]:
         return [h for h in self.commits if h not in self.edits]
+
+    def history(self, head: str | None) -> list[str]:
+        """The commits of `head`'s history that are messages of their own (no edits, no merges)."""
+        seen: set[str] = set()
+        pending = [head]
+        while pending:
+            commit_hash = pending.pop()
+            if commit_hash is None or commit_hash in seen:
+                continue
+            seen.add(commit_hash)
+            pending.extend(self.parents.get(commit_hash, (None, None)))
+        return [h for h in self.commits if h in seen and h not in self.edits and h not in self.merges]
 
 
 def pick(pool: list[Any], index: int) -> Any:
@@ -352,6 +395,9 @@ class Script:
             tract_id = "ghost"  # anything for a tract never created
         if kind == "commit":
             self.commit(tract_id, model, mode, a, b, foreign)
+            return
+        if kind == "compress":
+            self.compress(tract_id, model, mode, a, b, foreign)
             return
         own = pick(model.commits, a + b)
         if own is None and not hostile:
@@ -472,6 +518,36 @@ class Script:
         )  # fmt: skip
         self.write(event, mode, model)
 
+    def compress(self, tract_id: str, model: TractModel, mode: str, a: int, b: int, foreign: str) -> None:
+        """Valid: messages of HEAD's history; odd: of any commit's history, in any order, with odd
+        content; hostile: naming what is no message of the parent's history (or nothing at all)."""
+        parent = model.head if mode == "valid" else pick([model.head, *model.commits], a)
+        reachable = model.history(parent)
+        if not reachable and mode != "hostile":
+            return
+        replaces = [pick(reachable, a), pick(reachable, a + b)]
+        replaces = list(dict.fromkeys(h for h in replaces if h is not None))
+        preserves = [h for h in reachable[b % 3 :: 4] if h not in replaces] if mode != "valid" else []
+        content = {"content_type": "summary", "text": f"summary {a}"}
+        if mode == "odd" and b % 2:
+            replaces.reverse()
+            content = pick([{"content_type": "summary"}, {"content_type": "tool_result", "content": "x"}], a)
+        if mode == "hostile":
+            outside = [h for h in model.commits if h not in reachable]
+            replaces, preserves = pick(
+                [
+                    ([UNKNOWN], []), ([foreign], []), ([pick(sorted(model.edits), a) or UNKNOWN], []),
+                    ([pick(outside, b) or UNKNOWN], []), ([], replaces), (replaces, replaces or [UNKNOWN]),
+                ],
+                a + b,
+            )  # fmt: skip
+        compression = Compression(replaces=replaces, preserves=preserves, tokens_before=a, tokens_after=b)
+        event = self.forger.commit_event(
+            tract_id, "summary", parent, operation="compress", content=content, compression=compression,
+            branch=model.current or "main",
+        )  # fmt: skip
+        self.write(event, mode, model)
+
     def write(self, event: Event, mode: str, model: TractModel) -> None:
         number = self.forger.append(event)
         if mode == "hostile":
@@ -481,8 +557,11 @@ class Script:
         # Keep the model as the view folds it (only events that hold together reach here).
         if isinstance(event, CommitCreated):
             model.commits.append(event.commit_hash)
+            model.parents[event.commit_hash] = (event.parent_hash, event.merge_parent)
             if event.operation == "edit":
                 model.edits.add(event.commit_hash)
+            if event.operation == "merge":
+                model.merges.add(event.commit_hash)
             model.branches[event.branch] = event.commit_hash
         elif isinstance(event, BranchCreated):
             model.branches[event.name] = event.head
@@ -545,6 +624,7 @@ def read_everything(directory: Path, scratch: Path) -> list[str]:
                 lambda: t.log(limit=None), lambda: t.log(limit=2), t.list_branches, t.reflog,
                 lambda: t.query_by_config("temperature", ">", 0.5), lambda: t.sql("SELECT * FROM commits"),
                 lambda: t.sql("SELECT * FROM usage"), lambda: t.sql("SELECT * FROM ref_moves"),
+                lambda: t.sql("SELECT * FROM compressions"),
                 lambda tract_id=tract_id: list(t.events(tract_id=tract_id)), lambda: t.export_jsonl(io.BytesIO()), t.verify,
             ]  # fmt: skip
             for h in hashes:

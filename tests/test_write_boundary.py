@@ -764,12 +764,31 @@ def arguments(known: Known) -> dict[str, dict[str, st.SearchStrategy[Any]]]:
             "is_error": st.booleans(),
         },
         "commit_response": {"response": responses, "generation_config": st.none() | json_objects},
+        "compress": {  # mostly valid combinations: one of content and summarizer, a range or a list
+            "from_commit": st.none() | st.none() | hashes,
+            "to_commit": st.none() | hashes,
+            "commits": st.none() | st.none() | st.none() | st.lists(hashes, min_size=1, max_size=3),
+            "content": text | text | st.none(),
+            "summarizer": st.none() | st.none() | st.just(counting_summarizer),
+            "target_tokens": st.none() | st.integers(1, 100),
+            "preserve": st.none() | st.lists(hashes, max_size=2),
+            "message": st.none() | text,
+        },
+        "compact_tool_results": {
+            "keep_last": st.integers(0, 3),
+            "min_tokens": st.integers(0, 20),
+            "summarizer": st.none() | st.just(counting_summarizer),
+        },
     }
+
+
+def counting_summarizer(messages: list[Any], *, target_tokens: int | None = None) -> str:
+    return f"{len(messages)} messages"
 
 
 POSITIONAL = {"commit": 1, "annotate": 2, "record_usage": 1, "branch": 1, "switch": 1, "checkout": 1, "reset": 1,
               "merge": 1, "delete_branch": 1, "register_content_type": 2, "system": 1, "user": 1, "assistant": 1,
-              "tool_result": 2, "commit_response": 1}  # fmt: skip
+              "tool_result": 2, "commit_response": 1, "compress": 0, "compact_tool_results": 0}  # fmt: skip
 
 
 def draw_call(data: st.DataObject, t: Tract, known: Known) -> tuple[str, dict[str, Any], Callable[[], Any]]:
@@ -802,7 +821,10 @@ def attempt(t: Tract, directory: Path, known: Known, data: st.DataObject, *, sta
         assert t.verify().ok
     if method == "register_content_type":
         known.registered[values["name"]] = values["model"]
-    commit_hash = getattr(result, "commit_hash", None) or getattr(result, "head", None)
+    summary = getattr(result, "summary", None)  # a compression's
+    commit_hash = (
+        getattr(result, "commit_hash", None) or getattr(result, "head", None) or getattr(summary, "commit_hash", None)
+    )
     if commit_hash is not None and commit_hash not in known.hashes:
         known.hashes.append(commit_hash)
 
@@ -861,7 +883,7 @@ def test_every_writing_method_refuses_cleanly_or_round_trips(
 
 
 def table_rows(t: Tract) -> dict[str, list[tuple[Any, ...]]]:
-    tables = ("commits", "config_records", "usage", "annotations", "ref_moves")
+    tables = ("commits", "config_records", "usage", "annotations", "ref_moves", "compressions")
     return {name: t.sql(f"SELECT * FROM {name} ORDER BY ALL").rows for name in tables}
 
 

@@ -24,14 +24,16 @@ def check_branch_name(name: object) -> str:
 
 @dataclass(frozen=True)
 class _Touches:
-    """What one side of a merge did since the fork: edits and annotations, by target commit."""
+    """What one side of a merge did since the fork: edits, compressions and annotations, by target commit."""
 
     edits: dict[str, list[str]]
     annotations: dict[str, list[int]]
+    compressions: dict[str, list[str]]
+    """The compress commits replacing each commit."""
 
     @property
     def targets(self) -> set[str]:
-        return set(self.edits) | set(self.annotations)
+        return set(self.edits) | set(self.annotations) | set(self.compressions)
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,7 @@ class MergePlan:
 
 
 def plan_merge(view: CommitView, ours: str, theirs: str, strategy: str, branch: str) -> MergePlan:
-    """Which side wins where both edited or annotated the same commit since they forked."""
+    """Which side wins where both edited, compressed or annotated the same commit since they forked."""
     ours_history, theirs_history = view.history(ours), view.history(theirs)
     ours_rows, theirs_rows = set(ours_history), set(theirs_history)
     ours_side = _touches(view, [row for row in ours_history if row not in theirs_rows])
@@ -59,29 +61,36 @@ def plan_merge(view: CommitView, ours: str, theirs: str, strategy: str, branch: 
             conflicts=conflicts,
         )
     loser = theirs_side if strategy == "ours" else ours_side
-    edits = sorted(h for target in conflicts for h in loser.edits.get(target, ()))
+    edits = sorted(
+        {h for target in conflicts for h in (*loser.edits.get(target, ()), *loser.compressions.get(target, ()))}
+    )
     annotations = sorted(p for target in conflicts for p in loser.annotations.get(target, ()))
     return MergePlan(edits, annotations, conflicts)
 
 
 def _touches(view: CommitView, rows: list[int]) -> _Touches:
-    """What the commits at `rows` (one side since the fork) edited and annotated."""
+    """What the commits at `rows` (one side since the fork) edited, compressed and annotated."""
     commits = view.commits
     side = {commits.hash(row) for row in rows}
     edits: dict[str, list[str]] = {}
+    compressions: dict[str, list[str]] = {}
     for row in rows:
         original = commits.targets[row]
         if commits.kind(row).operation == "edit" and original != NO_ROW:
             edits.setdefault(commits.hash(original), []).append(commits.hash(row))
+        compressed = commits.compressed(row)
+        for replaced in compressed.replaces if compressed is not None else ():
+            compressions.setdefault(commits.hash(replaced), []).append(commits.hash(row))
     annotations: dict[str, list[int]] = {}
     for target, entries in view.state.annotations.items():
         for entry in entries:
             if entry.anchor in side:
                 annotations.setdefault(target, []).append(entry.position)
-    return _Touches(edits, annotations)
+    return _Touches(edits, annotations, compressions)
 
 
 def _describe(side: _Touches, target: str) -> str:
     parts = [f"edit {h[:12]}" for h in side.edits.get(target, ())]
+    parts += [f"compression {h[:12]}" for h in side.compressions.get(target, ())]
     parts += [f"annotation at position {p}" for p in side.annotations.get(target, ())]
     return ", ".join(parts)

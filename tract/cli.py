@@ -96,7 +96,7 @@ def _log(args: argparse.Namespace) -> int:
         for info in tract.log(limit=args.limit):
             text = _preview(info.content)
             print(f"{info.commit_hash[:12]}  {info.created_at:%Y-%m-%d %H:%M:%S}  {info.operation.value:<6} "
-                  f"{info.content_type:<11} {info.token_count:>5}  {text}")  # fmt: skip
+                  f"{info.content_type:<11} {info.token_count:>5}  {_summary_mark(info)}{text}")  # fmt: skip
     return 0
 
 
@@ -246,6 +246,17 @@ def format_table(columns: Sequence[str], rows: Sequence[Sequence[object]]) -> st
 
 def _cell(value: object) -> str:
     return "NULL" if value is None else str(value)
+
+
+def _summary_mark(info: CommitInfo) -> str:
+    """A compress commit's line says what it stands for: `[summary of N: first..last]`."""
+    compression = info.compression
+    if compression is None:
+        return ""
+    replaced = compression.replaced
+    span = replaced[0][:8] if len(replaced) == 1 else f"{replaced[0][:8]}..{replaced[-1][:8]}"
+    kept = f", {len(compression.preserved)} kept" if compression.preserved else ""
+    return f"[summary of {len(replaced)}: {span}{kept}] "
 
 
 def _preview(content: dict[str, Any], width: int = 60) -> str:

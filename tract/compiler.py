@@ -3,7 +3,8 @@
 The cache holds the last few compiled heads (one per branch recently
 compiled) as parallel lists (originals, messages, token counts, encoded
 configs). Moving a head forward applies only the new commits; a config
-recorded later updates one slot. A SKIP change, a merge, or moving onto a
+recorded later updates one slot; a compression splices its summary in place
+of the slots it replaces. A SKIP change, a merge, or moving onto a
 commit at which older messages were annotated recompiles from the root. Token counts
 come from the commit events when they were counted with the same tokenizer,
 so a cold compile never re-tokenizes history.
@@ -18,16 +19,16 @@ commits that compile never rendered are read and rendered again.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 
 import msgspec
 
-from events import CommitCreated
+from events import CommitCreated, Compression
 from projections import CommitView, UsageEntry
 from projections.bulk import paused_gc
 from projections.commit_table import NO_ROW
 from projections.commit_view import ReadAhead, Visibility
+from tract.compile_state import CompileState, Slot
 from tract.compiled import CompiledContext, CompiledWindow
 from tract.content import ContentRegistry, MessageParts
 from tract.errors import CorruptLogError
@@ -40,37 +41,6 @@ CACHED_HEADS = 4
 _encode_json = msgspec.json.encode
 
 
-@dataclass
-class _Compiled:
-    head: str | None = None
-    head_row: int = NO_ROW
-    head_position: int = 0
-    originals: list[str] = field(default_factory=list)
-    messages: list[Message] = field(default_factory=list)
-    tokens: list[int] = field(default_factory=list)
-    configs: list[bytes] = field(default_factory=list)
-    types: list[str] = field(default_factory=list)
-    index: dict[str, int] = field(default_factory=dict)
-    edit_of: dict[str, str] = field(default_factory=dict)
-    edit_target: dict[str, str] = field(default_factory=dict)
-    total: int = 0
-    has_tool_calls: bool = False
-    """Some message holds tool calls (dicts): results copy those messages when handed out."""
-    skip_changes_seen: int = 0
-    config_changes_seen: int = 0
-    visible: Visibility = field(default_factory=Visibility)
-    shared: bool = False
-    """A result has a window onto these lists: copy before rewriting a slot."""
-    registry: object = None
-    """The content registry's renderers when this was built: its messages can be reused while they hold."""
-
-    def own_slots(self) -> None:
-        """Copy the lists results can see before a slot is rewritten (appends need no copy)."""
-        if self.shared:
-            self.messages, self.configs, self.types = self.messages.copy(), self.configs.copy(), self.types.copy()
-            self.shared = False
-
-
 class Compiler:
     def __init__(self, view: CommitView, registry: ContentRegistry, counter: TokenCounter) -> None:
         self._view = view
@@ -79,7 +49,7 @@ class Compiler:
         self._formula: ChatFormula = getattr(counter, "formula", CHAT_FORMULA)
         self._counts_messages = counts_messages_itself(counter)
         self._role_tokens: dict[str, int] = {}
-        self._cache: OrderedDict[str | None, _Compiled] = OrderedDict()
+        self._cache: OrderedDict[str | None, CompileState] = OrderedDict()
 
     # -- public entry points -------------------------------------------------
 
@@ -89,9 +59,13 @@ class Compiler:
 
     def compile_at(self, head: str | None, *, edit_markers: bool = False) -> CompiledContext:
         """A one-off full compile (at a commit, or with edit markers); leaves the cache alone."""
-        compiled = _Compiled()
+        compiled = CompileState()
         self._build(compiled, head, edit_markers=edit_markers, donor=self._latest())
         return self._result(compiled)
+
+    def visibility(self, head: str | None) -> Visibility:
+        """What the history of `head` sees (from its cached compile)."""
+        return self._catch_up(head).visible
 
     def tokens_with(self, head: str | None, event: CommitCreated) -> int:
         """Compiled tokens if `event` were committed on top of `head` (for budgets)."""
@@ -110,9 +84,30 @@ class Compiler:
         change = tokens - live.tokens[slot] if slot is not None else 0
         return self._formula.total(live.total + change, len(live.originals))
 
+    def preview(self, head: str | None, events: Sequence[CommitCreated]) -> CompiledContext:
+        """The context at `head` as it would be with `events` (commits not written yet, each on the
+        one before) on top: what a compression or a budget checks before anything is written."""
+        scratch = self._catch_up(head).scratch()
+        for event in events:
+            message, tokens = self._render(event)
+            own = _encode_json(event.generation_config) if event.generation_config else None
+            if event.operation == "edit":
+                target = event.response_to or ""
+                slot = scratch.index.get(target)
+                if slot is not None:
+                    config = own or self._config_for(target, None)
+                    scratch.rewrite(slot, Slot(message, tokens, config, event.content_type))
+            elif isinstance(event.compression, Compression):
+                summary = Slot(message, tokens, own or _EMPTY_CONFIG, event.content_type)
+                scratch.splice(event.compression.replaces, event.compression.preserves, event.commit_hash, summary)
+            else:
+                scratch.append(event.commit_hash, Slot(message, tokens, own or _EMPTY_CONFIG, event.content_type))
+            scratch.head = event.commit_hash
+        return self._result(scratch)
+
     # -- building ------------------------------------------------------------
 
-    def _catch_up(self, head: str | None) -> _Compiled:
+    def _catch_up(self, head: str | None) -> CompileState:
         """The cached compile of `head`: as cached, advanced from a cached ancestor, or built."""
         cache, skips = self._cache, self._view.skip_changes
         live = cache.pop(head, None)
@@ -126,7 +121,7 @@ class Compiler:
                     live = cache.pop(key)
                     break
         if live is None:
-            live = _Compiled()
+            live = CompileState()
             self._build(live, head, donor=donor or self._latest())
         cache[head] = live
         while len(cache) > CACHED_HEADS:
@@ -134,7 +129,7 @@ class Compiler:
         self._apply_config_changes(live)
         return live
 
-    def _advance(self, live: _Compiled, head: str | None) -> bool:
+    def _advance(self, live: CompileState, head: str | None) -> bool:
         """Apply the commits between the cached head and `head`; False if `head`
         does not descend from it along first parents (or a merge is in between)."""
         if head == live.head:
@@ -160,7 +155,7 @@ class Compiler:
         return True
 
     def _build(
-        self, compiled: _Compiled, head: str | None, *, edit_markers: bool = False, donor: _Compiled | None = None
+        self, compiled: CompileState, head: str | None, *, edit_markers: bool = False, donor: CompileState | None = None
     ) -> None:
         """Compile `head` from the root into `compiled`, reusing what `donor` (another compile) rendered."""
         view, table = self._view, self._view.commits
@@ -184,22 +179,26 @@ class Compiler:
 
     def _apply(
         self,
-        compiled: _Compiled,
+        compiled: CompileState,
         row: int,
         markers: bool,
         load: Callable[[int], CommitCreated],
-        donor: _Compiled | None,
+        donor: CompileState | None,
     ) -> None:
         view, table = self._view, self._view.commits
         kind = table.kind(row)
+        operation = kind.operation
         commit_hash = table.hash(row)
         compiled.head, compiled.head_row = commit_hash, row
         compiled.head_position = max(compiled.head_position, table.positions[row])
-        if kind.operation == "merge" or (
-            commit_hash in view.state.annotations and view.is_skipped(commit_hash, compiled.visible)
-        ):
+        if operation == "merge":
             return
-        if kind.operation == "edit":
+        if operation == "compress":
+            self._compress(compiled, row, commit_hash, markers, load, donor)
+            return
+        if commit_hash in view.state.annotations and self._skipped(compiled, row, commit_hash):
+            return
+        if operation == "edit":
             if commit_hash in compiled.visible.ignored_edits:
                 return
             target = table.hash_or_none(table.targets[row]) or ""
@@ -207,40 +206,65 @@ class Compiler:
             compiled.edit_target[commit_hash] = target
             slot = compiled.index.get(target)
             if slot is not None:
-                compiled.own_slots()
-                message, tokens, config, content_type = self._slot(compiled, target, markers, load, donor)
-                compiled.total += tokens - compiled.tokens[slot]
-                compiled.messages[slot], compiled.tokens[slot], compiled.configs[slot] = message, tokens, config
-                compiled.types[slot] = content_type
-                compiled.has_tool_calls = compiled.has_tool_calls or message.tool_calls is not None
+                compiled.rewrite(slot, self._slot(compiled, target, markers, load, donor))
             return
+        compiled.append(commit_hash, self._message_of(compiled, row, commit_hash, markers, load, donor))
+
+    def _skipped(self, compiled: CompileState, row: int, commit_hash: str) -> bool:
+        """SKIP in this history, unless a compression in it replaces the commit: an annotation of a
+        replaced original changes nothing while the compression stands (its summary stood for it)."""
+        visible = compiled.visible
+        return self._view.is_skipped(commit_hash, visible) and not visible.replaced(row, self._view.commits)
+
+    def _compress(
+        self,
+        compiled: CompileState,
+        row: int,
+        commit_hash: str,
+        markers: bool,
+        load: Callable[[int], CommitCreated],
+        donor: CompileState | None,
+    ) -> None:
+        """The summary in place of the messages its compression replaces (unless a merge set the
+        compression aside); a SKIP of the summary leaves it out, and the replaced stay out."""
+        table = self._view.commits
+        compressed = table.compressed(row)
+        if compressed is None or commit_hash in compiled.visible.ignored_edits:
+            return
+        skipped = commit_hash in self._view.state.annotations and self._skipped(compiled, row, commit_hash)
+        summary = None if skipped else self._message_of(compiled, row, commit_hash, markers, load, donor)
+        replaced = [table.hash(replaced) for replaced in compressed.replaces]
+        compiled.splice(replaced, [table.hash(kept) for kept in compressed.preserves], commit_hash, summary)
+
+    def _message_of(
+        self,
+        compiled: CompileState,
+        row: int,
+        commit_hash: str,
+        markers: bool,
+        load: Callable[[int], CommitCreated],
+        donor: CompileState | None,
+    ) -> Slot:
+        """The slot of a commit that is a message of its own (an append or a summary)."""
         if commit_hash in compiled.edit_of:  # edited before it was applied (a merged history)
-            message, tokens, config, content_type = self._slot(compiled, commit_hash, markers, load, donor)
-        else:
-            reused = _reused(donor, commit_hash, None) if donor is not None else None
-            if reused is not None:
-                message, tokens, config, content_type = reused
-            else:
-                event = load(row)
-                message, tokens = self._render(event)
-                config, content_type = self._config_for(commit_hash, None, event), kind.content_type
-        compiled.index[commit_hash] = len(compiled.originals)
-        compiled.has_tool_calls = compiled.has_tool_calls or message.tool_calls is not None
-        compiled.originals.append(commit_hash)
-        compiled.messages.append(message)
-        compiled.tokens.append(tokens)
-        compiled.configs.append(config)
-        compiled.types.append(content_type)
-        compiled.total += tokens
+            return self._slot(compiled, commit_hash, markers, load, donor)
+        reused = _reused(donor, commit_hash, None) if donor is not None else None
+        if reused is not None:
+            return reused
+        event = load(row)
+        message, tokens = self._render(event)
+        return Slot(
+            message, tokens, self._config_for(commit_hash, None, event), self._view.commits.kind(row).content_type
+        )
 
     def _slot(
         self,
-        compiled: _Compiled,
+        compiled: CompileState,
         original: str,
         markers: bool,
         load: Callable[[int], CommitCreated],
-        donor: _Compiled | None,
-    ) -> tuple[Message, int, bytes, str]:
+        donor: CompileState | None,
+    ) -> Slot:
         """Message, tokens, config and content type of one original, as its effective edit leaves it."""
         edit = compiled.edit_of.get(original)
         if not (markers and edit is not None):
@@ -249,7 +273,7 @@ class Compiler:
                 return reused
         source = load(self._view.row(edit or original))
         message, tokens = self._render(source, marker=markers and edit is not None)
-        return message, tokens, self._config_for(original, edit, source), source.content_type
+        return Slot(message, tokens, self._config_for(original, edit, source), source.content_type)
 
     def _config_for(self, original: str, edit: str | None, source: CommitCreated | None = None) -> bytes:
         """The encoded effective config of a slot; `source` is the event of `edit or original` if at hand."""
@@ -259,11 +283,11 @@ class Compiler:
             config = view.config(original, source if edit is None else None)
         return _encode_json(config) if config else _EMPTY_CONFIG
 
-    def _latest(self) -> _Compiled | None:
+    def _latest(self) -> CompileState | None:
         """The most recently used compile in the cache, to reuse messages from."""
         return self._cache[next(reversed(self._cache))] if self._cache else None
 
-    def _apply_config_changes(self, compiled: _Compiled) -> None:
+    def _apply_config_changes(self, compiled: CompileState) -> None:
         changes = self._view.config_changes
         for commit_hash in changes[compiled.config_changes_seen :]:
             original = compiled.edit_target.get(commit_hash, commit_hash)
@@ -328,7 +352,7 @@ class Compiler:
             count = self._role_tokens[label] = self._counter.count_text(label)
         return count
 
-    def _result(self, compiled: _Compiled) -> CompiledContext:
+    def _result(self, compiled: CompileState) -> CompiledContext:
         length = len(compiled.originals)
         if self._counts_messages:
             token_count = self._counter.count_messages([m.model_dump() for m in compiled.messages[:length]])
@@ -344,12 +368,12 @@ class Compiler:
         )
 
 
-def _renders(donor: _Compiled, commit_hash: str) -> bool:
+def _renders(donor: CompileState, commit_hash: str) -> bool:
     """Does `donor` hold the message of this commit (an original as it stands, or an edit in effect)?"""
     return (commit_hash in donor.index and commit_hash not in donor.edit_of) or commit_hash in donor.edit_target
 
 
-def _reused(donor: _Compiled | None, original: str, edit: str | None) -> tuple[Message, int, bytes, str] | None:
+def _reused(donor: CompileState | None, original: str, edit: str | None) -> Slot | None:
     """The slot of `original` as `donor` compiled it, if it renders the same commit (no markers):
     then it is the message, tokens, config and content type a new render would give."""
     if donor is None:
@@ -357,7 +381,7 @@ def _reused(donor: _Compiled | None, original: str, edit: str | None) -> tuple[M
     slot = donor.index.get(original)
     if slot is None or donor.edit_of.get(original) != edit:
         return None
-    return donor.messages[slot], donor.tokens[slot], donor.configs[slot], donor.types[slot]
+    return Slot(donor.messages[slot], donor.tokens[slot], donor.configs[slot], donor.types[slot])
 
 
 def _api_usage(entry: UsageEntry | None) -> TokenUsage | None:

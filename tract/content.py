@@ -135,6 +135,15 @@ class OutputContent(ContentModel):
     format: Literal["text", "markdown", "json"] = "text"
 
 
+class SummaryContent(ContentModel):
+    """The text standing for compressed messages (what `compress()` commits). A user turn, so a
+    context that starts with it, or continues with the model's turn after it, renders everywhere."""
+
+    content_type: Literal["summary"] = "summary"
+    text: str
+    message_role: ClassVar[str] = "user"
+
+
 class FreeformContent(ContentModel):
     content_type: Literal["freeform"] = "freeform"
     payload: dict[str, JsonValue]
@@ -150,6 +159,7 @@ BUILTIN_CONTENT_TYPES: dict[str, type[BaseModel]] = {
     "artifact": ArtifactContent,
     "output": OutputContent,
     "freeform": FreeformContent,
+    "summary": SummaryContent,
 }
 
 

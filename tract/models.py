@@ -17,6 +17,7 @@ class CommitOperation(str, Enum):
     APPEND = "append"
     EDIT = "edit"
     MERGE = "merge"
+    COMPRESS = "compress"
 
 
 class Priority(str, Enum):
@@ -29,6 +30,7 @@ class BudgetAction(str, Enum):
     WARN = "warn"
     REJECT = "reject"
     CALLBACK = "callback"
+    COMPRESS = "compress"
 
 
 class _Frozen(BaseModel):
@@ -74,6 +76,15 @@ def revalidated(instance: ModelT, *, strict: bool = False) -> ModelT:
     return type(instance).__pydantic_validator__.validate_python(values, strict=strict, by_name=True)
 
 
+class CompressionInfo(_Frozen):
+    """What a compress commit replaced in the compiled context, and the context's tokens around it."""
+
+    replaced: list[str] = Field(description="The commits whose messages the summary replaces")
+    preserved: list[str] = Field(description="Commits of the range kept verbatim, after the summary")
+    tokens_before: int
+    tokens_after: int
+
+
 class CommitInfo(_Frozen):
     commit_hash: str
     tract_id: str
@@ -91,6 +102,18 @@ class CommitInfo(_Frozen):
     position: int = Field(description="Position of the commit's event in the log")
     branch: str = Field(description="The branch the commit was made on")
     merge_parent: str | None = Field(default=None, description="A merge's second parent")
+    compression: CompressionInfo | None = Field(default=None, description="What a compress commit replaced")
+
+
+class CompressResult(_Frozen):
+    """A compression: its summary commit, the commits it replaced and preserved, and the
+    compiled context's tokens before and after it."""
+
+    summary: CommitInfo
+    replaced: list[str]
+    preserved: list[str]
+    tokens_before: int
+    tokens_after: int
 
 
 class Annotation(_Frozen):
@@ -182,15 +205,24 @@ class TokenUsage(_Frozen):
         return data
 
 
+Summarizer = Callable[..., str]
+"""`summarizer(messages, *, target_tokens=None) -> str`: the summary text of the `Message`s given
+(`target_tokens`, when not None, is a hint of the room the summary has)."""
+
+
 class TokenBudgetConfig(_Frozen):
     max_tokens: int = Field(gt=0)
     action: BudgetAction = BudgetAction.WARN
     callback: Callable[[int, int], Any] | None = None
+    summarizer: Summarizer | None = None
+    """For action=COMPRESS: summarises the oldest messages to make room."""
 
     @model_validator(mode="after")
     def _callback_for_callback(self) -> TokenBudgetConfig:
         if self.action is BudgetAction.CALLBACK and self.callback is None:
             raise ValueError("action=CALLBACK needs a callback(current_tokens, max_tokens)")
+        if self.action is BudgetAction.COMPRESS and self.summarizer is None:
+            raise ValueError("action=COMPRESS needs a summarizer(messages, *, target_tokens=None) -> str")
         return self
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from events import CommitCreated
 from projections import StoredCommit
 from projections.bulk import paused_gc
@@ -19,7 +21,7 @@ from tract.arguments import text
 from tract.compiled import CompiledContext
 from tract.errors import CommitNotFoundError, InvalidArgumentError
 from tract.jsonvalues import fresh
-from tract.models import Annotation, CommitInfo, CommitOperation, ConfigRecord, trusted
+from tract.models import Annotation, CommitInfo, CommitOperation, CompressionInfo, ConfigRecord, trusted
 from tract.parts import TractParts
 from tract.shared import annotation_model
 
@@ -167,9 +169,25 @@ class Reading(TractParts):
                 "position": position,
                 "branch": event.branch,
                 "merge_parent": event.merge_parent,
+                "compression": _compression_info(event),
             },
         )
 
 
 def _as_is(value: Any) -> Any:
     return value
+
+
+def _compression_info(event: CommitCreated) -> CompressionInfo | None:
+    compression = event.compression
+    if isinstance(compression, msgspec.UnsetType):
+        return None
+    return trusted(
+        CompressionInfo,
+        {
+            "replaced": list(compression.replaces),
+            "preserved": list(compression.preserves),
+            "tokens_before": compression.tokens_before,
+            "tokens_after": compression.tokens_after,
+        },
+    )

@@ -7,8 +7,8 @@ A lock serialises all calls, so one `Tract` may be shared by threads;
 outside it (queries take turns on the analytics projection's own lock), so a
 long read never holds up a commit.
 
-The methods come from one mixin per job: `Writing`, `Branching`, `Reading`,
-`Auditing`, `Querying` and `Conversation`. This module holds what they all
+The methods come from one mixin per job: `Writing`, `Compressing`, `Branching`,
+`Reading`, `Auditing`, `Querying` and `Conversation`. This module holds what they all
 share: opening and closing, the state they use, and the open/writable checks.
 """
 
@@ -29,6 +29,7 @@ from tract.arguments import MEMORY, flag, log_directory, one_of, optional_text
 from tract.auditing import Auditing
 from tract.branching import Branching
 from tract.compiler import Compiler
+from tract.compressing import Compressing
 from tract.content import ContentRegistry
 from tract.conversation import Conversation
 from tract.errors import InvalidArgumentError, ReadOnlyError, TractClosedError, TractError, storage_errors
@@ -41,7 +42,7 @@ from tract.tokens import TiktokenCounter, TokenCounter
 from tract.writing import Writing
 
 
-class Tract(Writing, Branching, Reading, Auditing, Querying, Conversation):
+class Tract(Writing, Compressing, Branching, Reading, Auditing, Querying, Conversation):
     """One tract (a line of context history) in a log. Use `Tract.open(...)`."""
 
     def __init__(

@@ -52,6 +52,7 @@ class Writing(TractParts):
         def _info(self, stored: StoredCommit, event: CommitCreated | None = None) -> CommitInfo: ...
         def _commit_info(self, event: CommitCreated, position: int) -> CommitInfo: ...
         def _current_branch_for_commit(self) -> str: ...
+        def _budget_compression(self, event: CommitCreated, total: int) -> CommitCreated: ...
 
     def commit(
         self,
@@ -69,6 +70,8 @@ class Writing(TractParts):
             operation = _choice(CommitOperation, operation, "operation")
             if operation is CommitOperation.MERGE:
                 raise InvalidArgumentError("merge commits are made by merge(branch)")
+            if operation is CommitOperation.COMPRESS:
+                raise InvalidArgumentError("compress commits are made by compress() and compact_tool_results()")
             message = optional_text(message, "message")
             response_to = optional_text(response_to, "response_to")
             branch = self._current_branch_for_commit()
@@ -79,23 +82,27 @@ class Writing(TractParts):
             if generation_config is not None:
                 generation_config = json_object(generation_config, "generation_config")
             parent = self.head
-            event = sealed_commit(
-                tract_id=self._tract_id,
-                created_at=self._next_timestamp(parent),
-                parent_hash=parent,
-                content=payload,
-                content_type=content_type,
-                operation=operation.value,
-                response_to=response_to,
-                message=message,
-                token_count=content_tokens(self._counter, self._registry.render(content_type, payload)),
-                tokenizer=self._counter.name,
-                metadata=metadata,
-                generation_config=generation_config,
-                branch=branch,
-            )
-            self._check_budget(parent, event)
-            new: list[Event] = [event]
+            fields: dict[str, Any] = {
+                "tract_id": self._tract_id,
+                "content": payload,
+                "content_type": content_type,
+                "operation": operation.value,
+                "response_to": response_to,
+                "message": message,
+                "token_count": content_tokens(self._counter, self._registry.render(content_type, payload)),
+                "tokenizer": self._counter.name,
+                "metadata": metadata,
+                "generation_config": generation_config,
+                "branch": branch,
+            }
+            event = sealed_commit(**fields, parent_hash=parent, created_at=self._timestamp_after(parent))
+            new: list[Event] = []
+            compression = self._check_budget(parent, event)
+            if compression is not None:  # it lands first, in the same write: both or neither
+                new.append(compression)
+                after = self._timestamp_after(parent, compression.created_at)
+                event = sealed_commit(**fields, parent_hash=compression.commit_hash, created_at=after)
+            new.append(event)
             if content_type == "instruction" and operation is CommitOperation.APPEND:
                 new.append(
                     self._annotation(
@@ -251,13 +258,17 @@ class Writing(TractParts):
         self._view = view
         self._compiler = Compiler(view, self._registry, self._counter)
 
-    def _check_budget(self, parent: str | None, event: CommitCreated) -> None:
+    def _check_budget(self, parent: str | None, event: CommitCreated) -> CommitCreated | None:
+        """Apply the budget to `event` on top of `parent`; returns the compression to land before it
+        when the budget compresses (COMPRESS) and the context would not fit otherwise."""
         budget = self._config.token_budget
         if budget is None:
-            return
+            return None
         total = self._compiler.tokens_with(parent, event)
         if total <= budget.max_tokens:
-            return
+            return None
+        if budget.action is BudgetAction.COMPRESS:
+            return self._budget_compression(event, total)
         if budget.action is BudgetAction.REJECT:
             raise BudgetExceededError(
                 f"commit would bring the context to {total} tokens, over the budget of {budget.max_tokens}"
@@ -269,6 +280,7 @@ class Writing(TractParts):
             warnings.warn(
                 f"context is {total} tokens, over the budget of {budget.max_tokens}", RuntimeWarning, stacklevel=4
             )
+        return None
 
     def _check_reference(self, operation: CommitOperation, response_to: str | None) -> None:
         if operation is CommitOperation.EDIT:
@@ -295,14 +307,17 @@ class Writing(TractParts):
             anchor=anchor if anchor is not None else self.head,
         )
 
-    def _next_timestamp(self, parent: str | None) -> datetime:
-        """Now, but never before the parent: history stays in time order even if the clock steps back."""
+    def _timestamp_after(self, parent: str | None, unwritten: datetime | None = None) -> datetime:
+        """Now, but never before the parent (nor a commit `unwritten` yet between them): history stays
+        in time order even if the clock steps back."""
         now = utc_now()
+        floors = [unwritten] if unwritten is not None else []
         if parent is not None:
             commits = self._view.commits
-            floor = commits.created_at(commits.row(parent)) + _ONE_MICROSECOND
-            if now < floor:
-                return floor
+            floors.append(commits.created_at(commits.row(parent)))
+        floor = max(floors, default=None)
+        if floor is not None and now < floor + _ONE_MICROSECOND:
+            return floor + _ONE_MICROSECOND
         return now
 
 
