@@ -117,3 +117,23 @@ def test_the_event_factory_writes_what_tract_would(tmp_path: Path) -> None:
     code += f"workload.check_factory(pathlib.Path({str(tmp_path)!r}))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, cwd=REPO)
     assert done.returncode == 0, done.stderr
+
+
+def test_the_open_floor_bench_reports_every_part_for_the_records_of_the_log(tmp_path: Path) -> None:
+    log_dir = tmp_path / "log"
+    with Tract.open(log_dir, tract_id="only") as t:
+        for i in range(30):
+            t.user(f"question {i}")
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "open_floor.py"), str(log_dir), "--runs", "1"],
+        capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith(f"{log_dir}: 31 records")  # the tract created, then 30 commits
+    parts = [line.split(" | ")[0].lstrip("| ") for line in lines[3:]]
+    assert parts == [
+        "floor: CRC-32 + SHA-256 + msgpack decode per record",
+        "checked read of the tract (EventLog.read_hashed)",
+        "fold into the commit view (CommitView.apply_hashed)",
+        "Tract.open(readonly=True) + close",
+    ]
