@@ -4,8 +4,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from properties import PROFILE
 
 from tract import Tract
+
+
+def pytest_report_header() -> str:
+    """Which hypothesis profile the property tests run with (tests/properties.py)."""
+    return f"hypothesis profile: {PROFILE} (TRACT_HYPOTHESIS_PROFILE)"
 
 
 @pytest.fixture

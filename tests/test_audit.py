@@ -11,8 +11,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
+from properties import examples
 
 from events import LOG_FILE, EventLog, TractHead, verify
 from events.framing import FRAME_HEADER, seal_frame
@@ -192,7 +193,7 @@ def test_replay_equals_what_compile_returned_live(log_dir: Path) -> None:
             past.commit(user("no"))
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@examples(25)
 @given(
     st.lists(
         st.one_of(

@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
+from properties import examples
 
 from tract import (
     BranchError,
@@ -273,7 +274,7 @@ OPERATIONS = st.lists(
 )
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@examples(40)
 @given(OPERATIONS)
 def test_random_branch_histories_replay_to_the_same_state(operations: list[tuple[str, int]]) -> None:
     with Tract.open() as tract:

@@ -25,9 +25,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, ClassVar
 
-from hypothesis import HealthCheck, event, settings
+from hypothesis import event
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from properties import examples
 
 from tract import (
     BudgetAction,
@@ -298,9 +299,7 @@ class BudgetCompressionMachine(CompressionMachine):
     budget = 260
 
 
-SETTINGS = settings(
-    max_examples=50, stateful_step_count=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+SETTINGS = examples(50, steps=40)
 CompressionMachine.TestCase.settings = SETTINGS
 BudgetCompressionMachine.TestCase.settings = SETTINGS
 TestCompressionReplay = CompressionMachine.TestCase

@@ -24,8 +24,9 @@ from typing import Any
 
 import logcraft
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
+from properties import examples
 
 import events
 from events.tract_index import CATALOGUE_FILE, INDEX_DIR
@@ -43,12 +44,6 @@ from tract import (
     Tract,
     TractError,
     UsageError,
-)
-
-FUZZ = settings(
-    deadline=None,
-    database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 
 U64_MAX = 2**64 - 1
@@ -388,7 +383,7 @@ def test_hostile_content_dicts_are_refused_cleanly_or_round_trip(tmp_path: Path)
     with Tract.open(directory) as t:
         t.commit(InstructionContent(text="system prompt"))
 
-        @settings(FUZZ, max_examples=150)
+        @examples(150)
         @given(content=hostile_content())
         def run(content: Any) -> None:
             attempt_content(t, directory, content)
@@ -559,7 +554,7 @@ def test_any_json_config_and_metadata_round_trip_exactly(tmp_path: Path) -> None
     expected: list[tuple[str, Any, Any, list[Any]]] = []
     with Tract.open(directory) as t:
 
-        @settings(FUZZ, max_examples=60)
+        @examples(60)
         @given(config=json_objects, metadata=json_objects | st.none(), later=st.none() | json_objects)
         def run(config: dict[str, Any], metadata: dict[str, Any] | None, later: dict[str, Any] | None) -> None:
             info = t.commit(user("q"), generation_config=config, metadata=metadata)
@@ -629,7 +624,7 @@ def test_non_json_config_or_metadata_raises_invalid_json_and_writes_nothing(tmp_
         first = t.commit(user("q"), generation_config={"model": "m"})
         t.sql("SELECT 1")
 
-        @settings(FUZZ, max_examples=150)
+        @examples(150)
         @given(config=poisoned_json(), slot=st.sampled_from(["generation_config", "metadata", "record_usage"]))
         def run(config: Any, slot: str) -> None:
             assert not (isinstance(config, dict) and is_plain_json(config))
@@ -699,7 +694,7 @@ def test_random_usage_is_recorded_exactly_or_refused_with_usage_error(tmp_path: 
     with Tract.open(directory) as t:
         t.commit(user("q"), generation_config={"model": "planned"})
 
-        @settings(FUZZ, max_examples=150)
+        @examples(150)
         @given(usage=usage_inputs, config=st.none() | st.just({"model": "served"}) | st.just(BAD_CONFIG))
         def run(usage: Any, config: Any) -> None:
             before = Before(t, directory)
@@ -1093,7 +1088,7 @@ def test_query_by_config_answers_like_plain_python_or_raises_value_error(query_c
     t, _, hashes = query_corpus
     configs = {h: t.get_commit(h).generation_config for h in hashes}  # type: ignore[union-attr]
 
-    @settings(FUZZ, max_examples=500)
+    @examples(500)
     @given(query=st.one_of(related_queries(), related_queries(), st.tuples(query_fields, st.sampled_from(QUERY_OPERATORS), query_values)))
     def run(query: tuple[Any, str, Any]) -> None:
         field, op, value = query
@@ -1361,7 +1356,7 @@ def test_random_sql_raises_only_query_error(sql_tract: tuple[Tract, Path]) -> No
     before = Before(t, directory)
     files = sorted(os.listdir(directory))
 
-    @settings(FUZZ, max_examples=250)
+    @examples(250)
     @given(query=random_sql, params=st.none() | st.lists(json_scalars | st.sampled_from(["\ud800", b"x", object()]), max_size=2))
     def run(query: str, params: Any) -> None:
         try:

@@ -53,11 +53,13 @@ from typing import Any, ClassVar, Literal
 
 import msgspec
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from properties import examples
 from pydantic import BaseModel
 
+from events import TractHead
 from tract import (
     ArtifactContent,
     CompiledContext,
@@ -81,8 +83,6 @@ from tract import (
     TractConfig,
     UsageError,
 )
-
-from events import TractHead
 
 LOG_FILE = "events.log"
 INDEX_DIR = "index"
@@ -791,12 +791,7 @@ class GroupCommitReplayMachine(ReplayMachine):
     storage = "directory-group-commit"
 
 
-MACHINE_SETTINGS = settings(
-    max_examples=60,
-    stateful_step_count=40,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+MACHINE_SETTINGS = examples(60, steps=40)
 ReplayMachine.TestCase.settings = MACHINE_SETTINGS
 MemoryReplayMachine.TestCase.settings = MACHINE_SETTINGS
 GroupCommitReplayMachine.TestCase.settings = MACHINE_SETTINGS
@@ -818,7 +813,7 @@ simple_ops = st.lists(
 )
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@examples(40)
 @given(ops=simple_ops)
 def test_memory_and_directory_tracts_compile_alike_and_replay(ops: list[tuple]) -> None:
     """The same operations give the same context in memory, on disk, and on disk after reopening."""
@@ -883,7 +878,7 @@ class Shout(ContentModel):
         return parts._replace(text="[shout] " + parts.text.upper())
 
 
-@settings(max_examples=20, deadline=None)
+@examples(20)
 @given(text=texts)
 def test_a_reader_without_the_custom_type_reports_tokens_of_what_it_returns(text: str) -> None:
     """An auditor may open a log without the application's content classes: the compiled

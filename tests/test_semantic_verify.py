@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import pytest
-from hypothesis import HealthCheck, event, example, given, settings
+from hypothesis import event, example, given
 from hypothesis import strategies as st
 from logcraft import START, Forger
+from properties import examples
 
 from events import (
     LOG_FILE,
@@ -655,7 +656,7 @@ def cut_before(directory: Path, offset: int, into: Path) -> None:
     (into / LOG_FILE).write_bytes((directory / LOG_FILE).read_bytes()[:offset])
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@examples(40)
 @given(st.lists(STEPS, min_size=10, max_size=40))
 @example(  # always at least once: a record of the second tract that does not decode
     [("commit", "valid", 1, 1), ("tract", "valid", 0, 0), ("commit", "valid", 3, 1), ("usage", "hostile", 3, 0)]

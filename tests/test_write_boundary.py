@@ -22,8 +22,9 @@ from typing import Any
 
 import msgspec
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import event, given
 from hypothesis import strategies as st
+from properties import examples
 from pydantic import BaseModel
 
 import events
@@ -48,13 +49,6 @@ from tract import (
     UsageError,
 )
 from tract.cli import main as cli
-
-FUZZ = settings(
-    deadline=None,
-    database=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
-)
-
 
 # -- what must stay as it was -----------------------------------------------------------------------
 
@@ -833,7 +827,7 @@ class RolledBack(Exception):
     pass
 
 
-@settings(FUZZ, max_examples=30)
+@examples(30)
 @given(data=st.data())
 def test_every_writing_method_refuses_cleanly_or_round_trips(
     tmp_path_factory: pytest.TempPathFactory, data: st.DataObject
@@ -894,7 +888,7 @@ def test_registered_types_holding_anything_are_refused_cleanly_or_read_back(log_
     t.commit(user("hello"))
     accepted: list[tuple[str, Any]] = []
 
-    @settings(FUZZ, max_examples=200)
+    @examples(200)
     @given(value=anything)
     def run(value: Any) -> None:
         before_bytes, head = log_bytes(log_dir), t.head
@@ -912,7 +906,7 @@ def test_registered_types_holding_anything_are_refused_cleanly_or_read_back(log_
         assert [(h, reopened.get_commit(h).content) for h, _ in accepted] == accepted  # type: ignore[union-attr]
 
 
-@settings(FUZZ, max_examples=40)
+@examples(40)
 @given(data=st.data())
 def test_opening_with_anything_refuses_cleanly_or_opens_a_tract_that_reads_back(
     tmp_path_factory: pytest.TempPathFactory, data: st.DataObject
@@ -984,7 +978,7 @@ json_text = st.one_of(
 )  # fmt: skip
 
 
-@settings(FUZZ, max_examples=30)
+@examples(30)
 @given(data=st.data())
 def test_importing_a_hostile_export_refuses_cleanly_or_rebuilds_it(
     exported: list[bytes],
