@@ -120,6 +120,22 @@ def test_record_usage_config_becomes_the_effective_one(tract: Tract) -> None:
     assert rows == [("commit", "0.2"), ("record_usage", "0.9")]
 
 
+def test_the_latest_recorded_config_is_the_effective_one_caught_up_or_rebuilt(log_dir: Path) -> None:
+    with Tract.open(log_dir) as t:
+        t.commit(user("q"), generation_config={"temperature": 0.2})
+        assert t.query_by_config("temperature", ">", 0.5) == []  # the projection exists, and catches up below
+        t.record_usage({"prompt_tokens": 1, "completion_tokens": 1}, generation_config={"temperature": 0.9})
+        t.record_usage({"prompt_tokens": 1, "completion_tokens": 1}, generation_config={"temperature": 0.3})
+        caught_up = t.sql("SELECT generation_config->>'temperature', temperature FROM commits").rows
+        assert caught_up == [("0.3", 0.3)]
+        assert t.query_by_config("temperature", ">", 0.5) == []
+        assert texts(t.query_by_config("temperature", "=", 0.3)) == ["q"]
+    (log_dir / "analytics.duckdb").unlink()
+    with Tract.open(log_dir, readonly=True) as reader:  # the projection rebuilt from the log alone
+        assert reader.sql("SELECT generation_config->>'temperature', temperature FROM commits").rows == caught_up
+        assert texts(reader.query_by_config("temperature", "=", 0.3)) == ["q"]
+
+
 def test_sql_sees_every_committed_event_and_has_the_documented_schema(tract: Tract) -> None:
     tract.sql("SELECT 1")
     info = tract.commit(user("q"), message="m", metadata={"k": "v"}, generation_config={"model": "gpt", "temperature": 0.3, "top_p": 1})
