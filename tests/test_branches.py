@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import event, given
 from hypothesis import strategies as st
 from properties import examples
 
@@ -274,6 +274,27 @@ OPERATIONS = st.lists(
 )
 
 
+def merge_and_check(tract: Tract, other: str, strategy: str) -> None:
+    """Merge, and check the outcome: a merge that succeeds has the other branch's head in HEAD's history;
+    one that fails does so for a reason the README gives (conflict under "auto", HEAD detached, itself)."""
+    theirs = next(b.head for b in tract.list_branches() if b.name == other)
+    current = tract.current_branch
+    try:
+        tract.merge(other, strategy=strategy)
+    except MergeConflictError:
+        assert strategy == "auto"
+        event("merge: conflict")
+        raise
+    except DetachedHeadError:
+        assert current is None
+        raise
+    except BranchError:
+        assert other == current
+        raise
+    event("merge: done")
+    assert theirs is None or theirs in {c.commit_hash for c in tract.log(limit=None)}
+
+
 @examples(40)
 @given(OPERATIONS)
 def test_random_branch_histories_replay_to_the_same_state(operations: list[tuple[str, int]]) -> None:
@@ -296,7 +317,7 @@ def test_random_branch_histories_replay_to_the_same_state(operations: list[tuple
                 elif kind == "reset" and commits:
                     tract.reset(commits[n % len(commits)])
                 elif kind == "merge":
-                    tract.merge(names[n % len(names)], strategy=("auto", "ours", "theirs")[n % 3])
+                    merge_and_check(tract, names[n % len(names)], ("auto", "ours", "theirs")[n % 3])
                 elif kind == "checkout" and commits:
                     tract.checkout(commits[n % len(commits)])
             except (BranchError, MergeConflictError, DetachedHeadError):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -17,8 +16,18 @@ def test_quickstart_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     quickstart = README.read_text().split("## Quickstart", 1)[1].split("```python", 1)[1].split("```", 1)[0]
     monkeypatch.chdir(tmp_path)
     exec(compile(quickstart, "README quickstart", "exec"), {})
-    assert (tmp_path / "chat-log" / "events.log").exists()
-    assert os.listdir(tmp_path / "chat-log")
+    with Tract.open(tmp_path / "chat-log", readonly=True) as t:  # what the example left in the log
+        assert t.verify().ok
+        assert [(m.role, m.content) for m in t.compile().messages] == [
+            ("system", "You are a terse assistant."),  # the question is edited, then SKIPped
+            ("assistant", "A monoid in the category of endofunctors."),
+        ]
+        system, question, answer, edit = reversed(t.log(limit=None))
+        assert (edit.operation.value, edit.response_to) == ("edit", question.commit_hash)
+        assert question.generation_config == {"model": "gpt-4o", "temperature": 0.2}
+        sent = t.compile(at_commit=question.commit_hash)
+        assert [m.content for m in sent.messages] == ["You are a terse assistant.", "What is a monad?"]
+        assert sent.api_usage is not None and (sent.api_usage.prompt_tokens, sent.api_usage.completion_tokens) == (24, 11)
 
 
 def test_agent_loops_run_as_written_against_the_local_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
