@@ -1,0 +1,100 @@
+"""The commits `log`, `log --graph` and `report` show, and what each of them marks on a commit.
+
+`Markers.of` is the one place where a commit's markers are decided (EDIT, EDITED,
+MERGE, SKIP, PINNED): every display asks it, so a new kind of commit is marked
+everywhere by adding it there.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from tract.models import CommitOperation, HistoryEntry, Priority
+from tract.tract import Tract
+
+
+def newest_first(tract: Tract, ref: str | None = None, *, every_branch: bool = False) -> list[HistoryEntry]:
+    """The history of `ref` (default HEAD), newest first; with `every_branch`, every branch's
+    and HEAD's commits, in the order they were written. A commit's priority is the one the
+    first of HEAD and the branches (by name) whose history holds it gives it."""
+    if not every_branch:
+        return tract.history(ref)[::-1]
+    chosen: dict[str, HistoryEntry] = {}
+    for name in [None, *(branch.name for branch in tract.list_branches() if branch.head is not None)]:
+        for entry in tract.history(name):
+            chosen.setdefault(entry.commit_hash, entry)
+    return sorted(chosen.values(), key=lambda entry: entry.position, reverse=True)
+
+
+def decorations(tract: Tract) -> dict[str, list[str]]:
+    """The names pointing at commits, as git decorates them: `HEAD -> main` for the checked-out
+    branch, `HEAD` alone when detached, then the other branches."""
+    names: dict[str, list[str]] = {}
+    head, current = tract.head, tract.current_branch
+    if head is not None and current is None:
+        names[head] = ["HEAD"]
+    for branch in sorted(tract.list_branches(), key=lambda branch: not branch.current):
+        if branch.head is not None:
+            names.setdefault(branch.head, []).append(f"HEAD -> {branch.name}" if branch.current else branch.name)
+    return names
+
+
+@dataclass(frozen=True)
+class Markers:
+    """Decides what a commit is marked with, knowing the commits shown around it."""
+
+    edited: frozenset[str]
+    """Commits an edit among those shown replaces."""
+
+    @classmethod
+    def among(cls, entries: Iterable[HistoryEntry]) -> Markers:
+        return cls(
+            frozenset(
+                entry.response_to
+                for entry in entries
+                if entry.operation is CommitOperation.EDIT and entry.response_to is not None
+            )
+        )
+
+    def of(self, entry: HistoryEntry) -> list[str]:
+        """EDIT (it replaces the commit it responds to), EDITED (an edit replaces it), MERGE,
+        SKIP (left out of the context), PINNED."""
+        marks: list[str] = []
+        if entry.operation is CommitOperation.EDIT:
+            marks.append("EDIT")
+        elif entry.operation is CommitOperation.MERGE:
+            marks.append("MERGE")
+        if entry.commit_hash in self.edited:
+            marks.append("EDITED")
+        if entry.priority is Priority.SKIP:
+            marks.append("SKIP")
+        elif entry.priority is Priority.PINNED:
+            marks.append("PINNED")
+        return marks
+
+
+def marker_text(marks: Sequence[str], response_to: str | None) -> str:
+    """Markers as a line shows them: `[EDIT of 1a2b3c4d5e6f] [SKIP]`."""
+    return " ".join(f"[EDIT of {response_to[:12]}]" if mark == "EDIT" and response_to else f"[{mark}]" for mark in marks)
+
+
+def decoration_text(names: Sequence[str]) -> str:
+    return f"({', '.join(names)})" if names else ""
+
+
+def content_text(content: dict[str, Any]) -> str:
+    """What a commit's content says, as plain text: its text (and the tool calls it makes), a tool
+    result's content, what a merge merged, else the payload as JSON."""
+    if content.get("content_type") == "merge":
+        return f"merge of branch {content.get('branch')} (strategy {content.get('strategy')})"
+    parts = [str(content[key]) for key in ("text", "content") if isinstance(content.get(key), str)]
+    for call in content.get("tool_calls") or ():
+        if isinstance(call, dict):
+            parts.append(f"{call.get('name')}({json.dumps(call.get('arguments'), ensure_ascii=False)})")
+    if parts:
+        return "\n".join(parts)
+    shown = {key: value for key, value in content.items() if key != "content_type"}
+    return json.dumps(shown, ensure_ascii=False, sort_keys=True)

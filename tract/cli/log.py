@@ -1,0 +1,105 @@
+"""`tract log`: commits newest first, with the names pointing at them and their markers, or (with
+`--graph`) branches and merges drawn as git draws them."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterator
+from typing import Any
+
+from tract.cli.common import reader
+from tract.cli.graph import GraphRow, draw
+from tract.cli.history import Markers, content_text, decoration_text, decorations, marker_text, newest_first
+from tract.cli.output import Column, one_line, print_records
+from tract.models import HistoryEntry
+from tract.tract import Tract
+
+FIELDS = (
+    "commit_hash", "position", "created_at", "branch", "operation", "content_type", "token_count", "priority",
+    "markers", "refs", "parent_hash", "merge_parent", "response_to", "message", "text", "generation_config",
+    "metadata",
+)  # fmt: skip
+"""Each commit's fields in json, jsonl and csv (`--graph` adds `graph`)."""
+
+TABLE = (
+    Column("commit", lambda record: record["commit_hash"][:12]),
+    Column("created_at", lambda record: f"{record['created_at']:%Y-%m-%d %H:%M:%S}"),
+    Column("operation", lambda record: record["operation"]),
+    Column("type", lambda record: record["content_type"]),
+    Column("tokens", lambda record: record["token_count"], ">"),
+    Column("text", lambda record: _summary(record)),
+)
+
+
+def run_log(args: argparse.Namespace) -> int:
+    with reader(args) as tract:
+        if args.graph and args.format == "table":
+            for line in graph_lines(tract, args.ref, every_branch=args.all, limit=args.limit):
+                print(line)
+            return 0
+        records, rows = _shown(tract, args.ref, args.all, args.limit)
+        if not args.graph:
+            print_records(args.format, records, fields=FIELDS, table=TABLE)
+        else:
+            drawn = (dict(record, graph=[row.lanes, *row.after]) for record, row in zip(records, rows))
+            print_records(args.format, drawn, fields=(*FIELDS, "graph"))
+    return 0
+
+
+def graph_lines(tract: Tract, ref: str | None = None, *, every_branch: bool = False, limit: int | None = None) -> Iterator[str]:
+    """The graph as text: each commit's lanes, short hash, type, tokens, names, markers and the start
+    of its text; then the lines that lead to the next commit."""
+    records, rows = _shown(tract, ref, every_branch, limit)
+    for record, row in zip(records, rows):
+        yield (
+            f"{row.lanes} {record['commit_hash'][:12]} {record['content_type']} {record['token_count']}t "
+            f"{_summary(record)}"
+        ).rstrip()
+        yield from row.after
+
+
+def _shown(
+    tract: Tract, ref: str | None, every_branch: bool, limit: int | None
+) -> tuple[Iterator[dict[str, Any]], list[GraphRow]]:
+    """The records of the commits shown (read as they are printed) and their graph rows (drawn
+    over the whole history, so lanes are right however many are shown)."""
+    entries = newest_first(tract, ref, every_branch=every_branch)
+    markers = Markers.among(entries)
+    names = decorations(tract)
+    shown = entries if limit is None else entries[:limit]
+    rows = draw([(entry.commit_hash, _parents(entry)) for entry in entries])[: len(shown)]
+    return (_record(tract, entry, markers, names) for entry in shown), rows
+
+
+def _record(tract: Tract, entry: HistoryEntry, markers: Markers, names: dict[str, list[str]]) -> dict[str, Any]:
+    info = tract.get_commit(entry.commit_hash)
+    assert info is not None  # (the entry comes from this tract's history)
+    return {
+        "commit_hash": entry.commit_hash,
+        "position": entry.position,
+        "created_at": entry.created_at,
+        "branch": entry.branch,
+        "operation": entry.operation.value,
+        "content_type": entry.content_type,
+        "token_count": info.token_count,
+        "priority": entry.priority.value,
+        "markers": markers.of(entry),
+        "refs": names.get(entry.commit_hash, []),
+        "parent_hash": entry.parent_hash,
+        "merge_parent": entry.merge_parent,
+        "response_to": entry.response_to,
+        "message": info.message,
+        "text": content_text(info.content),
+        "generation_config": info.generation_config,
+        "metadata": info.metadata,
+    }
+
+
+def _parents(entry: HistoryEntry) -> list[str]:
+    return [parent for parent in (entry.parent_hash, entry.merge_parent) if parent is not None]
+
+
+def _summary(record: dict[str, Any]) -> str:
+    """The names pointing at a commit, its markers and the start of its text, on one line."""
+    parts = (decoration_text(record["refs"]), marker_text(record["markers"], record["response_to"]), one_line(record["text"]))
+    return " ".join(part for part in parts if part)
