@@ -16,17 +16,25 @@ from tract.models import CommitOperation, HistoryEntry, Priority
 from tract.tract import Tract
 
 
-def newest_first(tract: Tract, ref: str | None = None, *, every_branch: bool = False) -> list[HistoryEntry]:
+def newest_first(
+    tract: Tract, ref: str | None = None, *, every_branch: bool = False, head_history: list[HistoryEntry] | None = None
+) -> list[HistoryEntry]:
     """The history of `ref` (default HEAD), newest first; with `every_branch`, every branch's
     and HEAD's commits, in the order they were written. A commit's priority is the one the
-    first of HEAD and the branches (by name) whose history holds it gives it."""
+    first of HEAD and the branches (by name) whose history holds it gives it. `head_history`:
+    `tract.history()`, if the caller has it already."""
     if not every_branch:
         return tract.history(ref)[::-1]
-    chosen: dict[str, HistoryEntry] = {}
-    for name in [None, *(branch.name for branch in tract.list_branches() if branch.head is not None)]:
-        for entry in tract.history(name):
-            chosen.setdefault(entry.commit_hash, entry)
+    chosen = {entry.commit_hash: entry for entry in head_history or tract.history()}
+    for branch in tract.list_branches():
+        if branch.head is not None and branch.head not in chosen:  # (a head already listed brings no commit more)
+            for entry in tract.history(branch.name):
+                chosen.setdefault(entry.commit_hash, entry)
     return sorted(chosen.values(), key=lambda entry: entry.position, reverse=True)
+
+
+def parents(entry: HistoryEntry) -> list[str]:
+    return [parent for parent in (entry.parent_hash, entry.merge_parent) if parent is not None]
 
 
 def decorations(tract: Tract) -> dict[str, list[str]]:
@@ -98,3 +106,28 @@ def content_text(content: dict[str, Any]) -> str:
         return "\n".join(parts)
     shown = {key: value for key, value in content.items() if key != "content_type"}
     return json.dumps(shown, ensure_ascii=False, sort_keys=True)
+
+
+def describe(tract: Tract, entry: HistoryEntry, markers: Markers, names: dict[str, list[str]]) -> dict[str, Any]:
+    """A shown commit with its content read from the log: the fields `tract log` documents."""
+    info = tract.get_commit(entry.commit_hash)
+    assert info is not None  # (the entry comes from this tract's history)
+    return {
+        "commit_hash": entry.commit_hash,
+        "position": entry.position,
+        "created_at": entry.created_at,
+        "branch": entry.branch,
+        "operation": entry.operation.value,
+        "content_type": entry.content_type,
+        "token_count": info.token_count,
+        "priority": entry.priority.value,
+        "markers": markers.of(entry),
+        "refs": names.get(entry.commit_hash, []),
+        "parent_hash": entry.parent_hash,
+        "merge_parent": entry.merge_parent,
+        "response_to": entry.response_to,
+        "message": info.message,
+        "text": content_text(info.content),
+        "generation_config": info.generation_config,
+        "metadata": info.metadata,
+    }

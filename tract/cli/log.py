@@ -9,9 +9,8 @@ from typing import Any
 
 from tract.cli.common import reader
 from tract.cli.graph import GraphRow, draw
-from tract.cli.history import Markers, content_text, decoration_text, decorations, marker_text, newest_first
+from tract.cli.history import Markers, decoration_text, decorations, describe, marker_text, newest_first, parents
 from tract.cli.output import Column, one_line, print_records
-from tract.models import HistoryEntry
 from tract.tract import Tract
 
 FIELDS = (
@@ -61,42 +60,14 @@ def graph_lines(tract: Tract, ref: str | None = None, *, every_branch: bool = Fa
 def _shown(
     tract: Tract, ref: str | None, every_branch: bool, limit: int | None
 ) -> tuple[Iterator[dict[str, Any]], list[GraphRow]]:
-    """The records of the commits shown (read as they are printed) and their graph rows (drawn
-    over the whole history, so lanes are right however many are shown)."""
+    """The records of the commits shown (read as they are printed) and their graph rows (a row
+    depends only on the commits above it, so the first N rows are drawn from the first N commits)."""
     entries = newest_first(tract, ref, every_branch=every_branch)
     markers = Markers.among(entries)
     names = decorations(tract)
     shown = entries if limit is None else entries[:limit]
-    rows = draw([(entry.commit_hash, _parents(entry)) for entry in entries])[: len(shown)]
-    return (_record(tract, entry, markers, names) for entry in shown), rows
-
-
-def _record(tract: Tract, entry: HistoryEntry, markers: Markers, names: dict[str, list[str]]) -> dict[str, Any]:
-    info = tract.get_commit(entry.commit_hash)
-    assert info is not None  # (the entry comes from this tract's history)
-    return {
-        "commit_hash": entry.commit_hash,
-        "position": entry.position,
-        "created_at": entry.created_at,
-        "branch": entry.branch,
-        "operation": entry.operation.value,
-        "content_type": entry.content_type,
-        "token_count": info.token_count,
-        "priority": entry.priority.value,
-        "markers": markers.of(entry),
-        "refs": names.get(entry.commit_hash, []),
-        "parent_hash": entry.parent_hash,
-        "merge_parent": entry.merge_parent,
-        "response_to": entry.response_to,
-        "message": info.message,
-        "text": content_text(info.content),
-        "generation_config": info.generation_config,
-        "metadata": info.metadata,
-    }
-
-
-def _parents(entry: HistoryEntry) -> list[str]:
-    return [parent for parent in (entry.parent_hash, entry.merge_parent) if parent is not None]
+    rows = draw([(entry.commit_hash, parents(entry)) for entry in shown])
+    return (describe(tract, entry, markers, names) for entry in shown), rows
 
 
 def _summary(record: dict[str, Any]) -> str:

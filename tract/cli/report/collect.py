@@ -18,7 +18,7 @@ from typing import Any
 from events import VerifyReport
 from tract.cli.common import anchor_text
 from tract.cli.graph import draw
-from tract.cli.history import Markers, content_text, decorations, newest_first
+from tract.cli.history import Markers, decorations, describe, newest_first, parents
 from tract.errors import TractError
 from tract.models import CommitOperation, HistoryEntry, Priority
 from tract.tract import Tract
@@ -83,7 +83,7 @@ def _section(directory: Path, tract_id: str) -> dict[str, Any]:
 
 def _tract(tract: Tract) -> dict[str, Any]:
     at_head = tract.history()
-    every = newest_first(tract, every_branch=True)
+    every = newest_first(tract, every_branch=True, head_history=at_head)
     markers = Markers.among(every)
     names = decorations(tract)
     compiled = tract.compile()
@@ -91,7 +91,7 @@ def _tract(tract: Tract) -> dict[str, Any]:
     per_config = tract.sql(PER_CONFIG_QUERY, params={"tract": tract.tract_id}).rows
     commit_count = tract.sql(COMMIT_COUNT_QUERY, params={"tract": tract.tract_id}).rows[0][0]
 
-    graph_rows = draw([(entry.commit_hash, _parents(entry)) for entry in every])[:COMMITS_SHOWN]
+    graph_rows = draw([(entry.commit_hash, parents(entry)) for entry in every[:COMMITS_SHOWN]])
     conversation, conversation_total = _conversation(at_head, compiled.commit_hashes, compiled.messages)
     by_hash = {entry.commit_hash: entry for entry in every}
     shown = {row.commit for row in graph_rows} | {row["commit"] for row in conversation}
@@ -140,10 +140,6 @@ def _tract(tract: Tract) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _parents(entry: HistoryEntry) -> list[str]:
-    return [parent for parent in (entry.parent_hash, entry.merge_parent) if parent is not None]
-
-
 def _conversation(
     at_head: list[HistoryEntry], sent: list[str], messages: list[Any]
 ) -> tuple[list[dict[str, Any]], int]:
@@ -177,28 +173,19 @@ def _conversation(
 def _commit(
     tract: Tract, entry: HistoryEntry, markers: Markers, names: dict[str, list[str]], usage: list[dict[str, Any]]
 ) -> dict[str, Any]:
+    """A commit as `tract log` describes it, its text cut, with the tools it calls, its config
+    history (when it had more than one config) and its usage."""
+    record = describe(tract, entry, markers, names)
     info = tract.get_commit(entry.commit_hash)
-    assert info is not None  # (every entry comes from this tract's history)
+    assert info is not None  # (as describe found it)
+    calls = info.content.get("tool_calls") or ()
     history = tract.config_history(entry.commit_hash)
+    del record["commit_hash"]  # (the key it is filed under)
     return {
-        "position": entry.position,
-        "created_at": entry.created_at.isoformat(),
-        "branch": entry.branch,
-        "operation": entry.operation.value,
-        "content_type": entry.content_type,
-        "token_count": info.token_count,
-        "priority": entry.priority.value,
-        "markers": markers.of(entry),
-        "refs": names.get(entry.commit_hash, []),
-        "parent_hash": entry.parent_hash,
-        "merge_parent": entry.merge_parent,
-        "response_to": entry.response_to,
-        "message": info.message,
-        **_cut(content_text(info.content)),
-        "tool_names": [call.get("name") for call in info.content.get("tool_calls") or () if isinstance(call, dict)],
-        "generation_config": info.generation_config,
-        "config_history": [record.model_dump(mode="json") for record in history] if len(history) > 1 else [],
-        "metadata": info.metadata,
+        **record,
+        **_cut(record["text"]),
+        "tool_names": [call.get("name") for call in calls if isinstance(call, dict)],
+        "config_history": [config.model_dump(mode="json") for config in history] if len(history) > 1 else [],
         "usage": usage,
     }
 
