@@ -27,9 +27,10 @@ RENDERINGS: dict[str, Callable[[CompiledContext], Any]] = {
     "gemini": CompiledContext.to_gemini,
 }
 MESSAGE_FIELDS = (
-    "index", "commit_hash", "content_type", "role", "name", "content", "tool_calls", "tool_call_id", "is_error",
+    "index", "commit_hash", "content_type", "role", "content", "name", "tool_calls", "tool_call_id", "is_error",
     "generation_config",
 )  # fmt: skip
+"""`compile`'s items (jsonl, csv): each message, with the commit it comes from and its config."""
 BRANCH_FIELDS = ("name", "head", "commit_count", "current")
 
 
@@ -113,13 +114,9 @@ def run_compile(args: argparse.Namespace) -> int:
         return 0
     configs = compiled.generation_configs
     records = (
-        {
-            "index": index,
-            "commit_hash": commit_hash,
-            "content_type": content_type,
-            **message.model_dump(mode="json"),
-            "generation_config": config,
-        }
+        {"index": index, "commit_hash": commit_hash, "content_type": content_type}
+        | message.model_dump(mode="json")
+        | {"generation_config": config}
         for index, (message, commit_hash, content_type, config) in enumerate(
             zip(compiled.messages, compiled.commit_hashes, compiled.content_types, configs)
         )
