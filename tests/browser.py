@@ -74,7 +74,7 @@ class Browser:
         with urllib.request.urlopen(f"http://127.0.0.1:{self._port}/json/list", timeout=10) as answer:
             targets = json.load(answer)
         target = next(target for target in targets if target["type"] == "page")
-        return Page(connect(target["webSocketDebuggerUrl"], max_size=None, open_timeout=10), page)
+        return Page(target["webSocketDebuggerUrl"], page)
 
     def close(self) -> None:
         self._process.terminate()
@@ -97,8 +97,8 @@ class Browser:
 class Page:
     """A loaded page: `errors` lists what it reported at level error, `evaluate` asks it things."""
 
-    def __init__(self, socket: ClientConnection, path: Path) -> None:
-        self._socket = socket
+    def __init__(self, url: str, path: Path) -> None:
+        self._socket: ClientConnection = connect(url, max_size=None, open_timeout=10).__enter__()
         self._next_id = 0
         self.errors: list[str] = []
         self.console: list[str] = []
@@ -115,7 +115,7 @@ class Page:
         return answer["result"].get("value")
 
     def close(self) -> None:
-        self._socket.close()
+        self._socket.__exit__(None, None, None)
 
     def _call(self, method: str, **params: Any) -> dict[str, Any]:
         self._next_id += 1
