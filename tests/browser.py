@@ -62,7 +62,9 @@ class Browser:
         deadline = time.monotonic() + STARTUP_SECONDS
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
-                raise RuntimeError(f"chromium exited at start: {self._process.stderr.read() if self._process.stderr else ''}")
+                raise RuntimeError(
+                    f"chromium exited at start: {self._process.stderr.read() if self._process.stderr else ''}"
+                )
             if marker.exists():
                 first = marker.read_text().split("\n", 1)[0].strip()
                 if first.isdigit():
@@ -90,7 +92,9 @@ class Browser:
     def __enter__(self) -> Browser:
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
         self.close()
 
 

@@ -20,7 +20,9 @@ from tract import DialogueContent, InstructionContent, Tract
 
 
 def run(*args: object, module: str = "tract.cli", cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", module, *map(str, args)], capture_output=True, text=True, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", module, *map(str, args)], capture_output=True, text=True, cwd=cwd, check=False
+    )
 
 
 def ok(*args: object) -> str:
@@ -63,7 +65,9 @@ def test_verify(populated: Path) -> None:
     tract_id, position, digest = anchor.rsplit(":", 2)
     assert position == "6" and len(digest) == 64
     ok("verify", populated, "--anchor", anchor)
-    fails("verify", populated, "--anchor", f"{tract_id}:6:" + "0" * 64, match=f"anchor mismatch at {tract_id} position 6")
+    fails(
+        "verify", populated, "--anchor", f"{tract_id}:6:" + "0" * 64, match=f"anchor mismatch at {tract_id} position 6"
+    )
     fails("verify", populated, "--anchor", f"{tract_id}:7:{digest}", match="anchor missing")
     fails("verify", populated, "--anchor", f"other:6:{digest}", match="no record of the tract")
     fails("verify", populated, "--anchor", "nonsense", match="TRACT:POSITION:HASH", status=2)
@@ -130,7 +134,9 @@ def test_compile_formats_and_time_travel(populated: Path) -> None:
         (0, "system", "be brief"), (1, "user", "hello"), (2, "assistant", "hi")
     ]  # fmt: skip
     assert messages[1]["generation_config"] == {"model": "m", "temperature": 0.5}
-    assert [row["commit_hash"] for row in csv_rows(ok("compile", populated, "--format", "csv"))] == full["commit_hashes"]
+    assert [row["commit_hash"] for row in csv_rows(ok("compile", populated, "--format", "csv"))] == full[
+        "commit_hashes"
+    ]
     at_four = json.loads(ok("compile", populated, "--at", "4", "--as", "openai"))
     assert [m["content"] for m in at_four] == ["be brief", "hello"]
     at_commit = json.loads(ok("compile", populated, "--commit", full["commit_hashes"][1][:8], "--as", "openai"))
@@ -148,12 +154,17 @@ def test_events_in_every_format(populated: Path) -> None:
     assert [e["type"] for e in lines] == ["CommitCreated"] * 3
     assert set(lines[0]) == {"position", "type", "created_at", "event"}
     assert lines[1]["event"]["generation_config"] == {"model": "m", "temperature": 0.5}
-    ranged = [e["position"] for e in json.loads(ok("events", populated, "--from", "2", "--to", "3", "--format", "json"))]
+    ranged = [
+        e["position"] for e in json.loads(ok("events", populated, "--from", "2", "--to", "3", "--format", "json"))
+    ]
     assert ranged == [2, 3]
     header, _, *rows = ok("events", populated, "--to", "2").splitlines()
     assert header.split() == ["position", "created_at", "type", "details"]
     assert rows[0].split()[0::2] == ["1", "TractCreated"] and rows[1].split()[2] == "CommitCreated"
-    assert [row["type"] for row in csv_rows(ok("events", populated, "--format", "csv"))][:2] == ["TractCreated", "CommitCreated"]
+    assert [row["type"] for row in csv_rows(ok("events", populated, "--format", "csv"))][:2] == [
+        "TractCreated",
+        "CommitCreated",
+    ]
     fails("events", populated, "--type", "Bogus", match="unknown event type")
 
 
@@ -209,7 +220,8 @@ def test_one_tract_exports_alone_with_its_chain_head(populated: Path, tmp_path: 
     assert len(heads) == 2 and heads[1].startswith("chain head second:")
     export = tmp_path / "second.jsonl"
     assert ok("export", populated, export, "--tract", "second").splitlines() == [
-        f"exported 2 records to {export}", heads[1]
+        f"exported 2 records to {export}",
+        heads[1],
     ]
     assert ok("import", export, tmp_path / "copy").splitlines()[1:] == [heads[1]]
     assert ok("verify", tmp_path / "copy", "--anchor", heads[1].removeprefix("chain head ")).startswith("ok: 2 records")
@@ -307,9 +319,20 @@ def test_every_reading_command_prints_every_format(populated: Path, command: str
         items = document["changes"]
     elif command == "compile":
         items = [
-            {"index": index, "commit_hash": commit_hash, "content_type": content_type, **message, "generation_config": config}
+            {
+                "index": index,
+                "commit_hash": commit_hash,
+                "content_type": content_type,
+                **message,
+                "generation_config": config,
+            }
             for index, (message, commit_hash, content_type, config) in enumerate(
-                zip(document["messages"], document["commit_hashes"], document["content_types"], document["generation_configs"])
+                zip(
+                    document["messages"],
+                    document["commit_hashes"],
+                    document["content_types"],
+                    document["generation_configs"],
+                )
             )
         ]
     else:

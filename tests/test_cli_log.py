@@ -23,7 +23,9 @@ def merged(log_dir: Path) -> dict[str, str]:
         tract.branch("alt")
         alt = tract.commit(DialogueContent(role="assistant", text="alt answer"), generation_config={"temperature": 1.2})
         tract.switch("main")
-        answer = tract.commit(DialogueContent(role="assistant", text="main answer"), generation_config={"temperature": 0.2})
+        answer = tract.commit(
+            DialogueContent(role="assistant", text="main answer"), generation_config={"temperature": 0.2}
+        )
         edit = tract.commit(
             DialogueContent(role="user", text="hello there"), operation="edit", response_to=question.commit_hash
         )
@@ -74,7 +76,9 @@ def test_log_records_in_machine_formats(log_dir: Path, merged: dict[str, str]) -
     by_hash = {row["commit_hash"]: row for row in rows}
     assert by_hash[merged["merge"]]["refs"] == ["HEAD -> main"] and by_hash[merged["merge"]]["operation"] == "merge"
     assert by_hash[merged["merge"]]["merge_parent"] == merged["alt"]
-    assert by_hash[merged["edit"]]["markers"] == ["EDIT"] and by_hash[merged["edit"]]["response_to"] == merged["question"]
+    assert (
+        by_hash[merged["edit"]]["markers"] == ["EDIT"] and by_hash[merged["edit"]]["response_to"] == merged["question"]
+    )
     assert by_hash[merged["answer"]]["priority"] == "skip" and by_hash[merged["answer"]]["generation_config"] == {
         "temperature": 0.2
     }
@@ -88,7 +92,11 @@ def test_a_detached_head_is_shown_as_git_shows_it(log_dir: Path, merged: dict[st
         tract.checkout(merged["question"])
     (first,) = json_lines(ok("log", log_dir, "--format", "jsonl", "-n", "1"))
     assert first["commit_hash"] == merged["question"] and first["refs"] == ["HEAD"]
-    assert ok("log", log_dir, "main", "-n", "1").splitlines()[2].endswith("(main) [MERGE] merge of branch alt (strategy auto)")
+    assert (
+        ok("log", log_dir, "main", "-n", "1")
+        .splitlines()[2]
+        .endswith("(main) [MERGE] merge of branch alt (strategy auto)")
+    )
 
 
 @pytest.mark.parametrize(

@@ -41,11 +41,15 @@ def test_every_line_is_true_of_the_log(tmp_path: Path) -> None:
         history |= {entry.commit_hash[:12]: entry for entry in tract.history()}
 
         # 1. the instruction and the question, with their token counts and markers
-        first = re.findall(r"^   ([0-9a-f]{12})  (\w+) +(\d+) tokens  (\[PINNED\])? *(.+)$", out, re.M)
+        first = re.findall(r"^   ([0-9a-f]{12})  (\w+) +(\d+) tokens  (\[PINNED\])? *(.+)$", out, re.MULTILINE)
         assert [(kind, pinned) for _, kind, _, pinned, _ in first] == [("instruction", "[PINNED]"), ("dialogue", "")]
         for short, kind, tokens, _, text in first:
             info = tract.get_commit(history[short].commit_hash)
-            assert info is not None and (info.content_type, info.token_count, info.content["text"]) == (kind, int(tokens), text)
+            assert info is not None and (info.content_type, info.token_count, info.content["text"]) == (
+                kind,
+                int(tokens),
+                text,
+            )
         question = history[first[1][0]].commit_hash
         sent = tract.compile(at_commit=question)
         assert f"compiled: 2 messages, {sent.token_count} tokens ({sent.token_source})" in out
@@ -54,7 +58,11 @@ def test_every_line_is_true_of_the_log(tmp_path: Path) -> None:
         replies = re.findall(r"branch (\w+): (.+)\n     reply ([0-9a-f]{12}), (\d+) tokens: .+\n"
                              r"     usage \(simulated: tract's own counts\) (\d+) prompt \+ (\d+) completion", out)  # fmt: skip
         assert [reply[0] for reply in replies] == ["careful", "creative"]
-        usage = dict(tract.sql("SELECT c.branch, u.prompt_tokens FROM usage u JOIN commits c ON c.commit_hash = u.head_hash").rows)
+        usage = dict(
+            tract.sql(
+                "SELECT c.branch, u.prompt_tokens FROM usage u JOIN commits c ON c.commit_hash = u.head_hash"
+            ).rows
+        )
         for branch, config, short, tokens, prompt, completion in replies:
             reply = tract.get_commit(tract.resolve(short))
             assert reply is not None and reply.branch == branch and reply.token_count == int(tokens) == int(completion)

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from test_cli import fails, ok, run
 
 from events import LOG_FILE, EventLog, TractCreated, UsageRecorded, sealed_commit
-from tract import DialogueContent, InstructionContent, Priority, Tract
+from tract import DialogueContent, InstructionContent, Tract
 from tract.cli.report.collect import COMMITS_SHOWN
 from tract.cli.report.page import embedded_json
 from tract.tokens import TiktokenCounter
@@ -95,7 +95,9 @@ def test_edits_show_what_the_model_saw_and_open_to_the_original(browser: Browser
     with Tract.open(tmp_path / "log") as tract:
         tract.commit(InstructionContent(text="be brief"))
         question = tract.commit(DialogueContent(role="user", text="the original question"))
-        tract.commit(DialogueContent(role="user", text="the edited question"), operation="edit", response_to=question.commit_hash)
+        tract.commit(
+            DialogueContent(role="user", text="the edited question"), operation="edit", response_to=question.commit_hash
+        )
     page = loaded(browser, report(tmp_path / "log", tmp_path / "report.html"))
     assert texts(page, ".message pre.text") == ["be brief", "the edited question"]
     assert "the original question" not in texts(page, ".message")[1]  # until its originals are opened
@@ -108,7 +110,9 @@ def test_edits_show_what_the_model_saw_and_open_to_the_original(browser: Browser
 
 HOSTILE_TRACT = "<img src=x onerror=\"window.__pwned='tract'\">"
 HOSTILE_BRANCH = "<script>window.__pwned='branch'</script>"
-HOSTILE_TEXT = "<script>window.__pwned='message'</script> </script><script>window.__pwned='end'</script> <!--<script>\u2028"
+HOSTILE_TEXT = (
+    "<script>window.__pwned='message'</script> </script><script>window.__pwned='end'</script> <!--<script>\u2028"
+)
 HOSTILE_CONFIG = {
     "<b onmouseover=x>key</b>": "</script><script>window.__pwned='config'</script>",
     "model": "<svg onload=\"window.__pwned='model'\">",
@@ -123,7 +127,9 @@ def hostile_log(directory: Path) -> None:
     which refuses such a name, as a forged log could hold it)."""
     with Tract.open(directory, tract_id=HOSTILE_TRACT) as tract:
         tract.branch(HOSTILE_BRANCH)
-        tract.commit(DialogueContent(role="user", text=HOSTILE_TEXT), generation_config=HOSTILE_CONFIG, metadata=HOSTILE_METADATA)
+        tract.commit(
+            DialogueContent(role="user", text=HOSTILE_TEXT), generation_config=HOSTILE_CONFIG, metadata=HOSTILE_METADATA
+        )
         tract.record_usage({"prompt_tokens": 5, "completion_tokens": 1})
         head = tract.head
     log = EventLog.open(directory)
@@ -248,7 +254,11 @@ def test_a_log_of_100k_commits_gives_a_usable_page(browser: Browser, tmp_path: P
     assert path.stat().st_size < 10_000_000
     page = loaded(browser, path)
     counts = page.evaluate(COUNTS % 0)
-    assert (counts["commits"], counts["usage_records"], counts["records"]) == (commits, commits // 2, 1 + commits * 3 // 2)
+    assert (counts["commits"], counts["usage_records"], counts["records"]) == (
+        commits,
+        commits // 2,
+        1 + commits * 3 // 2,
+    )
     assert texts(page, ".truncated") == [
         f"Showing the newest {COMMITS_SHOWN:,} of {commits:,} {what}: the page holds at most {COMMITS_SHOWN:,}. "
         "The log has them all (`tract log DIR -n all`, `tract compile DIR`)."

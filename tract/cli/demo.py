@@ -28,13 +28,17 @@ SIMULATED = {"simulated": "written by `tract demo`: no model was called; reply a
 BRANCHES: dict[str, tuple[dict[str, Any], str]] = {
     "careful": (
         {"model": "gpt-4o-mini", "temperature": 0.2, "top_p": 1.0},
-        "Check chain wear first (a worn chain skips on small cogs), then the rear derailleur's "
-        "high limit screw and the cable tension.",
+        (
+            "Check chain wear first (a worn chain skips on small cogs), then the rear derailleur's "
+            "high limit screw and the cable tension."
+        ),
     ),
     "creative": (
         {"model": "gpt-4o-mini", "temperature": 1.1, "top_p": 0.95},
-        "Your chain is staging a protest! Worn teeth, a stretched chain or a derailleur out of "
-        "tune are the usual ringleaders: start with the chain.",
+        (
+            "Your chain is staging a protest! Worn teeth, a stretched chain or a derailleur out of "
+            "tune are the usual ringleaders: start with the chain."
+        ),
     ),
 }
 COMPARISON = """SELECT c.branch, c.model, c.temperature, u.prompt_tokens, u.completion_tokens
@@ -119,7 +123,7 @@ def _merge(tract: Tract) -> None:
 
 
 def _compare(tract: Tract) -> None:
-    print("\n4. The branches compared in SQL (tract sql DIR \"...\")")
+    print('\n4. The branches compared in SQL (tract sql DIR "...")')
     for line in COMPARISON.splitlines():
         print(f"   {line}")
     result = tract.sql(COMPARISON)

@@ -86,7 +86,9 @@ class Markers:
 
 def marker_text(marks: Sequence[str], response_to: str | None) -> str:
     """Markers as a line shows them: `[EDIT of 1a2b3c4d5e6f] [SKIP]`."""
-    return " ".join(f"[EDIT of {response_to[:12]}]" if mark == "EDIT" and response_to else f"[{mark}]" for mark in marks)
+    return " ".join(
+        f"[EDIT of {response_to[:12]}]" if mark == "EDIT" and response_to else f"[{mark}]" for mark in marks
+    )
 
 
 def decoration_text(names: Sequence[str]) -> str:

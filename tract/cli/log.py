@@ -45,7 +45,9 @@ def run_log(args: argparse.Namespace) -> int:
     return 0
 
 
-def graph_lines(tract: Tract, ref: str | None = None, *, every_branch: bool = False, limit: int | None = None) -> Iterator[str]:
+def graph_lines(
+    tract: Tract, ref: str | None = None, *, every_branch: bool = False, limit: int | None = None
+) -> Iterator[str]:
     """The graph as text: each commit's lanes, short hash, type, tokens, names, markers and the start
     of its text; then the lines that lead to the next commit."""
     records, rows = _shown(tract, ref, every_branch, limit)
@@ -72,5 +74,9 @@ def _shown(
 
 def _summary(record: dict[str, Any]) -> str:
     """The names pointing at a commit, its markers and the start of its text, on one line."""
-    parts = (decoration_text(record["refs"]), marker_text(record["markers"], record["response_to"]), one_line(record["text"]))
+    parts = (
+        decoration_text(record["refs"]),
+        marker_text(record["markers"], record["response_to"]),
+        one_line(record["text"]),
+    )
     return " ".join(part for part in parts if part)

@@ -55,7 +55,11 @@ def jsonable(value: Any) -> Any:
     if value is None or isinstance(value, (str, bool, int)):
         return value
     if isinstance(value, float):
-        return value if math.isfinite(value) else ("NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity"))
+        return (
+            value
+            if math.isfinite(value)
+            else ("NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity"))
+        )
     if isinstance(value, Enum):
         return jsonable(value.value)
     if isinstance(value, Mapping):
@@ -180,7 +184,9 @@ def _json_array(records: Iterable[Record], out: IO[str]) -> int:
     return count
 
 
-def _csv_rows(records: Iterable[Record], fields: Sequence[str], out: IO[str], header: Sequence[str] | None = None) -> int:
+def _csv_rows(
+    records: Iterable[Record], fields: Sequence[str], out: IO[str], header: Sequence[str] | None = None
+) -> int:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(fields if header is None else header)
     count = 0

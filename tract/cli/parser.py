@@ -10,7 +10,7 @@ from tract.cli.common import USAGE_EXIT, anchor, limit, point_in_time
 from tract.cli.demo import run_demo
 from tract.cli.log import run_log
 from tract.cli.output import FORMATS
-from tract.cli.queries import run_events, run_diff, run_sql
+from tract.cli.queries import run_diff, run_events, run_sql
 from tract.cli.reads import RENDERINGS, run_branches, run_compile, run_show, run_verify
 from tract.cli.report import run_report
 from tract.cli.transfer import run_export, run_import
@@ -29,7 +29,9 @@ class Parser(argparse.ArgumentParser):
 def output_format(text: str) -> str:
     """An argparse type for `--format`, pointing to `--as` where a provider shape is asked for."""
     if text in RENDERINGS:
-        raise argparse.ArgumentTypeError(f"{text!r} is a provider shape: use --as {text} (--format is table, json, jsonl or csv)")
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is a provider shape: use --as {text} (--format is table, json, jsonl or csv)"
+        )
     if text not in FORMATS:
         raise argparse.ArgumentTypeError(f"takes one of {', '.join(FORMATS)}, not {text!r}")
     return text
@@ -51,7 +53,9 @@ def build() -> Parser:
         sub.set_defaults(run=run)
         return sub
 
-    def tract_option(sub: argparse.ArgumentParser, help: str = "tract id (default: the one the log was created with)") -> None:
+    def tract_option(
+        sub: argparse.ArgumentParser, help: str = "tract id (default: the one the log was created with)"
+    ) -> None:
         sub.add_argument("--tract", help=help)
 
     def format_option(sub: argparse.ArgumentParser) -> None:
@@ -73,7 +77,9 @@ def build() -> Parser:
 
     log = command("log", run_log, "commits newest first, with branch names, HEAD and markers; --graph draws branches")
     log.add_argument("ref", nargs="?", help="a branch, or a commit hash or prefix (default: HEAD)")
-    log.add_argument("-n", "--limit", type=limit, default=10, metavar="N", help="how many commits, or 'all' (default 10)")
+    log.add_argument(
+        "-n", "--limit", type=limit, default=10, metavar="N", help="how many commits, or 'all' (default 10)"
+    )
     log.add_argument("--graph", action="store_true", help="draw branches and merges as git does")
     log.add_argument("--all", action="store_true", help="every branch's commits, not only those of REF")
     tract_option(log)
@@ -116,7 +122,10 @@ def build() -> Parser:
     sql = command("sql", run_sql, "run one read-only SQL query over the analytics tables")
     sql.add_argument("query", help='e.g. "SELECT model, count(*) FROM commits GROUP BY model"')
     sql.add_argument(
-        "--timeout", type=float, default=SQL_TIMEOUT, help=f"stop the query after this many seconds (default {SQL_TIMEOUT:g})"
+        "--timeout",
+        type=float,
+        default=SQL_TIMEOUT,
+        help=f"stop the query after this many seconds (default {SQL_TIMEOUT:g})",
     )
     format_option(sql)
 
@@ -125,7 +134,9 @@ def build() -> Parser:
     tract_option(report, "only this tract (default: every tract of the log)")
 
     export = command("export", run_export, "the event log as JSON lines, or the analytics tables as Parquet")
-    export.add_argument("--as", dest="file_format", choices=("jsonl", "parquet"), default="jsonl", help="default: jsonl")
+    export.add_argument(
+        "--as", dest="file_format", choices=("jsonl", "parquet"), default="jsonl", help="default: jsonl"
+    )
     export.add_argument("--format", type=_moved_to_as, help=argparse.SUPPRESS)
     export.add_argument("out", help="output file (jsonl) or directory (parquet)")
     tract_option(export, "export only this tract's records (jsonl; default: every tract)")

@@ -60,7 +60,9 @@ def run_verify(args: argparse.Namespace) -> int:
     def table() -> str:
         lines = [str(report)] + [f"chain head {head['anchor']}" for head in heads]
         if report.log_head is not None:
-            lines.append(f"whole-log chain head (format {report.format}) {report.log_head.number}:{report.log_head.hash}")
+            lines.append(
+                f"whole-log chain head (format {report.format}) {report.log_head.number}:{report.log_head.hash}"
+            )
         return "\n".join(lines)
 
     if report.ok or args.format != "table":
@@ -96,7 +98,9 @@ def run_compile(args: argparse.Namespace) -> int:
         compiled = _compiled(tract, args.at, args.commit)
     if args.render is not None:
         if args.format not in ("table", "json", "jsonl"):
-            raise CommandLineError(f"--as {args.render} prints the provider's JSON: --format {args.format} does not apply")
+            raise CommandLineError(
+                f"--as {args.render} prints the provider's JSON: --format {args.format} does not apply"
+            )
         rendered = RENDERINGS[args.render](compiled)
         print(json_text(rendered) if args.format == "jsonl" else json_text(rendered, indent=2))
         return 0

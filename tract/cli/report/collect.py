@@ -58,16 +58,24 @@ def collect(directory: Path, report: VerifyReport, tract_ids: Iterable[str], ver
             "ok": report.ok,
             "summary": str(report),
             "records_checked": report.records_checked,
-            "problem": None if problem is None else {
-                "tract_id": problem.tract_id, "position": problem.position, "kind": problem.kind,
+            "problem": None
+            if problem is None
+            else {
+                "tract_id": problem.tract_id,
+                "position": problem.position,
+                "kind": problem.kind,
                 "detail": problem.detail,
             },
             "heads": [
-                {"tract_id": tract_id, "position": head.number, "hash": head.hash,
-                 "anchor": anchor_text(tract_id, head.number, head.hash)}
+                {
+                    "tract_id": tract_id,
+                    "position": head.number,
+                    "hash": head.hash,
+                    "anchor": anchor_text(tract_id, head.number, head.hash),
+                }
                 for tract_id, head in report.heads.items()
             ],
-        },  # fmt: skip
+        },
         "limits": {"commits_shown": COMMITS_SHOWN, "text_shown": TEXT_SHOWN, "configs_shown": CONFIGS_SHOWN},
         "tracts": [_section(directory, tract_id) for tract_id in tract_ids],
     }

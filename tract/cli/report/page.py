@@ -55,20 +55,24 @@ def embedded_json(value: Any) -> str:
 def _verification(verification: dict[str, Any]) -> str:
     ok = verification["ok"]
     heads = "".join(
-        f"<tr><td class=\"tract-id\">{escape(head['tract_id'])}</td><td class=\"number\">{head['position']}</td>"
+        f'<tr><td class="tract-id">{escape(head["tract_id"])}</td><td class="number">{head["position"]}</td>'
         f"<td><code>{escape(head['hash'])}</code></td></tr>"
         for head in verification["heads"]
     )
     problem = verification["problem"]
     detail = ""
     if problem is not None:
-        where = f"{problem['tract_id']} position {problem['position']}" if problem["tract_id"] else f"position {problem['position']}"
-        detail = f"<p class=\"problem\">First problem: {escape(problem['kind'])} at {escape(where)}: {escape(problem['detail'])}</p>"
+        where = (
+            f"{problem['tract_id']} position {problem['position']}"
+            if problem["tract_id"]
+            else f"position {problem['position']}"
+        )
+        detail = f'<p class="problem">First problem: {escape(problem["kind"])} at {escape(where)}: {escape(problem["detail"])}</p>'
     return (
-        f"<section id=\"verification\" class=\"{'ok' if ok else 'failed'}\" data-ok=\"{'true' if ok else 'false'}\">"
+        f'<section id="verification" class="{"ok" if ok else "failed"}" data-ok="{"true" if ok else "false"}">'
         f"<h2>Verification: {'whole and unaltered' if ok else 'FAILED'}</h2>"
-        f"<p id=\"verification-summary\">{escape(verification['summary'])}</p>{detail}"
-        "<table class=\"heads\"><caption>Chain heads (write one down: <code>tract verify DIR --anchor "
+        f'<p id="verification-summary">{escape(verification["summary"])}</p>{detail}'
+        '<table class="heads"><caption>Chain heads (write one down: <code>tract verify DIR --anchor '
         "TRACT:POSITION:HASH</code> proves later that the tract only grew)</caption>"
         f"<thead><tr><th>tract</th><th>position</th><th>hash</th></tr></thead><tbody>{heads}</tbody></table>"
         "</section>"
