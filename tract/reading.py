@@ -88,10 +88,11 @@ class Reading(TractParts):
                 events = ReadAhead(self._view, rows).events()
                 return [self._info(table.entry(row), event) for row, event in zip(rows, events)]
 
-    def history(self, ref: str | None = None) -> list[HistoryEntry]:
+    def history(self, ref: str | None = None, *, newest: int | None = None) -> list[HistoryEntry]:
         """Every commit in the history of `ref` (a branch name, or a commit hash or a unique prefix of
         one; default HEAD) in compile order (at a merge: ours, then the merged branch's commits since
-        the fork, then the merge), each with the priority that history gives it.
+        the fork, then the merge), each with the priority that history gives it; only the last
+        `newest` of them if given.
 
         Nothing is read from the log, so the history of a long tract is cheap to list; `get_commit`
         reads a commit's content."""
@@ -106,7 +107,7 @@ class Reading(TractParts):
                 visible.include(row, table)
             annotated = view.state.annotations
             entries = []
-            for row in rows:
+            for row in rows if newest is None else rows[len(rows) - min(newest, len(rows)) :]:
                 commit_hash = table.hash(row)
                 kind = table.kind(row)
                 priority = view.priority(commit_hash, visible) if commit_hash in annotated else "normal"

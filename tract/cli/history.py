@@ -17,20 +17,25 @@ from tract.tract import Tract
 
 
 def newest_first(
-    tract: Tract, ref: str | None = None, *, every_branch: bool = False, head_history: list[HistoryEntry] | None = None
+    tract: Tract,
+    ref: str | None = None,
+    *,
+    every_branch: bool = False,
+    limit: int | None = None,
+    head_history: list[HistoryEntry] | None = None,
 ) -> list[HistoryEntry]:
     """The history of `ref` (default HEAD), newest first; with `every_branch`, every branch's
     and HEAD's commits, in the order they were written. A commit's priority is the one the
-    first of HEAD and the branches (by name) whose history holds it gives it. `head_history`:
-    `tract.history()`, if the caller has it already."""
+    first of HEAD and the branches (by name) whose history holds it gives it. At most `limit`
+    commits; `head_history`: `tract.history()`, if the caller has it already."""
     if not every_branch:
-        return tract.history(ref)[::-1]
+        return tract.history(ref, newest=limit)[::-1]
     chosen = {entry.commit_hash: entry for entry in head_history or tract.history()}
     for branch in tract.list_branches():
         if branch.head is not None and branch.head not in chosen:  # (a head already listed brings no commit more)
             for entry in tract.history(branch.name):
                 chosen.setdefault(entry.commit_hash, entry)
-    return sorted(chosen.values(), key=lambda entry: entry.position, reverse=True)
+    return sorted(chosen.values(), key=lambda entry: entry.position, reverse=True)[:limit]
 
 
 def parents(entry: HistoryEntry) -> list[str]:

@@ -64,10 +64,9 @@ def _shown(
 ) -> tuple[Iterator[dict[str, Any]], list[GraphRow]]:
     """The records of the commits shown (read as they are printed) and their graph rows (a row
     depends only on the commits above it, so the first N rows are drawn from the first N commits)."""
-    entries = newest_first(tract, ref, every_branch=every_branch)
-    markers = Markers.among(entries)
+    shown = newest_first(tract, ref, every_branch=every_branch, limit=limit)
+    markers = Markers.among(shown)
     names = decorations(tract)
-    shown = entries if limit is None else entries[:limit]
     rows = draw([(entry.commit_hash, parents(entry)) for entry in shown])
     return (describe(tract, entry, markers, names) for entry in shown), rows
 
