@@ -71,7 +71,29 @@ def test_branch_at_a_commit_without_switching(forked: Tract) -> None:
     assert forked.current_branch == "main"
 
 
-@pytest.mark.parametrize("name", ["", "a b", "a..b", "-x", "x/", "x.lock", "HEAD", "a~1", "a^", "a:b", "a?", "a*", "a[", "a\\b", "@", "x@{1}", ".hidden", "a//b"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "",
+        "a b",
+        "a..b",
+        "-x",
+        "x/",
+        "x.lock",
+        "HEAD",
+        "a~1",
+        "a^",
+        "a:b",
+        "a?",
+        "a*",
+        "a[",
+        "a\\b",
+        "@",
+        "x@{1}",
+        ".hidden",
+        "a//b",
+    ],
+)
 def test_invalid_branch_names(tract: Tract, name: str) -> None:
     with pytest.raises(BranchError):
         tract.branch(name)
@@ -195,7 +217,9 @@ def test_skip_on_one_branch_does_not_leak_into_another(forked: Tract) -> None:
 def test_diff_between_branches(forked: Tract) -> None:
     question = forked.log(limit=None)[1].commit_hash
     forked.switch("hot")
-    forked.commit(user("question, reworded"), operation="edit", response_to=question, generation_config={"temperature": 1.0})
+    forked.commit(
+        user("question, reworded"), operation="edit", response_to=question, generation_config={"temperature": 1.0}
+    )
     diff = forked.diff("main", "hot")
     assert [c.a_message.content for c in diff.removed] == ["cold answer"]  # type: ignore[union-attr]
     assert [c.b_message.content for c in diff.added] == ["hot answer"]  # type: ignore[union-attr]
@@ -295,33 +319,38 @@ def merge_and_check(tract: Tract, other: str, strategy: str) -> None:
     assert theirs is None or theirs in {c.commit_hash for c in tract.log(limit=None)}
 
 
+def apply_operation(tract: Tract, kind: str, n: int) -> None:
+    """One step of a random branch history (a step the tract refuses leaves it as it was)."""
+    commits = [c.commit_hash for c in tract.log(limit=None) if c.operation.value == "append"]
+    names = [b.name for b in tract.list_branches()]
+    try:
+        if kind == "commit":
+            tract.commit(user(f"m{n}"), generation_config={"n": n})
+        elif kind == "edit" and commits:
+            tract.commit(user(f"e{n}"), operation="edit", response_to=commits[n % len(commits)])
+        elif kind == "skip" and commits:
+            tract.annotate(commits[n % len(commits)], Priority.SKIP)
+        elif kind == "branch":
+            tract.branch(f"b{n}")
+        elif kind == "switch":
+            tract.switch(names[n % len(names)])
+        elif kind == "reset" and commits:
+            tract.reset(commits[n % len(commits)])
+        elif kind == "merge":
+            merge_and_check(tract, names[n % len(names)], ("auto", "ours", "theirs")[n % 3])
+        elif kind == "checkout" and commits:
+            tract.checkout(commits[n % len(commits)])
+    except (BranchError, MergeConflictError, DetachedHeadError):
+        pass
+
+
 @examples(40)
 @given(OPERATIONS)
 def test_random_branch_histories_replay_to_the_same_state(operations: list[tuple[str, int]]) -> None:
     with Tract.open() as tract:
         checkpoints = []
         for kind, n in operations:
-            commits = [c.commit_hash for c in tract.log(limit=None) if c.operation.value == "append"]
-            names = [b.name for b in tract.list_branches()]
-            try:
-                if kind == "commit":
-                    tract.commit(user(f"m{n}"), generation_config={"n": n})
-                elif kind == "edit" and commits:
-                    tract.commit(user(f"e{n}"), operation="edit", response_to=commits[n % len(commits)])
-                elif kind == "skip" and commits:
-                    tract.annotate(commits[n % len(commits)], Priority.SKIP)
-                elif kind == "branch":
-                    tract.branch(f"b{n}")
-                elif kind == "switch":
-                    tract.switch(names[n % len(names)])
-                elif kind == "reset" and commits:
-                    tract.reset(commits[n % len(commits)])
-                elif kind == "merge":
-                    merge_and_check(tract, names[n % len(names)], ("auto", "ours", "theirs")[n % 3])
-                elif kind == "checkout" and commits:
-                    tract.checkout(commits[n % len(commits)])
-            except (BranchError, MergeConflictError, DetachedHeadError):
-                pass
+            apply_operation(tract, kind, n)
             live = tract.compile()
             assert live == tract.compile(at_commit=tract.head) if tract.head else live.messages == []
             checkpoints.append((tract.chain_head.position, live, tract.list_branches(), tract.current_branch))
@@ -330,6 +359,32 @@ def test_random_branch_histories_replay_to_the_same_state(operations: list[tuple
             replayed = tract.replay(until_position=position)
             assert replayed.compile() == compiled
             assert replayed.list_branches() == branches and replayed.current_branch == current
+
+
+@examples(40)
+@given(OPERATIONS)
+def test_history_lists_what_log_and_compile_see(operations: list[tuple[str, int]]) -> None:
+    """`history()` (no content read) is HEAD's history in compile order, each commit with the
+    priority its visible annotations give it: the messages compiled are its appends not skipped;
+    and a replay lists the same history at every point."""
+    with Tract.open() as tract:
+        checkpoints = []
+        for kind, n in operations:
+            apply_operation(tract, kind, n)
+            history = tract.history()
+            assert [e.commit_hash for e in history] == [c.commit_hash for c in reversed(tract.log(limit=None))]
+            for entry in history:
+                annotations = tract.get_annotations(entry.commit_hash)
+                assert entry.priority is (annotations[-1].priority if annotations else Priority.NORMAL)
+            kept = [e.commit_hash for e in history if e.operation.value == "append" and e.priority is not Priority.SKIP]
+            assert tract.compile().commit_hashes == kept
+            for branch in tract.list_branches():
+                assert [e.commit_hash for e in tract.history(branch.name)][-1:] == (
+                    [branch.head] if branch.head else []
+                )
+            checkpoints.append((tract.chain_head.position, history))
+        for position, history in checkpoints:
+            assert tract.replay(until_position=position).history() == history
 
 
 def test_a_replay_from_before_the_tract_existed_is_a_clear_error(forked: Tract) -> None:

@@ -437,9 +437,9 @@ def test_replay_reopen_and_readers_see_the_compressions(log_dir: Path, capsys: p
         assert reader.compile() == live and reader.log(limit=None) == history
         rows = reader.sql("SELECT commit_hash, replaced, preserved, tokens_before, tokens_after FROM compressions").rows
         assert rows == [(result.summary.commit_hash, h[1:5], [], result.tokens_before, result.tokens_after)]
-    assert main(["log", str(log_dir), "--limit", "1"]) == 0
-    line = capsys.readouterr().out.strip()
-    assert "compress" in line and f"[summary of 4: {h[1][:8]}..{h[4][:8]}]" in line
+    assert main(["log", str(log_dir), "-n", "1"]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert "compress" in line and f"[SUMMARY of 4: {h[1][:8]}..{h[4][:8]}]" in line
 
 
 def test_an_export_with_compressions_imports_to_the_same_chain_and_context(log_dir: Path, tmp_path: Path) -> None:

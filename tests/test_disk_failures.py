@@ -412,7 +412,7 @@ def test_exports_to_a_full_disk_raise_storage_error_and_leave_no_partial_file(di
     out = disk.path / "out"
     out.mkdir()
     disk.fill()
-    for command in (["export", log_dir, out / "log.jsonl"], ["export", log_dir, "--format", "parquet", out / "tables"]):
+    for command in (["export", log_dir, out / "log.jsonl"], ["export", log_dir, "--as", "parquet", out / "tables"]):
         done = run_cli(*command)
         assert done.returncode == 1
         assert "Traceback" not in done.stderr

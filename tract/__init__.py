@@ -1,6 +1,9 @@
 """tract: git-like version control for LLM context windows, on an append-only event log."""
 
-from events import Problem, VerifyReport
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _version
+
+from events import Problem, VerifyReport, verify
 from tract.compiled import CompiledContext
 from tract.content import (
     ArtifactContent,
@@ -50,6 +53,7 @@ from tract.models import (
     ConfigChange,
     ConfigRecord,
     ContextDiff,
+    HistoryEntry,
     LoggedEvent,
     MergeResult,
     Message,
@@ -63,6 +67,11 @@ from tract.models import (
 )
 from tract.tokens import NullTokenCounter, TiktokenCounter, TokenCounter
 from tract.tract import Tract
+
+try:
+    __version__ = _version("tract-context")
+except PackageNotFoundError:  # a source tree that was never installed: no metadata to read
+    __version__ = "0+unknown"
 
 __all__ = [
     "Annotation",
@@ -89,6 +98,7 @@ __all__ = [
     "EditTargetError",
     "EncodingError",
     "FreeformContent",
+    "HistoryEntry",
     "InstructionContent",
     "InvalidArgumentError",
     "InvalidJSONError",
@@ -125,4 +135,6 @@ __all__ = [
     "TractError",
     "UsageError",
     "VerifyReport",
+    "__version__",
+    "verify",
 ]

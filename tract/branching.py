@@ -15,7 +15,7 @@ from projections.commit_view import TractState, merge_content
 from tract.arguments import flag, one_of, text
 from tract.branches import check_branch_name, plan_merge
 from tract.diff import diff_contexts
-from tract.errors import BranchError, DetachedHeadError, TractError
+from tract.errors import BranchError, CommitNotFoundError, DetachedHeadError, TractError
 from tract.models import BranchInfo, CommitInfo, ContextDiff, MergeResult, RefLogEntry
 from tract.parts import TractParts
 from tract.shared import utc_now
@@ -174,8 +174,16 @@ class Branching(TractParts):
             return diff_contexts(head_a, left, head_b, right)
 
     def _ref_head(self, ref: str) -> str | None:
+        """The head of branch `ref`, else the commit `ref` (a hash or a unique prefix of one) names."""
         branches = self._tract_state().branches
-        return branches[ref] if ref in branches else self.resolve(ref)
+        if ref in branches:
+            return branches[ref]
+        try:
+            return self.resolve(ref)
+        except CommitNotFoundError as error:
+            raise CommitNotFoundError(
+                f"no branch {ref!r}, and {error}; branches: {', '.join(sorted(branches)) or 'none'}"
+            ) from None
 
     def _tract_state(self) -> TractState:
         state = self._view.tract(self._tract_id)

@@ -116,6 +116,22 @@ class CompressResult(_Frozen):
     tokens_after: int
 
 
+class HistoryEntry(_Frozen):
+    """One commit of a history, without its content: what drawing or auditing a long history needs
+    (`get_commit` reads the rest). `priority` is the one that history gives the commit."""
+
+    commit_hash: str
+    parent_hash: str | None
+    merge_parent: str | None
+    response_to: str | None
+    operation: CommitOperation
+    content_type: str
+    branch: str
+    position: int
+    created_at: datetime
+    priority: Priority
+
+
 class Annotation(_Frozen):
     priority: Priority
     reason: str | None

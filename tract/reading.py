@@ -16,12 +16,21 @@ from events import CommitCreated
 from projections import StoredCommit
 from projections.bulk import paused_gc
 from projections.commit_table import NO_ROW
-from projections.commit_view import ReadAhead
+from projections.commit_view import ReadAhead, Visibility
 from tract.arguments import text
 from tract.compiled import CompiledContext
 from tract.errors import CommitNotFoundError, InvalidArgumentError
 from tract.jsonvalues import fresh
-from tract.models import Annotation, CommitInfo, CommitOperation, CompressionInfo, ConfigRecord, trusted
+from tract.models import (
+    Annotation,
+    CommitInfo,
+    CommitOperation,
+    CompressionInfo,
+    ConfigRecord,
+    HistoryEntry,
+    Priority,
+    trusted,
+)
 from tract.parts import TractParts
 from tract.shared import annotation_model
 
@@ -29,6 +38,7 @@ if TYPE_CHECKING:
     from tract.tract import Tract
 
 _OPERATIONS = {operation.value: operation for operation in CommitOperation}
+_PRIORITIES = {priority.value: priority for priority in Priority}
 
 
 class Reading(TractParts):
@@ -36,6 +46,7 @@ class Reading(TractParts):
 
     if TYPE_CHECKING:
         def replay(self, until_position: int | None = None, until_time: datetime | None = None) -> Tract: ...
+        def _ref_head(self, ref: str) -> str | None: ...
 
     def compile(
         self,
@@ -87,6 +98,48 @@ class Reading(TractParts):
             with paused_gc():
                 events = ReadAhead(self._view, rows).events()
                 return [self._info(table.entry(row), event) for row, event in zip(rows, events)]
+
+    def history(self, ref: str | None = None, *, newest: int | None = None) -> list[HistoryEntry]:
+        """Every commit in the history of `ref` (a branch name, or a commit hash or a unique prefix of
+        one; default HEAD) in compile order (at a merge: ours, then the merged branch's commits since
+        the fork, then the merge), each with the priority that history gives it; only the last
+        `newest` of them if given.
+
+        Nothing is read from the log, so the history of a long tract is cheap to list; `get_commit`
+        reads a commit's content."""
+        with self._lock:
+            self._check_open()
+            head = self.head if ref is None else self._ref_head(text(ref, "ref"))
+            view = self._view
+            table = view.commits
+            rows = view.history(head)
+            visible = Visibility()
+            for row in rows:
+                visible.include(row, table)
+            annotated = view.state.annotations
+            entries = []
+            for row in rows if newest is None else rows[len(rows) - min(newest, len(rows)) :]:
+                commit_hash = table.hash(row)
+                kind = table.kind(row)
+                priority = view.priority(commit_hash, visible) if commit_hash in annotated else "normal"
+                entries.append(
+                    trusted(
+                        HistoryEntry,
+                        {
+                            "commit_hash": commit_hash,
+                            "parent_hash": table.hash_or_none(table.parents[row]),
+                            "merge_parent": table.hash_or_none(table.merge_parents[row]),
+                            "response_to": table.hash_or_none(table.targets[row]),
+                            "operation": _OPERATIONS[kind.operation],
+                            "content_type": kind.content_type,
+                            "branch": kind.branch,
+                            "position": table.positions[row],
+                            "created_at": table.created_at(row),
+                            "priority": _PRIORITIES[priority],
+                        },
+                    )
+                )
+            return entries
 
     def get_annotations(self, commit_hash: str) -> list[Annotation]:
         with self._lock:

@@ -1,0 +1,7 @@
+"""`python -m tract`: the command line, as the `tract` script runs it."""
+
+import sys
+
+from tract.cli.main import main
+
+sys.exit(main())
