@@ -3,14 +3,15 @@ ordered reads and integrity checks. Knows nothing of the layers above it."""
 
 from events.errors import (
     ConcurrentWriteError,
+    CorruptLogError,
     InvalidEventError,
-    LogCorruptError,
-    LogError,
     LogFormatError,
     LogLockedError,
-    LogReadOnlyError,
     NotRegularFileError,
+    ReadOnlyError,
     RecordTooLargeError,
+    StorageError,
+    TractError,
 )
 from events.framing import FORMAT_VERSION, GENESIS_HASH, LOG_FILE, MAX_RECORD_BYTES, Checkpoint, TornTail
 from events.global_order import GlobalReader
@@ -62,11 +63,11 @@ __all__ = [
     "GlobalReader",
     "HeadChanged",
     "InvalidEventError",
-    "LogCorruptError",
-    "LogError",
+    "CorruptLogError",
+    "StorageError",
     "LogFormatError",
     "LogLockedError",
-    "LogReadOnlyError",
+    "ReadOnlyError",
     "NotRegularFileError",
     "Problem",
     "Record",
@@ -75,6 +76,7 @@ __all__ = [
     "SyncMode",
     "TornTail",
     "TractCreated",
+    "TractError",
     "TractHead",
     "UsageRecorded",
     "VerifyReport",

@@ -21,7 +21,7 @@ from typing import IO
 
 import msgspec
 
-from events.errors import InvalidEventError, LogError, LogFormatError
+from events.errors import InvalidEventError, LogFormatError, StorageError
 from events.framing import FIRST_FORMAT, FORMAT_VERSION, LOG_FILE, record_hash
 from events.log import EventLog
 from events.records import decode_record
@@ -144,7 +144,7 @@ def _append_batch(log: EventLog, batch: list[ExportedRecord]) -> None:
     tract_id, checked = batch[0].event.tract_id, batch[0].format != FIRST_FORMAT
     where = f"tract {tract_id!r} positions {batch[0].position}-{batch[-1].position}"
     if checked and batch[0].prev_hash != log.tract_head(tract_id).hex():
-        raise LogError(f"{where}: previous-record hash does not match the imported chain")
+        raise StorageError(f"{where}: previous-record hash does not match the imported chain")
     try:
         log.append(tract_id, [record.event for record in batch])
     except InvalidEventError as error:
@@ -157,6 +157,6 @@ def _append_batch(log: EventLog, batch: list[ExportedRecord]) -> None:
         hashes.append(log.tract_head(tract_id).hex())
         for record, previous, digest in zip(batch, [batch[0].prev_hash, *hashes], hashes):
             if (record.prev_hash, record.record_hash) != (previous, digest):
-                raise LogError(
+                raise StorageError(
                     f"tract {tract_id!r} position {record.position}: re-encoded record does not hash as exported"
                 )

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from events.consistency import RefFold, breach
-from events.errors import LogCorruptError, LogFormatError
+from events.errors import CorruptLogError, LogFormatError
 from events.framing import (
     FILE_HEADER,
     FIRST_FORMAT,
@@ -117,7 +117,7 @@ def verify_storage(
                 return walk.report(problem)
             if progress is not None and frame.position % 50_000 == 0:
                 progress(frame.position)
-    except LogCorruptError as error:
+    except CorruptLogError as error:
         return walk.report(Problem(error.position, error.kind, error.detail, error.offset))
     if scanner.torn is not None:
         torn = scanner.torn
@@ -140,7 +140,7 @@ class _Walk:
     def check(self, position: int, offset: int, raw: memoryview) -> Problem | None:
         try:
             record = decode_record(raw[1:], position, offset)
-        except LogCorruptError as error:
+        except CorruptLogError as error:
             return Problem(position, error.kind, error.detail, offset)
         tract_id = record.event.tract_id
         count, last_hash = self.heads.get(tract_id, (0, GENESIS_HASH))

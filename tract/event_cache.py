@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 
-from events import CommitCreated, EventLog, LogCorruptError, Record
+from events import CommitCreated, CorruptLogError, EventLog, Record
 from tract.errors import storage_errors
 
 CACHE_ENTRIES = 4096
@@ -78,7 +78,7 @@ class EventCache:
     def _commit_of(self, record: Record, position: int, commit_hash: str) -> CommitCreated:
         event: object = record.event
         if not isinstance(event, CommitCreated) or event.commit_hash != commit_hash:
-            raise LogCorruptError(
+            raise CorruptLogError(
                 f"the record is not commit {commit_hash}, which the tract folded from it",
                 position=position,
                 kind="wrong record",
