@@ -137,7 +137,7 @@ class _Walk:
         self.anchor_seen = False
         self.refs = RefFold()
 
-    def check(self, position: int, offset: int, raw: memoryview) -> Problem | None:
+    def check(self, position: int, offset: int | None, raw: memoryview) -> Problem | None:
         try:
             record = decode_record(raw[1:], position, offset)
         except LogCorruptError as error:
@@ -175,14 +175,14 @@ class _Walk:
         self.global_hash = digest
         return None
 
-    def _whole_log_chain(self, record: Record, position: int, offset: int) -> Problem | None:
+    def _whole_log_chain(self, record: Record, position: int, offset: int | None) -> Problem | None:
         if record.number != position:
             return Problem(position, "position mismatch", f"record says position {record.number}", offset)
         if record.prev_hash != self.global_hash:
             return Problem(position, "broken chain", "previous-record hash does not match the record before", offset)
         return None
 
-    def _tract_chain(self, record: Record, tract_id: str, number: int, last_hash: bytes, offset: int) -> Problem | None:
+    def _tract_chain(self, record: Record, tract_id: str, number: int, last_hash: bytes, offset: int | None) -> Problem | None:
         if record.number != number:
             detail = f"record says position {record.number}, but it is the tract's record {number}"
             return Problem(number, "position mismatch", detail, offset, tract_id)
@@ -208,7 +208,7 @@ class _Walk:
         return VerifyReport(self.records, heads, problem, self.version, log_head)
 
 
-def _check_hashes(event: CommitCreated, position: int, offset: int, tract_id: str | None) -> Problem | None:
+def _check_hashes(event: CommitCreated, position: int, offset: int | None, tract_id: str | None) -> Problem | None:
     content_hash, commit_hash = expected_hashes(event)
     if content_hash != event.content_hash:
         detail = f"content hashes to {content_hash}, event says {event.content_hash}"
