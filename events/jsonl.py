@@ -142,10 +142,10 @@ def _import_lines(log: EventLog | PostgresLog, lines: Iterable[bytes], progress:
             expected = log.tract_length(record.event.tract_id) + len(batch) + 1
         if batch and record.event.tract_id != batch[0].event.tract_id:
             raise LogFormatError(f"line {number}: a batch mixes tracts")
+        if record.position == 1 and record.format != FIRST_FORMAT and log.tract_length(record.event.tract_id):
+            raise LogFormatError(f"line {number}: tract {record.event.tract_id!r} already exists here")
         if record.position != expected:
             raise LogFormatError(f"line {number}: position {record.position} is out of order")
-        if not batch and record.position == 1 and log.tract_length(record.event.tract_id):
-            raise LogFormatError(f"line {number}: tract {record.event.tract_id!r} already exists here")
         batch.append(record)
         imported[record.event.tract_id] = None
         if record.batch_end:

@@ -18,8 +18,9 @@ from typing import IO, Any
 
 import msgspec
 
-from events import Anchor, LogError, verify
-from events.jsonl import import_jsonl
+from events import Anchor, LogError
+from events.opening import import_location, verify_location
+from events.postgres import StoreSettings, is_store_url
 from tract.compiled import CompiledContext
 from tract.content import DialogueContent, InstructionContent
 from tract.errors import TractError, storage_errors
@@ -37,9 +38,10 @@ FORMATS = ("text", *RENDERINGS, "json")
 
 
 def _demo(args: argparse.Namespace) -> int:
-    directory = Path(args.directory)
-    with Tract.open(directory) as tract:
-        print(f"log directory: {directory.resolve()}  (tract {tract.tract_id})")
+    store = is_store_url(args.directory)
+    with Tract.open(args.directory) as tract:
+        where = tract.location if store else Path(args.directory).resolve()
+        print(f"{'store' if store else 'log directory'}: {where}  (tract {tract.tract_id})")
         config = {"model": "gpt-4o-mini", "temperature": 0.3, "top_p": 1.0}
         prompt = [
             InstructionContent(text="You are a concise assistant for a bicycle repair shop."),
@@ -78,7 +80,7 @@ def _api_note(compiled: CompiledContext) -> str:
 
 def _verify(args: argparse.Namespace) -> int:
     anchor = _anchor(args.anchor) if args.anchor else None
-    report = verify(_existing(args.directory), anchor=anchor, progress=_progress("verified"))
+    report = verify_location(_existing(args.directory), anchor=anchor, progress=_progress("verified"))
     _end_progress()
     if report.ok:
         print(report)
@@ -197,10 +199,11 @@ def _export(args: argparse.Namespace) -> int:
 
 def _import(args: argparse.Namespace) -> int:
     with open(args.jsonl, "rb") as lines, storage_errors():
-        heads = import_jsonl(lines, args.directory, progress=_progress("imported"))
+        heads = import_location(lines, args.directory, progress=_progress("imported"))
     _end_progress()
     records = sum(head.number for head in heads.values())
-    print(f"imported {records} records of {len(heads)} tract{'' if len(heads) == 1 else 's'} into {args.directory}")
+    where = StoreSettings.parse(args.directory).where if is_store_url(args.directory) else args.directory
+    print(f"imported {records} records of {len(heads)} tract{'' if len(heads) == 1 else 's'} into {where}")
     for tract_id, head in heads.items():
         print(f"chain head {_anchor_text(tract_id, head.number, head.hash)}")
     return 0
@@ -265,7 +268,10 @@ def _preview(content: dict[str, Any], width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _existing(directory: str) -> Path:
+def _existing(directory: str) -> Path | str:
+    """A log directory that exists, or a store's URL (its server says whether it holds a store)."""
+    if is_store_url(directory):
+        return directory
     path = Path(directory)
     if not path.is_dir():
         raise TractError(f"{directory}: no such log directory")
@@ -276,7 +282,8 @@ def _reader(args: argparse.Namespace) -> Tract:
     """The log opened read-only (folding it may take a while on a long log without a snapshot)."""
     directory = _existing(args.directory)
     if sys.stderr.isatty():
-        print(f"\rreading {directory}…", end="", file=sys.stderr, flush=True)
+        shown = "the store" if is_store_url(directory) else directory  # a URL may hold a password
+        print(f"\rreading {shown}…", end="", file=sys.stderr, flush=True)
     try:
         return Tract.open(directory, tract_id=getattr(args, "tract", None), readonly=True)
     finally:
@@ -329,7 +336,7 @@ def _parser() -> argparse.ArgumentParser:
     ) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help, description=help)
         if directory:
-            sub.add_argument("directory", help="log directory")
+            sub.add_argument("directory", help="log directory, or a postgresql:// URL of a store")
         sub.set_defaults(run=run)
         return sub
 
@@ -337,7 +344,9 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--tract", help="tract id (default: the one the log was created with)")
 
     demo = command("demo", _demo, "write a short conversation to a log directory and compile it", directory=False)
-    demo.add_argument("directory", nargs="?", default="tract-demo", help="log directory (default: ./tract-demo)")
+    demo.add_argument(
+        "directory", nargs="?", default="tract-demo", help="log directory or postgresql:// URL (default: ./tract-demo)"
+    )
 
     check = command("verify", _verify, "check a log is whole and unaltered")
     check.add_argument(
@@ -388,7 +397,7 @@ def _parser() -> argparse.ArgumentParser:
 
     imported = command("import", _import, "rebuild a log from a JSONL export", directory=False)
     imported.add_argument("jsonl", help="an export written by `tract export --format jsonl`")
-    imported.add_argument("directory", help="new log directory to create")
+    imported.add_argument("directory", help="new log directory to create, or a store's postgresql:// URL")
     return parser
 
 

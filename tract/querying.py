@@ -131,8 +131,10 @@ class Querying(TractParts):
 
     def _analytics_path(self) -> Path | None:
         """The analytics database: in `analytics_dir` if given (a store's local cache), else the log
-        directory's shared one (None: in memory, for an in-memory tract or a replay of a store)."""
+        directory's shared one (None: in memory, for an in-memory tract or a replay of a store).
+        A cache directory is made when first needed, private to the user."""
         if self._analytics_dir is not None:
+            self._analytics_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
             return self._analytics_dir / ANALYTICS_FILE
         return None if self._directory is None else self._directory / ANALYTICS_FILE
 

@@ -173,11 +173,18 @@ class Tract(Writing, Compressing, Branching, Reading, Auditing, Querying, Conver
         self.close()
 
     def __repr__(self) -> str:
-        where = str(self._directory) if self._directory is not None else getattr(self._log, "where", MEMORY)
+        where = self.location
         head = self.head if not self._closed else None
         return f"Tract(path={where!r}, tract_id={self._tract_id!r}, head={head!r}, closed={self._closed})"
 
     # -- properties ----------------------------------------------------------
+
+    @property
+    def location(self) -> str:
+        """The log directory, the store (server:port/database/schema, no credentials), or ":memory:"."""
+        if self._directory is not None:
+            return str(self._directory)
+        return self._log.where if isinstance(self._log, PostgresLog) else MEMORY
 
     @property
     def tract_id(self) -> str:
