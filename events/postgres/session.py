@@ -62,7 +62,10 @@ class Session:
             if self._connection is not None and self._connection.closed:
                 self._drop()
                 raise StoreUnavailableError(f"PostgreSQL store {self.settings.where}: {error}") from error
-            raise
+            if isinstance(error, (driver().IntegrityError, driver().errors.LockNotAvailable)):
+                raise  # an append's race with another writer: it names the tract
+            detail = " ".join(str(error).split()) or type(error).__name__
+            raise LogError(f"PostgreSQL store {self.settings.where}: {detail}") from error
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
