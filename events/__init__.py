@@ -22,6 +22,7 @@ from events.hashing import (
     sealed_commit,
 )
 from events.log import EventLog, SyncMode
+from events.opening import AnyLog, open_log
 from events.roundtrip import check_events
 from events.types import (
     EVENT_TYPES,
@@ -50,6 +51,7 @@ __all__ = [
     "Anchor",
     "AnnotationAdded",
     "AnyEvent",
+    "AnyLog",
     "BranchCreated",
     "BranchDeleted",
     "Checkpoint",
@@ -83,6 +85,7 @@ __all__ = [
     "commit_hash",
     "content_hash",
     "expected_hashes",
+    "open_log",
     "sealed_commit",
     "verify",
 ]
