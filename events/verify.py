@@ -108,7 +108,7 @@ def verify_storage(
     storage: FileStorage | MemoryStorage, *, anchor: Anchor | None = None, progress: Progress | None = None
 ) -> VerifyReport:
     version = check_file_header(storage.read(0, FILE_HEADER.size), "log")
-    walk = _Walk(anchor, version)
+    walk = RecordWalk(anchor, version)
     scanner = FrameScanner(storage.read, storage.size(), FILE_HEADER.size, 1)
     try:
         for frame in scanner:
@@ -125,7 +125,7 @@ def verify_storage(
     return walk.report(walk.missing_anchor())
 
 
-class _Walk:
+class RecordWalk:
     """State carried from record to record: each tract's count and chain hash, and the refs seen."""
 
     def __init__(self, anchor: Anchor | None, version: int) -> None:

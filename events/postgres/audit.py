@@ -20,7 +20,7 @@ from events.framing import FLAG_BATCH_END, FORMAT_VERSION
 from events.postgres.schema import tables
 from events.postgres.session import Session
 from events.records import decode_owner
-from events.verify import Anchor, Problem, Progress, VerifyReport, _Walk
+from events.verify import Anchor, Problem, Progress, VerifyReport, RecordWalk
 
 PROGRESS_EVERY = 50_000
 
@@ -33,7 +33,7 @@ def verify_store(session: Session, *, anchor: Anchor | None = None, progress: Pr
         with connection.transaction():
             connection.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             listed = connection.execute(f"SELECT tract_id, length, head FROM {tracts_table} ORDER BY created").fetchall()
-            walk = _Walk(anchor, FORMAT_VERSION)
+            walk = RecordWalk(anchor, FORMAT_VERSION)
             problem = walk_tracts(connection, records, listed, walk, progress)
             if problem is None:
                 problem = _unlisted(connection, records, tracts_table)
@@ -48,12 +48,12 @@ def verify_tracts(session: Session, tract_ids: list[str]) -> VerifyReport:
         listed = connection.execute(
             f"SELECT tract_id, length, head FROM {tracts_table} WHERE tract_id = ANY(%s) ORDER BY created", (tract_ids,)
         ).fetchall()
-        walk = _Walk(None, FORMAT_VERSION)
+        walk = RecordWalk(None, FORMAT_VERSION)
         return walk.report(walk_tracts(connection, records, listed, walk, None))
 
 
 def walk_tracts(
-    connection: Any, records: str, listed: Iterable[tuple[str, int, bytes]], walk: _Walk, progress: Progress | None
+    connection: Any, records: str, listed: Iterable[tuple[str, int, bytes]], walk: RecordWalk, progress: Progress | None
 ) -> Problem | None:
     """Walk each listed tract's rows (on `connection`, inside its transaction); the first problem found."""
     position = 0
@@ -93,7 +93,7 @@ def _misplaced(tract_id: str, number: int, row_number: int, body: bytes) -> Prob
     return None
 
 
-def _disagreeing_row(tract_id: str, walked: int, length: int, head: bytes, walk: _Walk) -> Problem | None:
+def _disagreeing_row(tract_id: str, walked: int, length: int, head: bytes, walk: RecordWalk) -> Problem | None:
     """The tracts row's length and head against what was walked."""
     if walked < length:
         detail = f"the tract's row says {length} records, the store holds {walked}"
