@@ -23,6 +23,7 @@ from events.hashing import (
     sealed_commit,
 )
 from events.log import EventLog, SyncMode
+from events.opening import AnyLog, open_log
 from events.roundtrip import check_events
 from events.types import (
     EVENT_TYPES,
@@ -51,6 +52,7 @@ __all__ = [
     "Anchor",
     "AnnotationAdded",
     "AnyEvent",
+    "AnyLog",
     "BranchCreated",
     "BranchDeleted",
     "Checkpoint",
@@ -85,6 +87,7 @@ __all__ = [
     "commit_hash",
     "content_hash",
     "expected_hashes",
+    "open_log",
     "sealed_commit",
     "verify",
 ]

@@ -108,7 +108,7 @@ def verify_storage(
     storage: FileStorage | MemoryStorage, *, anchor: Anchor | None = None, progress: Progress | None = None
 ) -> VerifyReport:
     version = check_file_header(storage.read(0, FILE_HEADER.size), "log")
-    walk = _Walk(anchor, version)
+    walk = RecordWalk(anchor, version)
     scanner = FrameScanner(storage.read, storage.size(), FILE_HEADER.size, 1)
     try:
         for frame in scanner:
@@ -125,7 +125,7 @@ def verify_storage(
     return walk.report(walk.missing_anchor())
 
 
-class _Walk:
+class RecordWalk:
     """State carried from record to record: each tract's count and chain hash, and the refs seen."""
 
     def __init__(self, anchor: Anchor | None, version: int) -> None:
@@ -137,7 +137,7 @@ class _Walk:
         self.anchor_seen = False
         self.refs = RefFold()
 
-    def check(self, position: int, offset: int, raw: memoryview) -> Problem | None:
+    def check(self, position: int, offset: int | None, raw: memoryview) -> Problem | None:
         try:
             record = decode_record(raw[1:], position, offset)
         except CorruptLogError as error:
@@ -175,14 +175,14 @@ class _Walk:
         self.global_hash = digest
         return None
 
-    def _whole_log_chain(self, record: Record, position: int, offset: int) -> Problem | None:
+    def _whole_log_chain(self, record: Record, position: int, offset: int | None) -> Problem | None:
         if record.number != position:
             return Problem(position, "position mismatch", f"record says position {record.number}", offset)
         if record.prev_hash != self.global_hash:
             return Problem(position, "broken chain", "previous-record hash does not match the record before", offset)
         return None
 
-    def _tract_chain(self, record: Record, tract_id: str, number: int, last_hash: bytes, offset: int) -> Problem | None:
+    def _tract_chain(self, record: Record, tract_id: str, number: int, last_hash: bytes, offset: int | None) -> Problem | None:
         if record.number != number:
             detail = f"record says position {record.number}, but it is the tract's record {number}"
             return Problem(number, "position mismatch", detail, offset, tract_id)
@@ -208,7 +208,7 @@ class _Walk:
         return VerifyReport(self.records, heads, problem, self.version, log_head)
 
 
-def _check_hashes(event: CommitCreated, position: int, offset: int, tract_id: str | None) -> Problem | None:
+def _check_hashes(event: CommitCreated, position: int, offset: int | None, tract_id: str | None) -> Problem | None:
     content_hash, commit_hash = expected_hashes(event)
     if content_hash != event.content_hash:
         detail = f"content hashes to {content_hash}, event says {event.content_hash}"

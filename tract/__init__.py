@@ -3,7 +3,8 @@
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _version
 
-from events import Problem, VerifyReport, verify
+from events import Problem, VerifyReport
+from events.opening import verify_location as verify  # a log directory, or a store's URL
 from tract.compiled import CompiledContext
 from tract.content import (
     ArtifactContent,
