@@ -3,14 +3,15 @@ ordered reads and integrity checks. Knows nothing of the layers above it."""
 
 from events.errors import (
     ConcurrentWriteError,
+    CorruptLogError,
     InvalidEventError,
-    LogCorruptError,
-    LogError,
     LogFormatError,
     LogLockedError,
-    LogReadOnlyError,
     NotRegularFileError,
+    ReadOnlyError,
     RecordTooLargeError,
+    StorageError,
+    TractError,
 )
 from events.framing import FORMAT_VERSION, GENESIS_HASH, LOG_FILE, MAX_RECORD_BYTES, Checkpoint, TornTail
 from events.global_order import GlobalReader
@@ -22,6 +23,7 @@ from events.hashing import (
     sealed_commit,
 )
 from events.log import EventLog, SyncMode
+from events.opening import AnyLog, open_log
 from events.roundtrip import check_events
 from events.types import (
     EVENT_TYPES,
@@ -50,6 +52,7 @@ __all__ = [
     "Anchor",
     "AnnotationAdded",
     "AnyEvent",
+    "AnyLog",
     "BranchCreated",
     "BranchDeleted",
     "Checkpoint",
@@ -62,11 +65,11 @@ __all__ = [
     "GlobalReader",
     "HeadChanged",
     "InvalidEventError",
-    "LogCorruptError",
-    "LogError",
+    "CorruptLogError",
+    "StorageError",
     "LogFormatError",
     "LogLockedError",
-    "LogReadOnlyError",
+    "ReadOnlyError",
     "NotRegularFileError",
     "Problem",
     "Record",
@@ -75,6 +78,7 @@ __all__ = [
     "SyncMode",
     "TornTail",
     "TractCreated",
+    "TractError",
     "TractHead",
     "UsageRecorded",
     "VerifyReport",
@@ -83,6 +87,7 @@ __all__ = [
     "commit_hash",
     "content_hash",
     "expected_hashes",
+    "open_log",
     "sealed_commit",
     "verify",
 ]

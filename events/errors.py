@@ -1,19 +1,46 @@
-"""What can go wrong with a log, each naming where."""
+"""Every error tract raises comes from one tree, rooted here at the lowest layer: `TractError`.
+
+The log's errors are defined once, here; `tract.errors` re-exports them beside
+the SDK's own, and `projections` derives its errors from them, so a caller (and
+the CLI) catches `TractError` for anything tract refused or could not do, and
+`StorageError` for what went wrong with the storage under it.
+"""
 
 from __future__ import annotations
 
 
-class LogError(Exception):
-    """Base of every error raised by the event log."""
+class TractError(Exception):
+    """Base of every error tract raises."""
 
 
-class LogCorruptError(LogError):
-    """A record that cannot be trusted; `detail` says what is wrong with it.
+class StorageError(TractError):
+    """The log, or a file beside it (index, analytics database), could not be opened, read or written:
+    a full disk, a failed fsync, a file that is not a regular file. `position` names the record when
+    known: its number in `tract_id`, or its place in the whole log when `tract_id` is None (a scan met
+    it before its tract could be known); `offset` is its byte offset in the log file."""
 
-    `position` is the record's number in its tract when `tract_id` is given (it was read as
-    one of that tract's records), else its place in the whole log (found by a scan of the
-    file, before its tract could be known); `offset` is its byte offset in the file when known.
-    """
+    def __init__(
+        self,
+        message: str,
+        *,
+        position: int | None = None,
+        kind: str | None = None,
+        tract_id: str | None = None,
+        offset: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.position = position
+        self.kind = kind
+        self.tract_id = tract_id
+        self.offset = offset
+
+
+class CorruptLogError(StorageError):
+    """A record that cannot be trusted (not a torn tail, which is recovered on open); `detail` says
+    what is wrong with it, and the message where it is."""
+
+    position: int
+    kind: str
 
     def __init__(
         self, message: str, *, position: int, kind: str, offset: int | None = None, tract_id: str | None = None
@@ -21,31 +48,35 @@ class LogCorruptError(LogError):
         where = f"position {position}" if tract_id is None else f"tract {tract_id!r} position {position}"
         if offset is not None:
             where += f", byte offset {offset}"
-        super().__init__(f"{message} ({where}, {kind})")
+        super().__init__(f"{message} ({where}, {kind})", position=position, kind=kind, tract_id=tract_id, offset=offset)
         self.detail = message
-        self.position = position
-        self.kind = kind
-        self.offset = offset
-        self.tract_id = tract_id
 
 
-class LogLockedError(LogError):
-    """Another writer holds the log."""
+class LogLockedError(StorageError):
+    """Another process has the log open for writing."""
 
 
-class ConcurrentWriteError(LogError):
+class ConcurrentWriteError(StorageError):
     """A tract gained records the appender did not expect: another writer got there first."""
 
 
-class LogFormatError(LogError):
-    """Not a log, or a log written by a newer format version."""
+class LogFormatError(StorageError):
+    """Not a tract log, or one written by a newer format version."""
 
 
-class LogReadOnlyError(LogError):
-    """A write was attempted on a log opened read-only."""
+class RecordTooLargeError(StorageError):
+    """An event whose encoding does not fit one log record."""
 
 
-class InvalidEventError(LogError, ValueError):
+class NotRegularFileError(StorageError):
+    """A file of the log directory that is a FIFO, socket, device or directory: refused, never opened."""
+
+
+class ReadOnlyError(TractError):
+    """A write to a log or tract opened read-only (or to a read-only view of one)."""
+
+
+class InvalidEventError(TractError, ValueError):
     """An event that would not read back as itself; nothing was written.
 
     `field` names the event's field at fault (None when no single field is),
@@ -57,11 +88,3 @@ class InvalidEventError(LogError, ValueError):
         self.event_type = event_type
         self.field = field
         self.index = index
-
-
-class RecordTooLargeError(LogError):
-    """An event whose encoding does not fit the record format."""
-
-
-class NotRegularFileError(LogError):
-    """A file of the log directory that is a FIFO, socket, device or directory: refused, never opened."""

@@ -23,7 +23,7 @@ from typing import NamedTuple
 
 import msgspec
 
-from events.errors import LogCorruptError, LogFormatError
+from events.errors import CorruptLogError, LogFormatError
 
 LOG_FILE = "events.log"
 GENESIS_HASH = bytes(32)
@@ -121,7 +121,7 @@ class FrameScanner:
     `read(offset, n)` returns up to n bytes at offset. After iteration, `end`
     is the offset just past the last complete batch and `torn` describes any
     trailing bytes that do not form one. Damage before the tail raises
-    `LogCorruptError` naming the record's position.
+    `CorruptLogError` naming the record's position.
     """
 
     def __init__(self, read: Callable[[int, int], bytes], size: int, offset: int, position: int) -> None:
@@ -172,12 +172,12 @@ class FrameScanner:
         if zlib.crc32(_LENGTH_CRC.pack(length, crc)) != header_crc:
             if self._all_zero(offset):
                 return "zero-filled tail"
-            raise LogCorruptError("damaged frame header", position=position, kind="bad header", offset=offset)
+            raise CorruptLogError("damaged frame header", position=position, kind="bad header", offset=offset)
         if end > self._size:
             return "record cut short"
         if end == self._size:
             return "last record fails its checksum"
-        raise LogCorruptError("record fails its checksum", position=position, kind="bad checksum", offset=offset)
+        raise CorruptLogError("record fails its checksum", position=position, kind="bad checksum", offset=offset)
 
     def _refill(self, offset: int, need: int) -> tuple[memoryview, int, int]:
         data = self._read(offset, min(max(READ_CHUNK, need), self._size - offset))

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import msgspec
 
-from events.errors import LogError
+from events.errors import StorageError
 from events.framing import START, Checkpoint, FrameScanner, record_hash
 from events.records import decode_owner, decode_record
 from events.storage import FileStorage, MemoryStorage
@@ -60,7 +60,7 @@ class GlobalReader:
             if len(frames) != 1 or record_hash(frames[0].record, self._version) != checkpoint.record_hash:
                 return None
             return decode_owner(frames[0].body, checkpoint.position, checkpoint.offset)
-        except LogError:
+        except StorageError:
             return None
 
     def read(self, after: Checkpoint = START) -> Iterator[Record]:

@@ -21,9 +21,10 @@ from typing import IO
 
 import msgspec
 
-from events.errors import InvalidEventError, LogError, LogFormatError
+from events.errors import InvalidEventError, LogFormatError, StorageError
 from events.framing import FIRST_FORMAT, FORMAT_VERSION, LOG_FILE, record_hash
 from events.log import EventLog
+from events.postgres.store import PostgresLog
 from events.records import decode_record
 from events.storage import sync_directory
 from events.types import AnyEvent
@@ -45,7 +46,7 @@ _line_encoder = msgspec.json.Encoder()
 _line_decoder = msgspec.json.Decoder(ExportedRecord)
 
 
-def exported_records(log: EventLog, tract_id: str | None = None) -> Iterator[ExportedRecord]:
+def exported_records(log: EventLog | PostgresLog, tract_id: str | None = None) -> Iterator[ExportedRecord]:
     """Every whole record of the log (or of one tract), in log order, with its framing facts."""
     if tract_id is not None and log.version == FIRST_FORMAT:
         raise LogFormatError(
@@ -109,7 +110,20 @@ def _check_new(target: Path) -> None:
         raise LogFormatError(f"{target} is not an empty directory; import into a new one")
 
 
-def _import_lines(log: EventLog, lines: Iterable[bytes], progress: Progress | None) -> None:
+def import_lines_into(log: PostgresLog, lines: Iterable[bytes], progress: Progress | None = None) -> dict[str, TractHead]:
+    """Import an export into a PostgreSQL store as one transaction: every record, each tract walked
+    as `verify` walks it, or nothing (its tracts must be new to the store); returns their chain heads."""
+    with log.transaction():
+        imported = _import_lines(log, lines, progress)
+        report = log.verify_tracts(imported)
+        if not report.ok:
+            raise LogFormatError(f"the imported tracts do not verify: {report.problem}")
+    return report.heads
+
+
+def _import_lines(log: EventLog | PostgresLog, lines: Iterable[bytes], progress: Progress | None) -> list[str]:
+    """Append the export's batches; returns the tracts imported, in order."""
+    imported: dict[str, None] = {}
     batch: list[ExportedRecord] = []
     whole_log = 0
     for number, line in enumerate(lines, 1):
@@ -128,9 +142,12 @@ def _import_lines(log: EventLog, lines: Iterable[bytes], progress: Progress | No
             expected = log.tract_length(record.event.tract_id) + len(batch) + 1
         if batch and record.event.tract_id != batch[0].event.tract_id:
             raise LogFormatError(f"line {number}: a batch mixes tracts")
+        if record.position == 1 and record.format != FIRST_FORMAT and log.tract_length(record.event.tract_id):
+            raise LogFormatError(f"line {number}: tract {record.event.tract_id!r} already exists here")
         if record.position != expected:
             raise LogFormatError(f"line {number}: position {record.position} is out of order")
         batch.append(record)
+        imported[record.event.tract_id] = None
         if record.batch_end:
             _append_batch(log, batch)
             batch = []
@@ -138,13 +155,14 @@ def _import_lines(log: EventLog, lines: Iterable[bytes], progress: Progress | No
             progress(number)
     if batch:
         raise LogFormatError(f"the export ends inside a batch (position {batch[0].position} onwards)")
+    return list(imported)
 
 
-def _append_batch(log: EventLog, batch: list[ExportedRecord]) -> None:
+def _append_batch(log: EventLog | PostgresLog, batch: list[ExportedRecord]) -> None:
     tract_id, checked = batch[0].event.tract_id, batch[0].format != FIRST_FORMAT
     where = f"tract {tract_id!r} positions {batch[0].position}-{batch[-1].position}"
     if checked and batch[0].prev_hash != log.tract_head(tract_id).hex():
-        raise LogError(f"{where}: previous-record hash does not match the imported chain")
+        raise StorageError(f"{where}: previous-record hash does not match the imported chain")
     try:
         log.append(tract_id, [record.event for record in batch])
     except InvalidEventError as error:
@@ -157,6 +175,6 @@ def _append_batch(log: EventLog, batch: list[ExportedRecord]) -> None:
         hashes.append(log.tract_head(tract_id).hex())
         for record, previous, digest in zip(batch, [batch[0].prev_hash, *hashes], hashes):
             if (record.prev_hash, record.record_hash) != (previous, digest):
-                raise LogError(
+                raise StorageError(
                     f"tract {tract_id!r} position {record.position}: re-encoded record does not hash as exported"
                 )

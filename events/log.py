@@ -19,11 +19,11 @@ from typing import Literal
 
 from events.errors import (
     ConcurrentWriteError,
-    LogCorruptError,
-    LogError,
+    CorruptLogError,
     LogFormatError,
-    LogReadOnlyError,
+    ReadOnlyError,
     RecordTooLargeError,
+    StorageError,
 )
 from events.framing import (
     FILE_HEADER,
@@ -167,7 +167,7 @@ class EventLog:
         """The tract's records numbered `first` to `last` (default: its last), each checked as it is read.
 
         A record that is not what the index says sends the reader to rebuild the index from
-        the log once; a record that is damaged in the log raises `LogCorruptError` naming
+        the log once; a record that is damaged in the log raises `CorruptLogError` naming
         the tract and the record's number."""
         count = self._index.count(tract_id)
         return self._reader().read(tract_id, max(first, 1), count if last is None else min(last, count))
@@ -185,7 +185,7 @@ class EventLog:
 
         `linked=False` does not read back the record before `first` to chain it to;
         `expected(number)` gives the hash a record must have, when the caller remembers it from
-        an earlier read (a record that has another is damaged: `LogCorruptError` naming the
+        an earlier read (a record that has another is damaged: `CorruptLogError` naming the
         tract and its number, after one rebuild of the index from the log)."""
         count = self._index.count(tract_id)
         last = count if last is None else min(last, count)
@@ -194,22 +194,22 @@ class EventLog:
     def read_known(self, tract_id: str, wanted: Mapping[int, bytes]) -> Iterator[Record]:
         """The tract's records numbered in `wanted`, in order, each checked and found to hash to the
         hash given for it (remembered from an earlier read); the records between them are not read
-        for their own sake. One that differs, or is missing, is `LogCorruptError` naming the tract
+        for their own sake. One that differs, or is missing, is `CorruptLogError` naming the tract
         and its number (after one rebuild of the index from the log)."""
         return self._reader().read_known(tract_id, wanted)
 
     def read_record(self, tract_id: str, number: int, *, expected_hash: bytes | None = None) -> Record:
         """One record of the tract, checked (checksum, decoding, tract, number) and then either found
         to hash to `expected_hash` (remembered from an earlier read) or, without one, chained to the
-        tract's record before it. A record that fails is `LogCorruptError` naming the tract and `number`."""
+        tract's record before it. A record that fails is `CorruptLogError` naming the tract and `number`."""
         if not 1 <= number <= self._index.count(tract_id):
-            raise LogError(f"tract {tract_id!r} has no record {number}")
+            raise StorageError(f"tract {tract_id!r} has no record {number}")
         if expected_hash is not None:
             for record in self.read_known(tract_id, {number: expected_hash}):
                 return record
         for record, _ in self.read_hashed(tract_id, number, number):
             return record
-        raise LogError(f"tract {tract_id!r} has no record {number}")  # the index lost it in a rebuild
+        raise StorageError(f"tract {tract_id!r} has no record {number}")  # the index lost it in a rebuild
 
     def record_length(self, tract_id: str, number: int) -> int:
         """Bytes the tract's record takes in the log, as the index says (unchecked): what a cache of
@@ -259,7 +259,7 @@ class EventLog:
     def refresh(self) -> None:
         """Take in the records appended since the last look (by another process).
 
-        A record that cannot be trusted raises `LogCorruptError`; the log then stays
+        A record that cannot be trusted raises `CorruptLogError`; the log then stays
         at the end of the last whole batch before it."""
         if not self._closed and not self._frozen:
             self._catch_up()
@@ -277,7 +277,7 @@ class EventLog:
         try:
             self._index_from(index)
         except IndexMismatch as error:
-            raise LogCorruptError(*error.args[:1], **error.args[1]) from None
+            raise CorruptLogError(*error.args[:1], **error.args[1]) from None
         self._index, self._heads, self._saved_end = index, {}, FILE_HEADER.size
         return index
 
@@ -321,9 +321,9 @@ class EventLog:
         (`InvalidEventError` otherwise, and nothing is written).
         """
         if self.readonly:
-            raise LogReadOnlyError("this log is open read-only")
+            raise ReadOnlyError("this log is open read-only")
         if self._closed:
-            raise LogError("this log is closed")
+            raise StorageError("this log is closed")
         if not events:
             return self._index.count(tract_id)
         with self._lock:
@@ -417,7 +417,7 @@ class EventLog:
         if self._failed is not None:
             self._failure_unreported = False
             error = self._failed
-            raise LogError(
+            raise StorageError(
                 f"an earlier write or sync failed ({str(error) or type(error).__name__}); reopen the log to continue"
             ) from error
 

@@ -1,4 +1,4 @@
-"""A framed record's bytes back into a `Record`, or a `LogCorruptError` naming where it is.
+"""A framed record's bytes back into a `Record`, or a `CorruptLogError` naming where it is.
 
 The framing checksums prove the bytes are the ones written, not that they
 decode: every reader of the log decodes through here, so a record that does
@@ -12,7 +12,7 @@ from typing import NoReturn
 
 import msgspec
 
-from events.errors import LogCorruptError
+from events.errors import CorruptLogError
 from events.types import Record
 
 
@@ -47,7 +47,7 @@ def decode_record(
     try:
         return _decoder.decode(body)
     except msgspec.DecodeError as error:
-        raise LogCorruptError(
+        raise CorruptLogError(
             f"record does not decode: {error}",
             position=position,
             kind="undecodable record",
@@ -61,7 +61,7 @@ def decode_owner(body: bytes | memoryview, position: int, offset: int) -> tuple[
     try:
         owned = _owner_decoder.decode(body)
     except msgspec.DecodeError as error:
-        raise LogCorruptError(
+        raise CorruptLogError(
             f"record does not decode: {error}", position=position, kind="undecodable record", offset=offset
         ) from None
     return owned.event.tract_id, owned.number

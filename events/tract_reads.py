@@ -15,7 +15,7 @@ import zlib
 from array import array
 from collections.abc import Callable, Iterator, Mapping
 
-from events.errors import LogCorruptError
+from events.errors import CorruptLogError
 from events.framing import FILE_HEADER, FIRST_FORMAT, FRAME_HEADER, GENESIS_HASH, record_hash
 from events.records import decode_record
 from events.storage import FileStorage, MemoryStorage
@@ -108,14 +108,14 @@ class TractReader:
 
     def _rebuild_once(self, tract_id: str, problem: _Unexpected, rebuilt: bool) -> None:
         """After a first failed check, rebuild the index from the log; after a second, the log is damaged."""
-        damage = LogCorruptError(
+        damage = CorruptLogError(
             problem.detail, position=problem.number, kind=problem.kind, offset=problem.offset, tract_id=tract_id
         )
         if rebuilt:
             raise damage from None
         try:
             self._index = self._rebuild()
-        except LogCorruptError as found:
+        except CorruptLogError as found:
             # The scan stopped at the very record this read found damaged: name it as the tract's.
             raise (damage if found.offset == problem.offset else found) from None
         self._end = self._index.covered.end
@@ -202,7 +202,7 @@ class TractReader:
             raise _Unexpected(number, "bad checksum", "record fails its checksum", offset)
         try:
             record = decode_record(raw[1:], number, offset, tract_id)
-        except LogCorruptError as error:
+        except CorruptLogError as error:
             raise _Unexpected(number, error.kind, error.detail, offset) from None
         if record.event.tract_id != tract_id:
             raise _Unexpected(number, "wrong tract", f"the record belongs to tract {record.event.tract_id!r}", offset)

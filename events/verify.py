@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from events.consistency import RefFold, breach
-from events.errors import LogCorruptError, LogFormatError
+from events.errors import CorruptLogError, LogFormatError
 from events.framing import (
     FILE_HEADER,
     FIRST_FORMAT,
@@ -108,7 +108,7 @@ def verify_storage(
     storage: FileStorage | MemoryStorage, *, anchor: Anchor | None = None, progress: Progress | None = None
 ) -> VerifyReport:
     version = check_file_header(storage.read(0, FILE_HEADER.size), "log")
-    walk = _Walk(anchor, version)
+    walk = RecordWalk(anchor, version)
     scanner = FrameScanner(storage.read, storage.size(), FILE_HEADER.size, 1)
     try:
         for frame in scanner:
@@ -117,7 +117,7 @@ def verify_storage(
                 return walk.report(problem)
             if progress is not None and frame.position % 50_000 == 0:
                 progress(frame.position)
-    except LogCorruptError as error:
+    except CorruptLogError as error:
         return walk.report(Problem(error.position, error.kind, error.detail, error.offset))
     if scanner.torn is not None:
         torn = scanner.torn
@@ -125,7 +125,7 @@ def verify_storage(
     return walk.report(walk.missing_anchor())
 
 
-class _Walk:
+class RecordWalk:
     """State carried from record to record: each tract's count and chain hash, and the refs seen."""
 
     def __init__(self, anchor: Anchor | None, version: int) -> None:
@@ -137,10 +137,10 @@ class _Walk:
         self.anchor_seen = False
         self.refs = RefFold()
 
-    def check(self, position: int, offset: int, raw: memoryview) -> Problem | None:
+    def check(self, position: int, offset: int | None, raw: memoryview) -> Problem | None:
         try:
             record = decode_record(raw[1:], position, offset)
-        except LogCorruptError as error:
+        except CorruptLogError as error:
             return Problem(position, error.kind, error.detail, offset)
         tract_id = record.event.tract_id
         count, last_hash = self.heads.get(tract_id, (0, GENESIS_HASH))
@@ -175,14 +175,14 @@ class _Walk:
         self.global_hash = digest
         return None
 
-    def _whole_log_chain(self, record: Record, position: int, offset: int) -> Problem | None:
+    def _whole_log_chain(self, record: Record, position: int, offset: int | None) -> Problem | None:
         if record.number != position:
             return Problem(position, "position mismatch", f"record says position {record.number}", offset)
         if record.prev_hash != self.global_hash:
             return Problem(position, "broken chain", "previous-record hash does not match the record before", offset)
         return None
 
-    def _tract_chain(self, record: Record, tract_id: str, number: int, last_hash: bytes, offset: int) -> Problem | None:
+    def _tract_chain(self, record: Record, tract_id: str, number: int, last_hash: bytes, offset: int | None) -> Problem | None:
         if record.number != number:
             detail = f"record says position {record.number}, but it is the tract's record {number}"
             return Problem(number, "position mismatch", detail, offset, tract_id)
@@ -208,7 +208,7 @@ class _Walk:
         return VerifyReport(self.records, heads, problem, self.version, log_head)
 
 
-def _check_hashes(event: CommitCreated, position: int, offset: int, tract_id: str | None) -> Problem | None:
+def _check_hashes(event: CommitCreated, position: int, offset: int | None, tract_id: str | None) -> Problem | None:
     content_hash, commit_hash = expected_hashes(event)
     if content_hash != event.content_hash:
         detail = f"content hashes to {content_hash}, event says {event.content_hash}"

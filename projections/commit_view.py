@@ -34,10 +34,10 @@ from events import (
     BranchCreated,
     BranchDeleted,
     CommitCreated,
+    CorruptLogError,
     Event,
     GenerationConfigRecorded,
     HeadChanged,
-    LogCorruptError,
     Record,
     RefMoved,
     TractCreated,
@@ -212,13 +212,13 @@ class CommitView:
                 self.apply(record.number, record.event, digest)
 
     def apply(self, position: int, event: Event, record_hash: bytes | None = None) -> None:
-        """Fold one event in, or raise `LogCorruptError` (leaving the view as it was) if its refs do not hold.
+        """Fold one event in, or raise `CorruptLogError` (leaving the view as it was) if its refs do not hold.
 
         A commit keeps only what the commit table holds; `record_hash` is its record's chain hash,
         checked again when its content is read back."""
         found = breach(event, self)
         if found is not None:
-            raise LogCorruptError(found[1], position=position, kind=found[0])
+            raise CorruptLogError(found[1], position=position, kind=found[0])
         state = self.state
         if isinstance(event, CommitCreated):
             state.commits.add(event, position, record_hash)

@@ -13,15 +13,17 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
+from events.errors import StorageError, TractError
+
 if TYPE_CHECKING:
     import duckdb
 
 
-class AnalyticsError(Exception):
+class AnalyticsError(TractError):
     """A refused or failed analytics query."""
 
 
-class AnalyticsStorageError(AnalyticsError):
+class AnalyticsStorageError(AnalyticsError, StorageError):
     """The analytics database or the disk under it failed: not the query's fault."""
 
 

@@ -34,34 +34,47 @@ def memory_tract() -> Iterator[Tract]:
 
 
 # -- PostgreSQL ------------------------------------------------------------------------------------
-# Tests marked `postgres` (README blocks with `# needs: postgres`) need a server: its URL in
-# TRACT_TEST_POSTGRES_URL. Without it they are deselected and the run says so in its summary;
-# in CI (CI set) a missing server is an error, never a skip.
+# Tests marked `postgres` need a server: its URL in TRACT_TEST_POSTGRES_URL (a role that may create
+# schemas and roles; each test gets a schema of its own). `postgres_restart` tests also restart it,
+# with the command in TRACT_TEST_POSTGRES_RESTART. Without them these tests are deselected and the
+# run says so in its summary; in CI (CI set) a missing server is an error, never a skip.
 
 POSTGRES_URL = "TRACT_TEST_POSTGRES_URL"
-_not_run: list[str] = []
+POSTGRES_RESTART = "TRACT_TEST_POSTGRES_RESTART"
+_not_run: dict[str, int] = {}
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", f"postgres: needs a PostgreSQL server (${POSTGRES_URL})")
+    config.addinivalue_line("markers", f"postgres_restart: restarts that server (${POSTGRES_RESTART})")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if os.environ.get(POSTGRES_URL):
-        return
-    dropped = [item for item in items if item.get_closest_marker("postgres")]
+    missing = {
+        "postgres": POSTGRES_URL if not os.environ.get(POSTGRES_URL) else None,
+        "postgres_restart": POSTGRES_RESTART if not os.environ.get(POSTGRES_RESTART) else None,
+    }
+    kept, dropped = [], []
+    for item in items:
+        needs = [missing[name] for name in missing if missing[name] and item.get_closest_marker(name)]
+        if needs:
+            dropped.append(item)
+            for variable in needs:
+                _not_run[variable] = _not_run.get(variable, 0) + 1
+        else:
+            kept.append(item)
     if dropped and os.environ.get("CI"):
-        raise pytest.UsageError(f"CI: {len(dropped)} PostgreSQL tests cannot run: set {POSTGRES_URL}")
+        raise pytest.UsageError(
+            f"CI: {len(dropped)} PostgreSQL tests cannot run: set {', '.join(sorted(_not_run))} (.ci/run does)"
+        )
     if dropped:
-        _not_run.extend(item.nodeid for item in dropped)
         config.hook.pytest_deselected(items=dropped)
-        items[:] = [item for item in items if not item.get_closest_marker("postgres")]
+        items[:] = kept
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if _not_run:
+    for variable, count in sorted(_not_run.items()):
         terminalreporter.write_line(
-            f"NOT RUN: {len(_not_run)} PostgreSQL test(s): ${POSTGRES_URL} is not set", yellow=True
+            f"NOT RUN: {count} PostgreSQL test(s): ${variable} is not set (see README, 'Running the PostgreSQL tests')",
+            yellow=True,
         )
-        for nodeid in _not_run:
-            terminalreporter.write_line(f"  {nodeid}", yellow=True)

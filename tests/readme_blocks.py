@@ -4,14 +4,13 @@ Every fenced block whose info string is `python` (or `py`, `python3`) is collect
 named by its nearest heading and its place under that heading (`agents-with-tools-2`). A block
 declares what it needs beyond the library with a comment line `# needs: NAME[, NAME]`:
 `postgres` (a PostgreSQL server: the block's `postgresql://` URL literals are replaced by
-$TRACT_TEST_POSTGRES_URL with a schema of its own). Every block runs beside a local provider
+$TRACT_TEST_POSTGRES_URL with a schema of its own; tests/pgstore.py). Every block runs beside a local provider
 server (tests/provider_server.py) that the SDKs reach through their usual environment variables.
 """
 
 from __future__ import annotations
 
 import re
-import secrets
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +19,6 @@ from types import CodeType
 README = Path(__file__).resolve().parent.parent / "README.md"
 PYTHON_INFO_STRINGS = frozenset({"python", "py", "python3"})
 KNOWN_NEEDS = frozenset({"postgres"})
-POSTGRES_URL = "TRACT_TEST_POSTGRES_URL"
 
 _FENCE = re.compile(r"^(?P<fence>`{3,}|~{3,})\s*(?P<info>[^`\s]*)")
 _HEADING = re.compile(r"^#{1,6}\s+(?P<title>.+?)\s*#*\s*$")
@@ -86,11 +84,9 @@ def _closes(line: str, fence: str) -> bool:
     return stripped.startswith(fence) and not stripped.strip(fence[0])
 
 
-def with_postgres(code: str, server_url: str) -> str:
-    """The block's `postgresql://` URL literals pointed at the test server, in a schema of the block's own."""
-    separator = "&" if "?" in server_url else "?"
-    url = f"{server_url}{separator}schema=readme_{secrets.token_hex(6)}"
-    return _POSTGRES_LITERAL.sub(lambda _: repr(url), code)
+def with_postgres(code: str, store_url: str) -> str:
+    """The block with its `postgresql://` URL literals replaced by the test server's store URL."""
+    return _POSTGRES_LITERAL.sub(lambda _: repr(store_url), code)
 
 
 def run(block: Block, code: str) -> None:

@@ -18,11 +18,11 @@ from events import (
     GENESIS_HASH,
     LOG_FILE,
     ConcurrentWriteError,
+    CorruptLogError,
     EventLog,
-    LogCorruptError,
     LogFormatError,
     LogLockedError,
-    LogReadOnlyError,
+    ReadOnlyError,
     UsageRecorded,
 )
 from events.framing import FILE_HEADER, FORMAT_VERSION, MAGIC
@@ -221,10 +221,10 @@ def test_records_read_by_their_known_hashes_are_those_records_and_no_others(log_
     wanted = {1: hashes["a", 1], 4: hashes["a", 4], 6: hashes["a", 6]}
     records = list(log.read_known("a", wanted))
     assert [(r.number, r.event.prompt_tokens) for r in records] == [(n, written["a"][n - 1]) for n in (1, 4, 6)]
-    with pytest.raises(LogCorruptError) as raised:  # a hash that is not the record's: never served
+    with pytest.raises(CorruptLogError) as raised:  # a hash that is not the record's: never served
         list(log.read_known("a", {2: hashes["a", 2], 5: hashes["a", 3]}))
     assert (raised.value.tract_id, raised.value.position) == ("a", 5)
-    with pytest.raises(LogCorruptError) as raised:  # a record the tract does not hold
+    with pytest.raises(CorruptLogError) as raised:  # a record the tract does not hold
         list(log.read_known("b", {9: hashes["b", 1]}))
     assert (raised.value.tract_id, raised.value.position) == ("b", 9)
     log.close()
@@ -281,11 +281,11 @@ def test_zero_filled_tail_counts_as_torn(log_dir: Path) -> None:
     log.close()
 
 
-def damaged_read(log_dir: Path, *, with_index: bool) -> LogCorruptError:
+def damaged_read(log_dir: Path, *, with_index: bool) -> CorruptLogError:
     """The error that opening the log, then reading its tract, raises."""
     if not with_index:
         shutil.rmtree(log_dir / "index")
-    with pytest.raises(LogCorruptError) as caught:
+    with pytest.raises(CorruptLogError) as caught:
         log = EventLog.open(log_dir)  # without an index, the scan at open finds it
         try:
             list(log.read_tract("t"))  # with one, open reads only the last record; the read finds it
@@ -335,7 +335,7 @@ def test_second_writer_is_refused_and_reader_is_not(log_dir: Path) -> None:
     reader.refresh()
     assert reader.tract_length("t") == 2 and tokens(reader) == [1, 2]
     assert reader.tract_head("t") == writer.tract_head("t")
-    with pytest.raises(LogReadOnlyError):
+    with pytest.raises(ReadOnlyError):
         reader.append("t", [usage(3)])
     reader.close()
     writer.close()
@@ -391,7 +391,7 @@ def test_a_saved_index_is_resumed_and_only_the_tail_is_scanned(log_dir: Path, tm
         assert log.tract_length("t") == 5
         assert tokens(log, first=3) == [2, 3, 4]
         for first in (1, 2):  # the index is not believed: reads check the log (from 2: record 1's hash)
-            with pytest.raises(LogCorruptError) as caught:
+            with pytest.raises(CorruptLogError) as caught:
                 list(log.read_tract("t", first))
             assert caught.value.position == 1 and caught.value.kind == "bad checksum"
         log.close()
@@ -409,7 +409,7 @@ def test_a_writer_never_appends_after_a_damaged_chain_head(log_dir: Path) -> Non
     log = EventLog.open(log_dir)
     assert tokens(log, "u") == [1, 2]
     for attempt in (lambda: log.append("a", [usage(3, "a")]), lambda: log.tract_head("a")):
-        with pytest.raises(LogCorruptError) as caught:
+        with pytest.raises(CorruptLogError) as caught:
             attempt()
         where = (caught.value.tract_id, caught.value.position)
         assert where in ((None, 3), ("a", 2)) and caught.value.kind == "bad checksum"

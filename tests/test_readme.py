@@ -7,13 +7,13 @@ the README itself. A few blocks leave a log whose contents are checked further b
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 from provider_server import ProviderServer
-from readme_blocks import POSTGRES_URL, README, Block, ReadmeFormatError, python_blocks, run, with_postgres
+from readme_blocks import README, Block, ReadmeFormatError, python_blocks, run, with_postgres
 
 from tract import Tract
 
@@ -29,8 +29,13 @@ def _param(block: Block) -> object:
 def test_readme_block_runs_as_written(block: Block, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / ".cache"))
-    code = with_postgres(block.code, os.environ[POSTGRES_URL]) if "postgres" in block.needs else block.code
-    with ProviderServer() as server:
+    with ExitStack() as stack:
+        code = block.code
+        if "postgres" in block.needs:
+            from pgstore import fresh_schema, store_url  # psycopg: only where a server is given
+
+            code = with_postgres(code, store_url(stack.enter_context(fresh_schema())))
+        server = stack.enter_context(ProviderServer())
         monkeypatch.setenv("OPENAI_BASE_URL", f"{server.url}/v1")
         monkeypatch.setenv("OPENAI_API_KEY", "test-key")
         monkeypatch.setenv("ANTHROPIC_BASE_URL", server.url)
@@ -80,11 +85,16 @@ def check_compression(directory: Path, requests: list[str]) -> None:
         assert t.sql("SELECT count(*) FROM compressions").rows == [(3,)]  # compress, compaction, budget
 
 
+def check_postgres(directory: Path, requests: list[str]) -> None:
+    assert (directory / ".cache" / "tract" / "analytics").is_dir()  # a store's analytics live in the user's cache
+
+
 CHECKS: dict[str, Callable[[Path, list[str]], None]] = {
     "quickstart-1": check_quickstart,
     "agents-with-tools-1": agent_loop_check("agent-log", "/v1/chat/completions", 2),
     "agents-with-tools-2": agent_loop_check("agent-log-claude", "/v1/messages", 1),
     "compression-1": check_compression,
+    "the-log-on-postgresql-1": check_postgres,
 }
 """Further checks of what a block left behind, by block id."""
 
@@ -141,11 +151,11 @@ def test_the_collector_finds_every_python_block_with_its_heading_line_and_needs(
     assert blocks[2].code == "```python\nnested fences stay inside\n```\n"
 
 
-def test_a_postgres_block_gets_the_test_server_in_a_schema_of_its_own() -> None:
+def test_a_postgres_block_gets_the_test_servers_store_url() -> None:
     block = python_blocks(SAMPLE)[1]
-    first, second = (with_postgres(block.code, "postgresql://t:t@127.0.0.1/t") for _ in range(2))
-    assert first != second and "somewhere" not in first
-    assert first.startswith("# needs: postgres\nurl = 'postgresql://t:t@127.0.0.1/t?schema=readme_")
+    assert with_postgres(block.code, "postgresql://t:t@127.0.0.1/t?schema=s") == (
+        "# needs: postgres\nurl = 'postgresql://t:t@127.0.0.1/t?schema=s'\n"
+    )
 
 
 def test_an_unclosed_fence_or_an_unknown_need_is_an_error_not_a_block_fewer() -> None:

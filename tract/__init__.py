@@ -3,7 +3,8 @@
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _version
 
-from events import Problem, VerifyReport, verify
+from events import Problem, VerifyReport
+from events.opening import verify_location as verify  # a log directory, or a store's URL
 from tract.compiled import CompiledContext
 from tract.content import (
     ArtifactContent,
@@ -22,6 +23,7 @@ from tract.errors import (
     BranchError,
     BudgetExceededError,
     CommitNotFoundError,
+    ConcurrentWriteError,
     ContentValidationError,
     CorruptLogError,
     DetachedHeadError,
@@ -32,6 +34,7 @@ from tract.errors import (
     LogFormatError,
     LogLockedError,
     MergeConflictError,
+    NotRegularFileError,
     QueryError,
     ReadOnlyError,
     RecordTooLargeError,
@@ -83,6 +86,7 @@ __all__ = [
     "ChainHead",
     "CommitInfo",
     "CommitNotFoundError",
+    "ConcurrentWriteError",
     "CommitOperation",
     "CompiledContext",
     "CompressResult",
@@ -106,6 +110,7 @@ __all__ = [
     "LogLockedError",
     "LoggedEvent",
     "MergeConflictError",
+    "NotRegularFileError",
     "MergeResult",
     "Message",
     "MessageChange",

@@ -1,16 +1,53 @@
-"""Every exception the SDK raises; all derive from `TractError`."""
+"""Every exception the SDK raises; all derive from `TractError`.
+
+The storage's errors (`StorageError` and those under it, `ReadOnlyError`) are the log's own
+classes, defined once in `events.errors` and re-exported here beside the SDK's."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import events
-from projections.analytics import AnalyticsStorageError
+from events.errors import (
+    ConcurrentWriteError,
+    CorruptLogError,
+    InvalidEventError,
+    LogFormatError,
+    LogLockedError,
+    NotRegularFileError,
+    ReadOnlyError,
+    RecordTooLargeError,
+    StorageError,
+    TractError,
+)
 
-
-class TractError(Exception):
-    """Base of every tract error."""
+__all__ = [
+    "BranchError",
+    "BudgetExceededError",
+    "CommitNotFoundError",
+    "ConcurrentWriteError",
+    "ContentValidationError",
+    "CorruptLogError",
+    "DetachedHeadError",
+    "EditTargetError",
+    "EncodingError",
+    "InvalidArgumentError",
+    "InvalidJSONError",
+    "LogFormatError",
+    "LogLockedError",
+    "MergeConflictError",
+    "NotRegularFileError",
+    "QueryError",
+    "ReadOnlyError",
+    "RecordTooLargeError",
+    "RenderError",
+    "StorageError",
+    "TractClosedError",
+    "TractError",
+    "UsageError",
+    "refused_argument",
+    "storage_errors",
+]
 
 
 class ContentValidationError(TractError, ValueError):
@@ -49,10 +86,6 @@ class QueryError(TractError, ValueError):
     """An analytics query that was refused (not read-only) or failed."""
 
 
-class ReadOnlyError(TractError):
-    """A writing method called on a read-only view."""
-
-
 class DetachedHeadError(ReadOnlyError):
     """A commit while HEAD is detached (after checkout of a commit): create a branch first."""
 
@@ -82,52 +115,6 @@ class TractClosedError(TractError):
     """The tract was closed."""
 
 
-class StorageError(TractError):
-    """The log, or a file beside it (index, analytics database), could not be opened, read or written:
-    a full disk, a failed fsync, a file that is not a regular file. `position` names the record when
-    known: its number in `tract_id`, or its place in the whole log when `tract_id` is None (a scan met
-    it before its tract could be known); `offset` is its byte offset in the log file."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        position: int | None = None,
-        kind: str | None = None,
-        tract_id: str | None = None,
-        offset: int | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.position = position
-        self.kind = kind
-        self.tract_id = tract_id
-        self.offset = offset
-
-
-class CorruptLogError(StorageError):
-    """A damaged record (not a torn tail, which is recovered on open)."""
-
-
-class LogLockedError(StorageError):
-    """Another process has the log open for writing."""
-
-
-class LogFormatError(StorageError):
-    """Not a tract log, or one written by a newer version."""
-
-
-class RecordTooLargeError(StorageError):
-    """An event too large for one log record."""
-
-
-_FROM_LOG: dict[type[events.LogError], type[StorageError]] = {
-    events.LogCorruptError: CorruptLogError,
-    events.LogLockedError: LogLockedError,
-    events.LogFormatError: LogFormatError,
-    events.RecordTooLargeError: RecordTooLargeError,
-}
-
-
 # The public argument an event field is made from, where their names differ, and the error
 # each argument's bad values raise (InvalidArgumentError for the rest).
 _ARGUMENT_OF_FIELD = {
@@ -146,7 +133,7 @@ _ERROR_OF_ARGUMENT: dict[str, type[TractError]] = {
 }
 
 
-def refused_argument(error: events.InvalidEventError) -> TractError:
+def refused_argument(error: InvalidEventError) -> TractError:
     """The error naming the caller's argument that became the event field the log refused."""
     argument = _ARGUMENT_OF_FIELD.get(error.field or "", error.field)
     kind = _ERROR_OF_ARGUMENT.get(argument or "", InvalidArgumentError)
@@ -155,17 +142,11 @@ def refused_argument(error: events.InvalidEventError) -> TractError:
 
 @contextmanager
 def storage_errors() -> Iterator[None]:
-    """Re-raise the log's own errors (and the OS's, and those of the projections' files) as the SDK's,
-    keeping position and kind; an event the log refused becomes the error naming the argument it came from."""
+    """An event the log refused becomes the error naming the caller's argument it came from, and
+    the OS's errors the storage let through become `StorageError`s; tract's own errors pass as they are."""
     try:
         yield
-    except events.InvalidEventError as error:
+    except InvalidEventError as error:
         raise refused_argument(error) from None
-    except events.LogError as error:
-        kind = _FROM_LOG.get(type(error), StorageError)
-        where = {name: getattr(error, name, None) for name in ("position", "kind", "tract_id", "offset")}
-        raise kind(str(error), **where) from error
     except OSError as error:
         raise StorageError(f"{error.strerror or error}: {error.filename or 'log'}") from error
-    except AnalyticsStorageError as error:
-        raise StorageError(str(error)) from error

@@ -21,7 +21,8 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 
-from events import CommitCreated, EventLog, LogCorruptError, Record
+from events import CommitCreated, CorruptLogError, Record
+from events.opening import AnyLog
 from tract.errors import storage_errors
 
 CACHE_ENTRIES = 4096
@@ -32,7 +33,7 @@ class EventCache:
     """Decoded commits of one tract of `log`, by their records' numbers (an `EventSource` for the view)."""
 
     def __init__(
-        self, log: EventLog, tract_id: str, *, entries: int = CACHE_ENTRIES, budget: int = CACHE_BYTES
+        self, log: AnyLog, tract_id: str, *, entries: int = CACHE_ENTRIES, budget: int = CACHE_BYTES
     ) -> None:
         self._log = log
         self._tract_id = tract_id
@@ -78,7 +79,7 @@ class EventCache:
     def _commit_of(self, record: Record, position: int, commit_hash: str) -> CommitCreated:
         event: object = record.event
         if not isinstance(event, CommitCreated) or event.commit_hash != commit_hash:
-            raise LogCorruptError(
+            raise CorruptLogError(
                 f"the record is not commit {commit_hash}, which the tract folded from it",
                 position=position,
                 kind="wrong record",

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from events import Event, EventLog
+    from events import Event
+    from events.opening import AnyLog
     from projections import CommitView
     from projections.analytics import Analytics
     from tract.compiler import Compiler
@@ -28,9 +29,10 @@ class TractParts:
 
     if TYPE_CHECKING:
         _lock: threading.RLock
-        _log: EventLog
+        _log: AnyLog
         _view: CommitView
         _directory: Path | None
+        _analytics_dir: Path | None
         _tract_id: str
         _config: TractConfig
         _counter: TokenCounter

@@ -114,7 +114,7 @@ class Querying(TractParts):
             self._check_open()
             with storage_errors():
                 self._log.flush()  # a writer's export catches the shared file up: only to what is durable
-                analytics = Analytics(self._analytics_path(), readonly=self._log.readonly, file_access=True)
+                analytics = Analytics(self._analytics_path(), readonly=self._analytics_readonly(), file_access=True)
                 reader = self._log.global_reader()
                 try:
                     return analytics.export_parquet(reader, Path(directory))
@@ -126,12 +126,22 @@ class Querying(TractParts):
         """The analytics projection, opened on first use (so commits never load DuckDB)."""
         self._check_open()
         if self._analytics is None:
-            self._analytics = Analytics(self._analytics_path(), readonly=self._log.readonly)
+            self._analytics = Analytics(self._analytics_path(), readonly=self._analytics_readonly())
         return self._analytics
 
     def _analytics_path(self) -> Path | None:
-        """The log directory's shared analytics database (None for an in-memory tract)."""
+        """The analytics database: in `analytics_dir` if given (a store's local cache), else the log
+        directory's shared one (None: in memory, for an in-memory tract or a replay of a store).
+        A cache directory is made when first needed, private to the user."""
+        if self._analytics_dir is not None:
+            self._analytics_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            return self._analytics_dir / ANALYTICS_FILE
         return None if self._directory is None else self._directory / ANALYTICS_FILE
+
+    def _analytics_readonly(self) -> bool:
+        """A log directory's reader never writes its analytics file; a cache directory of our own is
+        ours to keep caught up, whatever the store lets this role do."""
+        return self._log.readonly and self._analytics_dir is None
 
 
 def _timeout(value: object) -> float:

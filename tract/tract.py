@@ -14,6 +14,7 @@ share: opening and closing, the state they use, and the open/writable checks.
 
 from __future__ import annotations
 
+import os
 import threading
 import uuid
 from pathlib import Path
@@ -22,6 +23,8 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from events import Event, EventLog, SyncMode, TractCreated
+from events.opening import AnyLog, open_log
+from events.postgres import PostgresLog, is_store_url
 from projections import CommitView
 from projections.analytics import Analytics
 from projections.bulk import paused_gc
@@ -48,9 +51,10 @@ class Tract(Writing, Compressing, Branching, Reading, Auditing, Querying, Conver
     def __init__(
         self,
         *,
-        log: EventLog,
+        log: AnyLog,
         view: CommitView,
         directory: Path | None,
+        analytics_dir: Path | None = None,
         tract_id: str,
         config: TractConfig,
         counter: TokenCounter,
@@ -59,6 +63,8 @@ class Tract(Writing, Compressing, Branching, Reading, Auditing, Querying, Conver
         self._log = log
         self._view = view
         self._directory = directory
+        self._analytics_dir = analytics_dir
+        """Where the analytics database lives when not in the log directory (a store's local cache)."""
         self._tract_id = tract_id
         self._config = config
         self._counter = counter
@@ -86,13 +92,19 @@ class Tract(Writing, Compressing, Branching, Reading, Auditing, Querying, Conver
         tokenizer: TokenCounter | None = None,
         sync: SyncMode = "always",
         readonly: bool = False,
+        analytics_dir: str | Path | None = None,
     ) -> Tract:
-        """Open the tract in log directory `path` (created if missing), or in memory.
+        """Open the tract in log directory `path` (created if missing), in the PostgreSQL store a
+        postgresql:// URL names, or in memory.
 
         Without `tract_id`, opens the tract the log was created with; with one,
-        opens that tract, creating it in the same log if it is new.
+        opens that tract, creating it in the same log if it is new. `analytics_dir` is where the
+        analytics database lives: by default the log directory, or for a store a per-user cache
+        directory for that server, database and schema.
         """
-        directory = log_directory(path)
+        store = is_store_url(path)
+        directory = None if store else log_directory(path)
+        chosen_analytics = None if analytics_dir is None else log_directory(analytics_dir)
         tract_id = optional_text(tract_id, "tract_id")
         readonly = flag(readonly, "readonly")
         one_of(sync, ("always", "batch"), "sync")
@@ -100,19 +112,24 @@ class Tract(Writing, Compressing, Branching, Reading, Auditing, Querying, Conver
         counter = tokenizer if tokenizer is not None else TiktokenCounter(config.tokenizer_encoding)
         if not isinstance(counter, TokenCounter):
             raise InvalidArgumentError(f"tokenizer must be a TokenCounter, not {type(counter).__name__}")
-        if directory is None:
+        if store and sync != "always":
+            raise InvalidArgumentError("sync='batch' belongs to log directories: every append to a store is a committed transaction")
+        log: AnyLog
+        if directory is None and not store:
             if readonly:
                 raise TractError("an in-memory tract cannot be opened read-only: there is nothing to read")
             log = EventLog.memory()
         else:
             with storage_errors():
-                log = EventLog.open(directory, readonly=readonly, sync=sync)
+                log = open_log(path if store else directory, readonly=readonly, sync=sync)  # type: ignore[arg-type]  # one of the two is set
+        if isinstance(log, PostgresLog) and chosen_analytics is None:
+            chosen_analytics = _store_cache(log)
         try:
             chosen, view = _read_tract(log, tract_id)
             if view.state.position == 0:
                 if readonly:
                     missing = f"no tract {chosen!r} in this log" if chosen else "the log holds no tract"
-                    raise TractError(f"{directory}: {missing}")
+                    raise TractError(f"{directory or getattr(log, 'where', '')}: {missing}")
                 chosen = chosen or uuid.uuid4().hex
                 created = TractCreated(tract_id=chosen, created_at=utc_now())
                 with storage_errors():
@@ -121,7 +138,15 @@ class Tract(Writing, Compressing, Branching, Reading, Auditing, Querying, Conver
         except BaseException:
             log.close()
             raise
-        return cls(log=log, view=view, directory=directory, tract_id=chosen, config=config, counter=counter)
+        return cls(
+            log=log,
+            view=view,
+            directory=directory,
+            analytics_dir=chosen_analytics,
+            tract_id=chosen,
+            config=config,
+            counter=counter,
+        )
 
     def close(self) -> None:
         """Make what was written durable and release the log (and its lock). Idempotent.
@@ -148,11 +173,18 @@ class Tract(Writing, Compressing, Branching, Reading, Auditing, Querying, Conver
         self.close()
 
     def __repr__(self) -> str:
-        where = str(self._directory) if self._directory is not None else MEMORY
+        where = self.location
         head = self.head if not self._closed else None
         return f"Tract(path={where!r}, tract_id={self._tract_id!r}, head={head!r}, closed={self._closed})"
 
     # -- properties ----------------------------------------------------------
+
+    @property
+    def location(self) -> str:
+        """The log directory, the store (server:port/database/schema, no credentials), or ":memory:"."""
+        if self._directory is not None:
+            return str(self._directory)
+        return self._log.where if isinstance(self._log, PostgresLog) else MEMORY
 
     @property
     def tract_id(self) -> str:
@@ -206,7 +238,13 @@ def _checked_config(config: Any) -> TractConfig:
         raise InvalidArgumentError(f"config is not a valid TractConfig: {error}") from None
 
 
-def _read_tract(log: EventLog, tract_id: str | None) -> tuple[str | None, CommitView]:
+def _store_cache(log: PostgresLog) -> Path:
+    """A store's analytics database: in the user's cache directory, one per server, database and schema."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "tract" / "analytics" / log.cache_key
+
+
+def _read_tract(log: AnyLog, tract_id: str | None) -> tuple[str | None, CommitView]:
     """The tract asked for (else the log's first) folded into a view (empty if the log holds none).
 
     The index's list of tracts is believed only as far as reading checks it: a tract it names that

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import IO
 
 from events import Anchor
+from events.postgres import StoreSettings, is_store_url
 from tract.errors import TractError, storage_errors
 from tract.tract import Tract
 
@@ -64,11 +65,19 @@ def anchor_text(tract_id: str, position: int, digest: str) -> str:
     return f"{tract_id}:{position}:{digest}"
 
 
-def existing(directory: str | Path) -> Path:
+def existing(directory: str | Path) -> Path | str:
+    """A log directory that exists, or a store's URL (its server says whether it holds a store)."""
+    if isinstance(directory, str) and is_store_url(directory):
+        return directory
     path = Path(directory)
     if not path.is_dir():
         raise TractError(f"{directory}: no such log directory")
     return path
+
+
+def shown(location: str | Path) -> str:
+    """A log directory as given, or a store's URL without its credentials, for printing."""
+    return StoreSettings.parse(location).where if isinstance(location, str) and is_store_url(location) else str(location)
 
 
 def reader(args: argparse.Namespace) -> Tract:
@@ -79,7 +88,7 @@ def reader(args: argparse.Namespace) -> Tract:
 def open_readonly(directory: str | Path, tract_id: str | None) -> Tract:
     path = existing(directory)
     if sys.stderr.isatty():
-        print(f"\rreading {path}…", end="", file=sys.stderr, flush=True)
+        print(f"\rreading {shown(path)}…", end="", file=sys.stderr, flush=True)
     try:
         return Tract.open(path, tract_id=tract_id, readonly=True)
     finally:

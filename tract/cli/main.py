@@ -12,7 +12,6 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
-from events import LogError
 from tract.cli.common import USAGE_EXIT, CommandLineError, end_progress
 from tract.cli.output import terminal_safe
 from tract.cli.parser import build
@@ -34,7 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CommandLineError as error:
         _fail(args.command, f"usage error: {error}")
         return USAGE_EXIT
-    except (TractError, LogError, OSError, ValueError) as error:
+    except (TractError, OSError) as error:  # OSError: the files the command itself reads or writes
         _fail(args.command, str(error))
         return FAILURE_EXIT
     except KeyboardInterrupt:

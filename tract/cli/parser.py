@@ -49,7 +49,7 @@ def build() -> Parser:
     def command(name: str, run: Command, help: str, *, directory: bool = True) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help, description=help)
         if directory:
-            sub.add_argument("directory", help="log directory")
+            sub.add_argument("directory", help="log directory, or a postgresql:// URL of a store")
         sub.set_defaults(run=run)
         return sub
 
@@ -143,5 +143,5 @@ def build() -> Parser:
 
     imported = command("import", run_import, "rebuild a log from a JSONL export, all or nothing", directory=False)
     imported.add_argument("jsonl", help="an export written by `tract export`")
-    imported.add_argument("directory", help="new (or empty) log directory to create")
+    imported.add_argument("directory", help="new (or empty) log directory to create, or a postgresql:// URL of a store")
     return parser

@@ -1,7 +1,8 @@
 """`tract export` and `tract import`: a log out as JSON lines (or its analytics as Parquet), and back in.
 
-An import is all or nothing: `events.jsonl.import_jsonl` builds the log in a hidden
-directory beside the target, verifies it, and renames it into place only then.
+An import is all or nothing: into a directory, `events.jsonl.import_jsonl` builds the log in a
+hidden directory beside the target, verifies it, and renames it into place only then; into a
+PostgreSQL store, it is one transaction.
 """
 
 from __future__ import annotations
@@ -9,8 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from events.jsonl import import_jsonl
-from tract.cli.common import anchor_text, end_progress, output_file, progress, reader
+from events.opening import import_location
+from tract.cli.common import anchor_text, end_progress, output_file, progress, reader, shown
 from tract.errors import storage_errors
 
 
@@ -32,10 +33,10 @@ def run_export(args: argparse.Namespace) -> int:
 
 def run_import(args: argparse.Namespace) -> int:
     with open(args.jsonl, "rb") as lines, storage_errors():
-        heads = import_jsonl(lines, args.directory, progress=progress("imported"))
+        heads = import_location(lines, args.directory, progress=progress("imported"))
     end_progress()
     records = sum(head.number for head in heads.values())
-    print(f"imported {records} records of {len(heads)} tract{'' if len(heads) == 1 else 's'} into {args.directory}")
+    print(f"imported {records} records of {len(heads)} tract{'' if len(heads) == 1 else 's'} into {shown(args.directory)}")
     for tract_id, head in heads.items():
         print(f"chain head {anchor_text(tract_id, head.number, head.hash)}")
     return 0
