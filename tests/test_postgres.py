@@ -384,13 +384,3 @@ def test_a_tract_copied_to_a_shared_store_keeps_its_head_and_an_import_is_all_or
     assert (heads["mine"].number, heads["mine"].hash) == (head.position, head.hash)
     with pytest.raises(StorageError, match="already exists"), open(one, "rb") as lines:
         import_location(lines, url)
-
-
-def test_the_readme_example_runs_against_the_server(url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    section = (Path(__file__).parent.parent / "README.md").read_text().split("## The log on PostgreSQL", 1)[1]
-    block = section.split("```python", 1)[1].split("```", 1)[0]
-    example = 'url = "postgresql://agent:secret@db.internal:5432/agents"'
-    assert example in block
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    exec(compile(block.replace(example, f"url = {url!r}"), "README.md", "exec"), {})
-    assert (tmp_path / "tract" / "analytics").is_dir()
