@@ -46,58 +46,6 @@ def _typed(kind: str, key: str, source: str) -> str:
     )
 
 
-SCHEMA = """
-CREATE TABLE projection_state (schema_version INTEGER, cursor BLOB);
-CREATE TABLE commits (
-    commit_hash VARCHAR, tract_id VARCHAR, parent_hash VARCHAR, content_type VARCHAR, operation VARCHAR,
-    response_to VARCHAR, message VARCHAR, token_count BIGINT, created_at TIMESTAMPTZ,
-    generation_config JSON, metadata JSON, position BIGINT, branch VARCHAR, merge_parent VARCHAR,
-    model VARCHAR, temperature DOUBLE, top_p DOUBLE, commit_config JSON);
-CREATE TABLE recorded_configs (
-    commit_hash VARCHAR, tract_id VARCHAR, generation_config JSON, created_at TIMESTAMPTZ, position BIGINT);
-CREATE VIEW config_records AS
-    SELECT commit_hash, tract_id, 'commit' AS source, commit_config AS generation_config, created_at, position
-    FROM commits WHERE commit_config IS NOT NULL
-    UNION ALL
-    SELECT commit_hash, tract_id, 'record_usage' AS source, generation_config, created_at, position
-    FROM recorded_configs;
-CREATE TABLE usage (
-    tract_id VARCHAR, head_hash VARCHAR, prompt_tokens BIGINT, completion_tokens BIGINT,
-    total_tokens BIGINT, created_at TIMESTAMPTZ, position BIGINT, context_hash VARCHAR,
-    cache_read_tokens BIGINT, cache_write_tokens BIGINT, reasoning_tokens BIGINT, provider VARCHAR);
-CREATE TABLE tool_calls (
-    commit_hash VARCHAR, tract_id VARCHAR, call_id VARCHAR, tool_name VARCHAR, arguments JSON,
-    call_index BIGINT, created_at TIMESTAMPTZ, position BIGINT);
-CREATE TABLE tool_results (
-    commit_hash VARCHAR, tract_id VARCHAR, call_id VARCHAR, tool_name VARCHAR, content VARCHAR,
-    is_error BOOLEAN, created_at TIMESTAMPTZ, position BIGINT);
-CREATE TABLE compressions (
-    commit_hash VARCHAR, tract_id VARCHAR, replaced VARCHAR[], preserved VARCHAR[], tokens_before BIGINT,
-    tokens_after BIGINT, created_at TIMESTAMPTZ, position BIGINT, branch VARCHAR);
-CREATE TABLE annotations (
-    tract_id VARCHAR, target_hash VARCHAR, priority VARCHAR, reason VARCHAR, anchor VARCHAR,
-    created_at TIMESTAMPTZ, position BIGINT);
-CREATE TABLE branch_moves (
-    tract_id VARCHAR, branch VARCHAR, old_head VARCHAR, new_head VARCHAR, reason VARCHAR,
-    created_at TIMESTAMPTZ, position BIGINT);
-CREATE VIEW ref_moves AS
-    SELECT tract_id, branch, parent_hash AS old_head, commit_hash AS new_head,
-           CASE WHEN merge_parent IS NULL THEN 'commit' ELSE 'merge' END AS reason, created_at, position
-    FROM commits
-    UNION ALL
-    SELECT * FROM branch_moves;
-"""
-RELATIONS = frozenset(re.findall(r"CREATE (?:TABLE|VIEW) (\w+)", SCHEMA))
-"""Every table and view of the projection: all that user SQL may read."""
-EXPORTED = (
-    "commits", "config_records", "usage", "tool_calls", "tool_results", "compressions", "annotations", "ref_moves",
-)  # fmt: skip
-"""What `export_parquet` writes: every table and view a user queries."""
-_COMMIT_COLUMNS = [
-    "commit_hash", "tract_id", "parent_hash", "content_type", "operation", "response_to", "message",
-    "token_count", "created_at", "generation_config", "metadata", "position", "branch", "merge_parent",
-    *TYPED_COLUMNS, "commit_config",
-]  # fmt: skip
 EFFECTIVE_CONFIGS = f"""
 UPDATE commits SET generation_config = latest.generation_config,
     {", ".join(f"{key} = {_typed(kind, key, 'latest.generation_config')}" for key, kind in TYPED_COLUMNS.items())}
@@ -186,29 +134,71 @@ _SQL_TYPES = {
 a list of strings)."""
 
 
+def _sql_type(field: msgspec.structs.FieldInfo) -> str:
+    return _SQL_TYPES[next(kind for kind in _SQL_TYPES if kind.__name__ in str(field.type))]
+
+
 def _columns(row: type[msgspec.Struct]) -> str:
     """read_json's column spec for a row struct, e.g. {commit_hash: 'VARCHAR', ...}."""
-    specs = []
-    for field in msgspec.structs.fields(row):
-        base = next(kind for kind in _SQL_TYPES if kind.__name__ in str(field.type))
-        specs.append(f"{field.name}: '{_SQL_TYPES[base]}'")
-    return "{" + ", ".join(specs) + "}"
+    return "{" + ", ".join(f"{field.name}: '{_sql_type(field)}'" for field in msgspec.structs.fields(row)) + "}"
 
 
+_TABLES: dict[type[msgspec.Struct], str] = {
+    _CommitRow: "commits",
+    _ConfigRow: "recorded_configs",
+    _UsageRow: "usage",
+    ToolCallRow: "tool_calls",
+    ToolResultRow: "tool_results",
+    _CompressionRow: "compressions",
+    _AnnotationRow: "annotations",
+    _MoveRow: "branch_moves",
+}
+"""The table each row type fills: its columns are the struct's fields, declared nowhere else."""
+_COMMIT_EXTRA = {**TYPED_COLUMNS, "commit_config": "JSON"}
+"""Columns of `commits` beyond its row's: the typed config columns, and the config given at commit time
+(`generation_config` becomes the effective one once a later config is recorded)."""
+
+
+def _table(row: type[msgspec.Struct]) -> str:
+    columns = [f"{field.name} {_sql_type(field)}" for field in msgspec.structs.fields(row)]
+    if row is _CommitRow:
+        columns += [f"{name} {kind}" for name, kind in _COMMIT_EXTRA.items()]
+    return f"CREATE TABLE {_TABLES[row]} ({', '.join(columns)});"
+
+
+SCHEMA = "\n".join(
+    [
+        "CREATE TABLE projection_state (schema_version INTEGER, cursor BLOB);",
+        *(_table(row) for row in _TABLES),
+        """CREATE VIEW config_records AS
+    SELECT commit_hash, tract_id, 'commit' AS source, commit_config AS generation_config, created_at, position
+    FROM commits WHERE commit_config IS NOT NULL
+    UNION ALL
+    SELECT commit_hash, tract_id, 'record_usage' AS source, generation_config, created_at, position
+    FROM recorded_configs;""",
+        """CREATE VIEW ref_moves AS
+    SELECT tract_id, branch, parent_hash AS old_head, commit_hash AS new_head,
+           CASE WHEN merge_parent IS NULL THEN 'commit' ELSE 'merge' END AS reason, created_at, position
+    FROM commits
+    UNION ALL
+    SELECT * FROM branch_moves;""",
+    ]
+)
+RELATIONS = frozenset(re.findall(r"CREATE (?:TABLE|VIEW) (\w+)", SCHEMA))
+"""Every table and view of the projection: all that user SQL may read."""
+EXPORTED = (
+    "commits", "config_records", "usage", "tool_calls", "tool_results", "compressions", "annotations", "ref_moves",
+)  # fmt: skip
+"""What `export_parquet` writes: every table and view a user queries."""
 _TYPED_SELECT = ", ".join(_typed(kind, key, "generation_config") for key, kind in TYPED_COLUMNS.items())
+_READ = "read_json(?, format='newline_delimited', columns={columns})"
 _LOADS: dict[type[msgspec.Struct], str] = {
-    _CommitRow: (
-        f"INSERT INTO commits ({', '.join(_COMMIT_COLUMNS)}) "
-        f"SELECT *, {_TYPED_SELECT}, generation_config FROM read_json(?, format='newline_delimited', "
-        f"columns={_columns(_CommitRow)})"
-    ),
-    _ConfigRow: f"INSERT INTO recorded_configs SELECT * FROM read_json(?, format='newline_delimited', columns={_columns(_ConfigRow)})",
-    _UsageRow: f"INSERT INTO usage SELECT * FROM read_json(?, format='newline_delimited', columns={_columns(_UsageRow)})",
-    ToolCallRow: f"INSERT INTO tool_calls SELECT * FROM read_json(?, format='newline_delimited', columns={_columns(ToolCallRow)})",
-    ToolResultRow: f"INSERT INTO tool_results SELECT * FROM read_json(?, format='newline_delimited', columns={_columns(ToolResultRow)})",
-    _CompressionRow: f"INSERT INTO compressions SELECT * FROM read_json(?, format='newline_delimited', columns={_columns(_CompressionRow)})",
-    _AnnotationRow: f"INSERT INTO annotations SELECT * FROM read_json(?, format='newline_delimited', columns={_columns(_AnnotationRow)})",
-    _MoveRow: f"INSERT INTO branch_moves SELECT * FROM read_json(?, format='newline_delimited', columns={_columns(_MoveRow)})",
+    row: f"INSERT INTO {table} SELECT * FROM {_READ.format(columns=_columns(row))}"
+    for row, table in _TABLES.items()
+    if row is not _CommitRow
+} | {
+    _CommitRow: f"INSERT INTO commits SELECT *, {_TYPED_SELECT}, generation_config FROM "
+    f"{_READ.format(columns=_columns(_CommitRow))}"
 }
 """How each row type reaches its table: one bulk read of a JSON-lines file per catch-up."""
 

@@ -75,7 +75,7 @@ class AnnotationEntry(msgspec.Struct, frozen=True):
 
 
 class ConfigEntry(msgspec.Struct, frozen=True):
-    config: JsonObject
+    generation_config: JsonObject
     source: ConfigSource
     created_at: datetime
     position: int
@@ -485,7 +485,7 @@ class CommitView:
         unless its `event` is at hand)."""
         recorded = self.state.recorded_configs.get(commit_hash)
         if recorded:
-            return recorded[-1].config
+            return recorded[-1].generation_config
         if event is None:
             event = self.event(self._row_of(commit_hash))
         return event.generation_config

@@ -155,7 +155,7 @@ class Reading(TractParts):
             self._require(commit_hash)
             return [
                 ConfigRecord(
-                    generation_config=fresh(entry.config),
+                    generation_config=fresh(entry.generation_config),
                     source=entry.source,
                     created_at=entry.created_at,
                     position=entry.position,
