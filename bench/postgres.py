@@ -51,7 +51,9 @@ def schema(server: str) -> Iterator[str]:
             connection.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
 
 
-def _store_writer(url: str, tract: str, seconds: float, start: multiprocessing.Barrier, out: multiprocessing.Queue) -> None:
+def _store_writer(
+    url: str, tract: str, seconds: float, start: multiprocessing.Barrier, out: multiprocessing.Queue
+) -> None:
     log = open_log(url)
     start.wait()
     deadline, n = time.monotonic() + seconds, 0
@@ -61,7 +63,9 @@ def _store_writer(url: str, tract: str, seconds: float, start: multiprocessing.B
     out.put(n)
 
 
-def _insert_writer(url: str, tract: str, seconds: float, start: multiprocessing.Barrier, out: multiprocessing.Queue) -> None:
+def _insert_writer(
+    url: str, tract: str, seconds: float, start: multiprocessing.Barrier, out: multiprocessing.Queue
+) -> None:
     """The floor: one autocommit INSERT per commit of a same-sized body into a table of the same shape."""
     base, name = url.split("?schema=")
     body = bytes(120)
@@ -71,7 +75,8 @@ def _insert_writer(url: str, tract: str, seconds: float, start: multiprocessing.
         while time.monotonic() < deadline:
             n += 1
             connection.execute(
-                f'INSERT INTO "{name}".plain (tract_id, number, batch_end, body) VALUES (%s, %s, true, %s)', (tract, n, body)
+                f'INSERT INTO "{name}".plain (tract_id, number, batch_end, body) VALUES (%s, %s, true, %s)',
+                (tract, n, body),
             )
     out.put(n)
 

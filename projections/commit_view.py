@@ -532,7 +532,9 @@ class ReadAhead:
             self._upto = self.index + self.WINDOW
             window = self._rows[self.index : self._upto]
             spare = self._spare
-            self._window = self._view.events_at(window if spare is None else [ahead for ahead in window if not spare(ahead)])
+            self._window = self._view.events_at(
+                window if spare is None else [ahead for ahead in window if not spare(ahead)]
+            )
         event = self._window.get(row)
         return event if event is not None else self._view.event(row)
 

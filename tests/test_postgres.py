@@ -153,7 +153,10 @@ def test_an_event_committed_late_by_an_earlier_transaction_is_never_skipped(url:
     late = [(r.event.tract_id, r.number) for r in reader.read(after)]
     reader.close()
     assert late == [("slow", n) for n in range(1, 5)]
-    assert watcher.sql("SELECT tract_id, count(*) FROM commits GROUP BY 1 ORDER BY 1").rows == [("fast", 2), ("slow", 3)]
+    assert watcher.sql("SELECT tract_id, count(*) FROM commits GROUP BY 1 ORDER BY 1").rows == [
+        ("fast", 2),
+        ("slow", 3),
+    ]
     watcher.close()
     slow_log.close()
     fast_log.close()
@@ -176,7 +179,10 @@ while True:
 def test_a_writer_killed_mid_batch_loses_nothing_acknowledged_and_leaves_no_half_batch(url: str) -> None:
     for round_ in range(3):
         child = subprocess.Popen(
-            [sys.executable, "-c", _KILLED_WRITER, url], stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parent.parent
+            [sys.executable, "-c", _KILLED_WRITER, url],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=Path(__file__).parent.parent,
         )
         assert child.stdout is not None
         acknowledged = 0
@@ -310,7 +316,7 @@ def test_a_select_only_role_can_open_compile_replay_verify_and_query(url: str, t
         log.close()
     finally:
         with admin() as connection:
-            connection.execute(f'DROP OWNED BY {role}')
+            connection.execute(f"DROP OWNED BY {role}")
             connection.execute(f"DROP ROLE {role}")
 
 
@@ -333,7 +339,10 @@ def test_analytics_catch_up_incrementally_in_a_cache_of_their_own(url: str, tmp_
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a rebuild of the cache would warn
         with Tract.open(url, tract_id="a", readonly=True, analytics_dir=cache) as tract:
-            assert tract.sql("SELECT tract_id, count(*) FROM commits GROUP BY 1 ORDER BY 1").rows == [("a", 1), ("b", 1)]
+            assert tract.sql("SELECT tract_id, count(*) FROM commits GROUP BY 1 ORDER BY 1").rows == [
+                ("a", 1),
+                ("b", 1),
+            ]
 
 
 # -- moving between backends ---------------------------------------------------------------------
@@ -375,7 +384,9 @@ def test_a_tract_copied_to_a_shared_store_keeps_its_head_and_an_import_is_all_or
     with Tract.open(laptop, tract_id="mine", readonly=True) as tract, open(one, "wb") as out:
         tract.export_jsonl(out, tract_id="mine")
     broken = tmp_path / "broken.jsonl"
-    broken.write_bytes(one.read_bytes() + one.read_bytes().splitlines(keepends=True)[0].replace(b'"position":1', b'"position":9'))
+    broken.write_bytes(
+        one.read_bytes() + one.read_bytes().splitlines(keepends=True)[0].replace(b'"position":1', b'"position":9')
+    )
     with open(broken, "rb") as lines, pytest.raises(StorageError):
         import_location(lines, url)
     assert verify_location(url).heads.keys() == {"theirs"}  # nothing of the failed import is left

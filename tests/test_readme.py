@@ -27,7 +27,10 @@ def test_quickstart_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
         assert question.generation_config == {"model": "gpt-4o", "temperature": 0.2}
         sent = t.compile(at_commit=question.commit_hash)
         assert [m.content for m in sent.messages] == ["You are a terse assistant.", "What is a monad?"]
-        assert sent.api_usage is not None and (sent.api_usage.prompt_tokens, sent.api_usage.completion_tokens) == (24, 11)
+        assert sent.api_usage is not None and (sent.api_usage.prompt_tokens, sent.api_usage.completion_tokens) == (
+            24,
+            11,
+        )
 
 
 def test_agent_loops_run_as_written_against_the_local_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -282,7 +282,9 @@ def test_provider_formats(tract: Tract) -> None:
     tract.commit(ToolIOContent(tool_name="calc", direction="result", payload={"v": 2}, status="success"))
     tract.commit(assistant("a1"))
     compiled = tract.compile()
-    assert compiled.messages[3].role == "tool" and compiled.messages[3].name == "calc"  # the legacy form compiles as before
+    assert (
+        compiled.messages[3].role == "tool" and compiled.messages[3].name == "calc"
+    )  # the legacy form compiles as before
     openai = compiled.to_openai()
     assert openai[0] == {"role": "system", "content": "sys"}
     # no call id, so no provider takes it as a tool message: it travels as labelled user text
@@ -315,7 +317,11 @@ def test_record_usage_shapes(tract: Tract, usage: object, expected: tuple[int, i
     # the figures belong to the context that was sent; the count keeps describing the messages
     assert compiled == tract.compile(at_commit=sent.commit_hashes[-1])
     assert compiled.api_usage is not None
-    assert (compiled.api_usage.prompt_tokens, compiled.api_usage.completion_tokens, compiled.api_usage.total_tokens) == expected
+    assert (
+        compiled.api_usage.prompt_tokens,
+        compiled.api_usage.completion_tokens,
+        compiled.api_usage.total_tokens,
+    ) == expected
     assert (compiled.token_count, compiled.token_source) == (sent.token_count, "tiktoken:o200k_base")
     assert tract.compile().api_usage is None and tract.compile().token_source == "tiktoken:o200k_base"
 

@@ -33,6 +33,7 @@ class Querying(TractParts):
     """Analytics queries and exports for `Tract` (which provides the methods declared below)."""
 
     if TYPE_CHECKING:
+
         def _commit_info(self, event: CommitCreated, position: int, *, owned: bool = False) -> CommitInfo: ...
 
     def query_by_config(self, field: str, operator: str, value: Any) -> list[CommitInfo]:

@@ -45,6 +45,7 @@ class Reading(TractParts):
     """Reads of the commit view for `Tract` (which provides the methods declared below)."""
 
     if TYPE_CHECKING:
+
         def replay(self, until_position: int | None = None, until_time: datetime | None = None) -> Tract: ...
         def _ref_head(self, ref: str) -> str | None: ...
 

@@ -113,7 +113,9 @@ class Tract(Writing, Compressing, Branching, Reading, Auditing, Querying, Conver
         if not isinstance(counter, TokenCounter):
             raise InvalidArgumentError(f"tokenizer must be a TokenCounter, not {type(counter).__name__}")
         if store and sync != "always":
-            raise InvalidArgumentError("sync='batch' belongs to log directories: every append to a store is a committed transaction")
+            raise InvalidArgumentError(
+                "sync='batch' belongs to log directories: every append to a store is a committed transaction"
+            )
         log: AnyLog
         if directory is None and not store:
             if readonly:

@@ -69,7 +69,12 @@ class StoreSettings:
         if "connect_timeout" not in names:
             kept.append(("connect_timeout", str(CONNECT_TIMEOUT)))
         if "keepalives_idle" not in names:
-            kept += [("keepalives", "1"), ("keepalives_idle", "10"), ("keepalives_interval", "5"), ("keepalives_count", "3")]
+            kept += [
+                ("keepalives", "1"),
+                ("keepalives_idle", "10"),
+                ("keepalives_interval", "5"),
+                ("keepalives_count", "3"),
+            ]
         if "application_name" not in names:
             kept.append(("application_name", "tract"))
         return cls(urlunsplit(parts._replace(query=urlencode(kept))), schema)
@@ -109,9 +114,7 @@ def driver() -> Any:
     try:
         import psycopg
     except ImportError:
-        raise StorageError(
-            "a PostgreSQL store needs psycopg 3: pip install 'tract-context[postgres]'"
-        ) from None
+        raise StorageError("a PostgreSQL store needs psycopg 3: pip install 'tract-context[postgres]'") from None
     return psycopg
 
 
