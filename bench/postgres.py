@@ -24,13 +24,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import psycopg  # noqa: E402
+import psycopg
 
-from events import EventLog, UsageRecorded  # noqa: E402
-from events.opening import open_log  # noqa: E402
-from events.postgres.schema import tables  # noqa: E402
-from tract import Tract  # noqa: E402
-from tract.content import DialogueContent  # noqa: E402
+from events import EventLog, UsageRecorded
+from events.opening import open_log
+from events.postgres.schema import tables
+from tract import Tract
+from tract.content import DialogueContent
 
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
@@ -140,11 +140,10 @@ def analytics_catch_up(server: str, events: int) -> None:
             for first in range(0, per, 1000):
                 log.append(tract, [event(tract, n) for n in range(first, min(per, first + 1000))], expected=first)
         log.close()
-        with tempfile.TemporaryDirectory() as cache:
-            with Tract.open(url, tract_id="reader", analytics_dir=cache) as tract:
-                started = time.perf_counter()
-                rows = tract.sql("SELECT count(*) FROM usage").rows
-                print(f"analytics catch-up of {events:,} events in {tracts} tracts: {time.perf_counter() - started:.1f} s "
+        with tempfile.TemporaryDirectory() as cache, Tract.open(url, tract_id="reader", analytics_dir=cache) as tract:
+            started = time.perf_counter()
+            rows = tract.sql("SELECT count(*) FROM usage").rows
+            print(f"analytics catch-up of {events:,} events in {tracts} tracts: {time.perf_counter() - started:.1f} s "
                       f"({rows[0][0]:,} usage rows)")  # fmt: skip
 
 

@@ -179,7 +179,8 @@ def _append_batch(log: EventLog | PostgresLog, batch: list[ExportedRecord]) -> N
         after_first = log.read_tract(tract_id, batch[0].position + 1, batch[-1].position)
         hashes = [record.prev_hash.hex() for record in after_first]
         hashes.append(log.tract_head(tract_id).hex())
-        for record, previous, digest in zip(batch, [batch[0].prev_hash, *hashes], hashes):
+        # `previous` runs one ahead of `hashes` (it starts with the batch's first link): zip stops at `hashes`.
+        for record, previous, digest in zip(batch, [batch[0].prev_hash, *hashes], hashes, strict=False):
             if (record.prev_hash, record.record_hash) != (previous, digest):
                 raise StorageError(
                     f"tract {tract_id!r} position {record.position}: re-encoded record does not hash as exported"

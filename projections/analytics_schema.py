@@ -195,6 +195,11 @@ def _columns(row: type[msgspec.Struct]) -> str:
     return "{" + ", ".join(specs) + "}"
 
 
+def _load_all(table: str, row: type[msgspec.Struct]) -> str:
+    """The statement that loads a JSON-lines file of `row`s into `table`, every field as it is."""
+    return f"INSERT INTO {table} SELECT * FROM read_json(?, format='newline_delimited', columns={_columns(row)})"
+
+
 _TYPED_SELECT = ", ".join(_typed(kind, key, "generation_config") for key, kind in TYPED_COLUMNS.items())
 _LOADS: dict[type[msgspec.Struct], str] = {
     _CommitRow: (
@@ -202,13 +207,13 @@ _LOADS: dict[type[msgspec.Struct], str] = {
         f"SELECT *, {_TYPED_SELECT}, generation_config FROM read_json(?, format='newline_delimited', "
         f"columns={_columns(_CommitRow)})"
     ),
-    _ConfigRow: f"INSERT INTO recorded_configs SELECT * FROM read_json(?, format='newline_delimited', columns={_columns(_ConfigRow)})",
-    _UsageRow: f"INSERT INTO usage SELECT * FROM read_json(?, format='newline_delimited', columns={_columns(_UsageRow)})",
-    ToolCallRow: f"INSERT INTO tool_calls SELECT * FROM read_json(?, format='newline_delimited', columns={_columns(ToolCallRow)})",
-    ToolResultRow: f"INSERT INTO tool_results SELECT * FROM read_json(?, format='newline_delimited', columns={_columns(ToolResultRow)})",
-    _CompressionRow: f"INSERT INTO compressions SELECT * FROM read_json(?, format='newline_delimited', columns={_columns(_CompressionRow)})",
-    _AnnotationRow: f"INSERT INTO annotations SELECT * FROM read_json(?, format='newline_delimited', columns={_columns(_AnnotationRow)})",
-    _MoveRow: f"INSERT INTO branch_moves SELECT * FROM read_json(?, format='newline_delimited', columns={_columns(_MoveRow)})",
+    _ConfigRow: _load_all("recorded_configs", _ConfigRow),
+    _UsageRow: _load_all("usage", _UsageRow),
+    ToolCallRow: _load_all("tool_calls", ToolCallRow),
+    ToolResultRow: _load_all("tool_results", ToolResultRow),
+    _CompressionRow: _load_all("compressions", _CompressionRow),
+    _AnnotationRow: _load_all("annotations", _AnnotationRow),
+    _MoveRow: _load_all("branch_moves", _MoveRow),
 }
 """How each row type reaches its table: one bulk read of a JSON-lines file per catch-up."""
 

@@ -221,9 +221,8 @@ def test_deleting_or_damaging_the_database_only_costs_a_rebuild(log_dir: Path) -
     with Tract.open(log_dir) as tract:
         assert tract.query_by_config("temperature", ">", 0.3) == expected
     database.write_bytes(b"this is not a duckdb database" * 100)
-    with pytest.warns(RuntimeWarning, match="analytics"):
-        with Tract.open(log_dir) as tract:
-            assert tract.sql("SELECT count(*) FROM commits").rows == counts
+    with pytest.warns(RuntimeWarning, match="analytics"), Tract.open(log_dir) as tract:
+        assert tract.sql("SELECT count(*) FROM commits").rows == counts
 
 
 def test_analytics_of_another_log_is_rebuilt(tmp_path: Path) -> None:
@@ -233,9 +232,8 @@ def test_analytics_of_another_log_is_rebuilt(tmp_path: Path) -> None:
     with Tract.open(tmp_path / "b") as b:
         b.commit(user("b"), generation_config={"model": "from-b"})
     (tmp_path / "b" / "analytics.duckdb").write_bytes((tmp_path / "a" / "analytics.duckdb").read_bytes())
-    with pytest.warns(RuntimeWarning, match="does not match"):
-        with Tract.open(tmp_path / "b") as b:
-            assert b.sql("SELECT model FROM commits").rows == [("from-b",)]
+    with pytest.warns(RuntimeWarning, match="does not match"), Tract.open(tmp_path / "b") as b:
+        assert b.sql("SELECT model FROM commits").rows == [("from-b",)]
 
 
 def test_commit_does_not_load_duckdb(log_dir: Path) -> None:

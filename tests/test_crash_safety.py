@@ -282,7 +282,7 @@ class WriterHost:
 
     def __init__(self, stderr_path: Path) -> None:
         self.stderr_path = stderr_path
-        self.stderr = open(stderr_path, "w+")
+        self.stderr = open(stderr_path, "w+")  # noqa: SIM115 - the host process writes it until close()
         self.proc = subprocess.Popen(
             [sys.executable, "-c", WRITER_SCRIPT],
             stdin=subprocess.PIPE,
@@ -455,7 +455,7 @@ def classify(message: str) -> str | None:
 
 def check_warnings(messages: list[str], *, allow_torn: bool, where: str) -> list[str | None]:
     kinds = [classify(message) for message in messages]
-    for message, kind in zip(messages, kinds):
+    for message, kind in zip(messages, kinds, strict=True):
         assert kind is not None and (allow_torn or kind != "torn tail cut"), f"{where}: unexpected warning: {message}"
     return kinds
 

@@ -22,11 +22,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import logcraft
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from properties import examples
 
 import events
 from events.tract_index import CATALOGUE_FILE, INDEX_DIR
@@ -45,6 +43,9 @@ from tract import (
     TractError,
     UsageError,
 )
+
+import logcraft
+from properties import examples
 
 U64_MAX = 2**64 - 1
 I64_MIN = -(2**63)
@@ -590,11 +591,18 @@ def test_deeply_nested_payloads_round_trip_or_are_refused_cleanly(tmp_path: Path
             refused(
                 t,
                 directory,
-                lambda: t.commit({"content_type": "freeform", "payload": nested(depth)}),
+                lambda depth=depth: t.commit({"content_type": "freeform", "payload": nested(depth)}),
                 (ContentValidationError, InvalidJSONError),
             )
-            refused(t, directory, lambda: t.commit(user("x"), generation_config=nested(depth)), InvalidJSONError)
-            refused(t, directory, lambda: t.commit(user("x"), metadata={"a": nested_lists(depth)}), InvalidJSONError)
+            refused(
+                t, directory, lambda depth=depth: t.commit(user("x"), generation_config=nested(depth)), InvalidJSONError
+            )
+            refused(
+                t,
+                directory,
+                lambda depth=depth: t.commit(user("x"), metadata={"a": nested_lists(depth)}),
+                InvalidJSONError,
+            )
     with Tract.open(directory) as reopened:
         assert reopened.get_commit(info.commit_hash).content == deep  # type: ignore[union-attr]
         assert view_of(reopened.compile()) == compiled
@@ -657,7 +665,7 @@ def test_any_json_config_and_metadata_round_trip_exactly(tmp_path: Path) -> None
 def poisoned_json(draw: st.DrawFn) -> Any:
     """A JSON object with one thing in it that is not plain JSON, somewhere."""
     poison = draw(
-        st.sampled_from(POISON + ["\ud800", "x\udfff"])
+        st.sampled_from([*POISON, "\ud800", "x\udfff"])
         | st.integers(min_value=U64_MAX + 1)
         | st.integers(max_value=I64_MIN - 1)
     )
@@ -1753,11 +1761,11 @@ def test_damaged_derived_files_cost_a_rebuild_never_a_wrong_answer(
         )
     assert log_bytes(directory).startswith(log_before)
     assert index_files(directory) == rebuilt_index(directory, tmp_path / "scratch"), "the writer saved a good index"
-    with Tract.open(directory) as again:  # what was rebuilt is good from now on, without further warnings
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", RuntimeWarning)
-            assert again.log(limit=None)[1:] == expected["log"]
-            assert again.sql("SELECT count(*) FROM commits").rows == [(expected["counts"]["commits"][0][0] + 1,)]
+    # What was rebuilt is good from now on, without further warnings.
+    with Tract.open(directory) as again, warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        assert again.log(limit=None)[1:] == expected["log"]
+        assert again.sql("SELECT count(*) FROM commits").rows == [(expected["counts"]["commits"][0][0] + 1,)]
 
 
 def test_a_log_with_a_newer_format_version_is_a_log_format_error(tmp_path: Path, pristine: tuple[Path, Path]) -> None:

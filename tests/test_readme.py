@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from provider_server import ProviderServer
 
 from tract import Tract
+
+from provider_server import ProviderServer
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -22,7 +23,7 @@ def test_quickstart_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
             ("system", "You are a terse assistant."),  # the question is edited, then SKIPped
             ("assistant", "A monoid in the category of endofunctors."),
         ]
-        system, question, answer, edit = reversed(t.log(limit=None))
+        _system, question, _answer, edit = reversed(t.log(limit=None))
         assert (edit.operation.value, edit.response_to) == ("edit", question.commit_hash)
         assert question.generation_config == {"model": "gpt-4o", "temperature": 0.2}
         sent = t.compile(at_commit=question.commit_hash)

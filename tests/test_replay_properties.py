@@ -56,7 +56,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
-from properties import examples
 from pydantic import BaseModel
 
 from events import TractHead
@@ -83,6 +82,8 @@ from tract import (
     TractConfig,
     UsageError,
 )
+
+from properties import examples
 
 LOG_FILE = "events.log"
 INDEX_DIR = "index"
@@ -205,7 +206,7 @@ tool_calls = st.lists(
 
 @st.composite
 def contents(draw: st.DrawFn) -> Drawn:
-    kind = draw(st.sampled_from(BUILTIN_KINDS + ["note", "ticket"]))
+    kind = draw(st.sampled_from([*BUILTIN_KINDS, "note", "ticket"]))
     if kind in ("user", "assistant", "system"):
         name = draw(names)
         model: Any = DialogueContent(role=kind, text=draw(texts), name=name)
@@ -756,7 +757,7 @@ class ReplayMachine(RuleBasedStateMachine):
         assert state["head"] == self.model.head
         log = state["log"]
         assert [info.commit_hash for info in log] == [c.commit_hash for c in reversed(self.model.commits)]
-        for info, commit in zip(log, reversed(self.model.commits)):
+        for info, commit in zip(log, reversed(self.model.commits), strict=True):
             assert state["commits"][info.commit_hash] == info
             assert info.content_type == commit.content_type and info.content == commit.payload
             assert info.operation.value == commit.operation and info.response_to == commit.target
@@ -861,12 +862,12 @@ def test_memory_and_directory_tracts_compile_alike_and_replay(ops: list[tuple]) 
                         t.commit(
                             op[2].content, operation="edit", response_to=target, generation_config=op[3]
                         ).commit_hash
-                        for t, target in zip((memory, disk), targets)
+                        for t, target in zip((memory, disk), targets, strict=True)
                     )
                     everything.append(pair)
                     head_usage = None
                 elif op[0] == "annotate" and everything:
-                    for t, target in zip((memory, disk), everything[op[1] % len(everything)]):
+                    for t, target in zip((memory, disk), everything[op[1] % len(everything)], strict=True):
                         t.annotate(target, op[2])
                 elif op[0] == "usage" and everything:
                     for t in (memory, disk):

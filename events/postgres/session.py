@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from events.errors import StorageError
@@ -91,10 +91,9 @@ class Session:
     def _drop(self) -> None:
         connection, self._connection = self._connection, None
         if connection is not None:
-            try:
+            # Any failure: it is broken already, and there is nothing more to learn from it.
+            with suppress(Exception):
                 connection.close()
-            except Exception:  # noqa: BLE001 - it is broken already; nothing more to learn from it
-                pass
 
     def close(self) -> None:
         with self._lock:

@@ -40,7 +40,7 @@ def run_log(args: argparse.Namespace) -> int:
         if not args.graph:
             print_records(args.format, records, fields=FIELDS, table=TABLE)
         else:
-            drawn = (dict(record, graph=[row.lanes, *row.after]) for record, row in zip(records, rows))
+            drawn = (dict(record, graph=[row.lanes, *row.after]) for record, row in zip(records, rows, strict=True))
             print_records(args.format, drawn, fields=(*FIELDS, "graph"))
     return 0
 
@@ -51,7 +51,7 @@ def graph_lines(
     """The graph as text: each commit's lanes, short hash, type, tokens, names, markers and the start
     of its text; then the lines that lead to the next commit."""
     records, rows = _shown(tract, ref, every_branch, limit)
-    for record, row in zip(records, rows):
+    for record, row in zip(records, rows, strict=True):
         yield (
             f"{row.lanes} {record['commit_hash'][:12]} {record['content_type']} {record['token_count']}t "
             f"{_summary(record)}"

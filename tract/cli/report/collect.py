@@ -148,7 +148,8 @@ def _tract(tract: Tract) -> dict[str, Any]:
         "per_model": _per_model(per_config),
         "per_config": {
             "rows": [
-                {"model": model, "config": config, "calls": calls, "prompt_tokens": prompt, "completion_tokens": completion}
+                {"model": model, "config": config, "calls": calls,
+                 "prompt_tokens": prompt, "completion_tokens": completion}
                 for model, config, calls, prompt, completion in per_config[:CONFIGS_SHOWN]
             ],
             "total": len(per_config),
@@ -163,7 +164,7 @@ def _conversation(
     each message as the model saw it, or left out (by a SKIP, or replaced by a summary: `summaries`
     gives what each summary commit replaces); edits listed under the message they replace;
     merges where they happened."""
-    seen = {commit_hash: message for commit_hash, message in zip(sent, messages)}
+    seen = {commit_hash: message for commit_hash, message in zip(sent, messages, strict=True)}
     summarized_in = {original: summary for summary, replaced in summaries.items() for original in replaced}
     edits: dict[str, list[str]] = defaultdict(list)
     for entry in at_head:
