@@ -14,7 +14,7 @@ from events.errors import (
     TractError,
 )
 from events.framing import FORMAT_VERSION, GENESIS_HASH, LOG_FILE, MAX_RECORD_BYTES, Checkpoint, TornTail
-from events.global_order import GlobalReader
+from events.global_order import GlobalReader, LogReader
 from events.hashing import (
     canonical_json,
     commit_hash,
@@ -68,6 +68,7 @@ __all__ = [
     "InvalidEventError",
     "LogFormatError",
     "LogLockedError",
+    "LogReader",
     "NotRegularFileError",
     "Problem",
     "ReadOnlyError",

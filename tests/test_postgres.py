@@ -15,6 +15,7 @@ import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -22,9 +23,11 @@ from events import ConcurrentWriteError, StorageError
 from events.jsonl import exported_records, write_jsonl
 from events.opening import import_location, open_log, verify_location
 from events.postgres import PostgresLog, StoreUnavailableError
+from events.postgres.settings import StoreSettings
 from tests.pgstore import admin, fresh_schema, store_url, url_as
 from tests.test_storage_conformance import conversation, usage
-from tract import Tract
+from tract import Tract, TractError
+from tract.cli.report import write_report
 from tract.content import DialogueContent
 
 pytestmark = pytest.mark.postgres
@@ -346,6 +349,21 @@ def test_analytics_catch_up_incrementally_in_a_cache_of_their_own(url: str, tmp_
                 ("a", 1),
                 ("b", 1),
             ]
+
+
+def test_a_report_of_a_store_shows_its_tracts_and_never_its_password(url: str, tmp_path: Path) -> None:
+    with Tract.open(url, tract_id="a") as tract:
+        tract.commit(DialogueContent(role="user", text="a question kept in the store"))
+    out = tmp_path / "report.html"
+    assert write_report(url, out)
+    page = out.read_text()
+    where = StoreSettings.parse(url).where
+    assert where in page and "a question kept in the store" in page
+    password = urlsplit(url).password
+    assert url not in page and (password is None or f":{password}@" not in page)
+    with pytest.raises(TractError, match=f"^{re.escape(where)}: no tract 'z' in this log$"):
+        write_report(url, tmp_path / "none.html", tract_id="z")
+    assert not (tmp_path / "none.html").exists()
 
 
 # -- moving between backends ---------------------------------------------------------------------

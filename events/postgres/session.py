@@ -11,23 +11,27 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from events.errors import StorageError
 from events.postgres.settings import StoreSettings, StoreUnavailableError, driver, unavailable
+
+if TYPE_CHECKING:
+    import psycopg
+    from psycopg.rows import TupleRow
 
 
 class Session:
     def __init__(self, settings: StoreSettings, *, readonly: bool) -> None:
         self.settings = settings
         self.readonly = readonly
-        self._connection: Any = None
+        self._connection: psycopg.Connection[TupleRow] | None = None
         self._lock = threading.RLock()
         self._in_transaction = False
         self._closed = False
 
     @property
-    def connection(self) -> Any:
+    def connection(self) -> psycopg.Connection[TupleRow]:
         """The live connection (connecting if there is none); call under `lock`."""
         if self._closed:
             raise StorageError("this log is closed")

@@ -13,13 +13,15 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from types import ModuleType
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from events.errors import StorageError
 
 if TYPE_CHECKING:
     import psycopg
+    from psycopg.rows import TupleRow
 
 URL_SCHEMES = ("postgresql://", "postgres://")
 DEFAULT_SCHEMA = "tract"
@@ -94,9 +96,11 @@ class StoreSettings:
         readable = re.sub(r"[^A-Za-z0-9_.-]+", "-", self.where).strip("-")
         return f"{readable}-{hashlib.sha256(self.where.encode()).hexdigest()[:12]}"
 
-    def connect(self, *, readonly: bool) -> psycopg.Connection[Any]:
+    def connect(self, *, readonly: bool) -> psycopg.Connection[TupleRow]:
         """A new autocommit connection with the store's timeouts (read-only sessions for readers)."""
-        psycopg = driver()
+        driver()  # a missing psycopg is named before anything else
+        import psycopg
+
         options = [
             f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
             f"-c lock_timeout={LOCK_TIMEOUT_MS}",
@@ -109,7 +113,7 @@ class StoreSettings:
             return psycopg.connect(self.url, autocommit=True, options=" ".join([*options, given or ""]).strip())
 
 
-def driver() -> Any:
+def driver() -> ModuleType:
     """The psycopg module, or a clear error naming the extra that brings it."""
     try:
         import psycopg

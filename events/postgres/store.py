@@ -27,7 +27,7 @@ from events.postgres.schema import prepare, tables
 from events.postgres.session import Session
 from events.postgres.settings import StoreSettings, driver
 from events.roundtrip import encode_record
-from events.types import Event, Record
+from events.types import AnyEvent, Record
 from events.verify import Anchor, Progress, VerifyReport
 
 _MOVE_NEW = """
@@ -250,7 +250,7 @@ class PostgresLog:
 
     # -- writing -------------------------------------------------------------
 
-    def append(self, tract_id: str, events: Sequence[Event], *, expected: int | None = None) -> int:
+    def append(self, tract_id: str, events: Sequence[AnyEvent], *, expected: int | None = None) -> int:
         """Write `events` (all of tract `tract_id`) as one transaction; returns the number of the last one.
 
         `expected` is how many records of the tract the caller knows of: if the store holds another

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from tract.cli.common import reader
@@ -71,7 +71,7 @@ def _shown(
     return (describe(tract, entry, markers, names) for entry in shown), rows
 
 
-def _summary(record: dict[str, Any]) -> str:
+def _summary(record: Mapping[str, Any]) -> str:
     """The names pointing at a commit, its markers and the start of its text, on one line."""
     parts = (
         decoration_text(record["refs"]),

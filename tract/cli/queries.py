@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Iterator
+from operator import itemgetter
 from typing import Any
 
 import msgspec
@@ -125,6 +126,6 @@ def run_sql(args: argparse.Namespace) -> int:
         )
     keys = [str(index) for index in range(len(columns))] if args.format in ("table", "csv") else columns
     records = (dict(zip(keys, row, strict=True)) for row in result.rows)
-    table = [Column(name, lambda record, key=key: record[key]) for name, key in zip(columns, keys, strict=True)]
+    table = [Column(name, itemgetter(key)) for name, key in zip(columns, keys, strict=True)]
     print_records(args.format, records, fields=keys, header=columns, table=table, row_count=True)
     return 0

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from events import VerifyReport
-from tract.cli.common import anchor_text
+from tract.cli.common import anchor_text, shown
 from tract.cli.graph import draw
 from tract.cli.history import Markers, decorations, describe, newest_first, parents
 from tract.errors import TractError
@@ -47,11 +47,11 @@ GROUP BY ALL ORDER BY calls DESC, prompt_tokens DESC, config
 COMMIT_COUNT_QUERY = "SELECT count(*) FROM commits WHERE tract_id = $tract"
 
 
-def collect(directory: Path, report: VerifyReport, tract_ids: Iterable[str], version: str) -> dict[str, Any]:
+def collect(location: Path | str, report: VerifyReport, tract_ids: Iterable[str], version: str) -> dict[str, Any]:
     """The report's data: the verification, then one section per tract (or the error opening it)."""
     problem = report.problem
     return {
-        "directory": str(directory),
+        "directory": shown(location),  # a store's URL without its credentials
         "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "version": version,
         "verification": {
@@ -77,13 +77,13 @@ def collect(directory: Path, report: VerifyReport, tract_ids: Iterable[str], ver
             ],
         },
         "limits": {"commits_shown": COMMITS_SHOWN, "text_shown": TEXT_SHOWN, "configs_shown": CONFIGS_SHOWN},
-        "tracts": [_section(directory, tract_id) for tract_id in tract_ids],
+        "tracts": [_section(location, tract_id) for tract_id in tract_ids],
     }
 
 
-def _section(directory: Path, tract_id: str) -> dict[str, Any]:
+def _section(location: Path | str, tract_id: str) -> dict[str, Any]:
     try:
-        with Tract.open(directory, tract_id=tract_id, readonly=True) as tract:
+        with Tract.open(location, tract_id=tract_id, readonly=True) as tract:
             return _tract(tract)
     except TractError as error:
         return {"tract_id": tract_id, "error": " ".join(str(error).split())}
