@@ -3,10 +3,11 @@
 It is a cache of the log like the commit view. It records the cursor of the
 last log record it has applied (opaque here: the log's own) and is caught up
 from there, in log order, before every query, as one transaction, so a crash
-mid-load leaves the previous state. Nothing on the commit path touches it:
-`duckdb` is imported only when analytics are first used. The tables and the
-rows each event becomes are in `analytics_schema`; DuckDB's connection, the
-file and its lock in `analytics_files`.
+mid-load leaves the previous state. The new rows reach DuckDB as JSON lines,
+read in one statement per table (`analytics_schema.load_rows`). Nothing on the
+commit path touches it: `duckdb` is imported only when analytics are first
+used. The tables and the rows each event becomes are in `analytics_schema`;
+DuckDB's connection, the file and its lock in `analytics_files`.
 
 One file, `analytics.duckdb` in the log directory, serves the log's writer and
 its readers in any number of processes. Nobody keeps it open (DuckDB lets one

@@ -161,18 +161,6 @@ def test_sql_sees_every_committed_event_and_has_the_documented_schema(tract: Tra
     assert tract.sql("SELECT count(*) FROM commits WHERE temperature > ?", [0.2]).rows == [(1,)]
 
 
-def test_analytics_example_from_the_readme(tract: Tract) -> None:
-    for i in range(6):
-        tract.commit(user(f"q{i}"), generation_config={"model": "a" if i < 3 else "b", "temperature": i / 5})
-        tract.record_usage({"prompt_tokens": 100 + i, "completion_tokens": 5})
-    rows = tract.sql(
-        """SELECT c.model, floor(c.temperature * 2) / 2 AS temperature_bucket, avg(u.prompt_tokens) AS avg_prompt
-           FROM usage u JOIN commits c ON c.commit_hash = u.head_hash
-           GROUP BY ALL ORDER BY ALL"""
-    ).rows
-    assert rows == [("a", 0.0, 101.0), ("b", 0.5, 103.5), ("b", 1.0, 105.0)]
-
-
 @pytest.mark.parametrize(
     "statement",
     [

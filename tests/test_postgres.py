@@ -14,15 +14,18 @@ import threading
 import time
 import warnings
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 
-from events import ConcurrentWriteError, StorageError
+from events import ConcurrentWriteError, StorageError, TractCreated
 from events.jsonl import exported_records, write_jsonl
 from events.opening import import_location, open_log, verify_location
 from events.postgres import PostgresLog, StoreUnavailableError
+from events.postgres.session import Session
 from events.postgres.settings import StoreSettings
 from tests.pgstore import admin, fresh_schema, store_url, url_as
 from tests.test_storage_conformance import conversation, usage
@@ -41,6 +44,38 @@ def url() -> Iterator[str]:
 
 def schema_of(url: str) -> str:
     return url.rsplit("schema=", 1)[1]
+
+
+# -- one tract costs one tract ----------------------------------------------------------------
+
+
+def test_opening_a_tract_reads_that_tracts_rows_only(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store's rows fetched by an open and a compile, counted at the session: the opened tract's
+    records (and a row or two of bookkeeping), never another tract's, however many there are."""
+    log = open_log(url)
+    try:
+        for index in range(30):
+            tract_id = f"tract-{index}"
+            log.append(tract_id, [TractCreated(tract_id=tract_id, created_at=datetime.now(timezone.utc))])
+    finally:
+        log.close()
+    with Tract.open(url, tract_id="tract-7") as tract:
+        for n in range(40):
+            tract.commit(DialogueContent(role="user", text=f"question {n}"))
+    fetched: list[tuple[Any, ...]] = []
+    real_rows = Session.rows
+
+    def counted(session: Session, sql: str, params: Any = ()) -> list[tuple[Any, ...]]:
+        rows = real_rows(session, sql, params)
+        fetched.extend(rows)
+        return rows
+
+    monkeypatch.setattr(Session, "rows", counted)
+    with Tract.open(url, tract_id="tract-7", readonly=True) as tract:
+        assert len(tract.compile().messages) == 40
+    bodies = [row for row in fetched if any(isinstance(value, bytes) and len(value) > 64 for value in row)]
+    assert len(bodies) <= 2 * 41  # the tract's 41 records: folded at open, content read back for the compile
+    assert len(fetched) - len(bodies) <= 5, fetched[:10]
 
 
 # -- many writers ------------------------------------------------------------------------------
@@ -416,13 +451,3 @@ def test_a_tract_copied_to_a_shared_store_keeps_its_head_and_an_import_is_all_or
     assert (heads["mine"].number, heads["mine"].hash) == (head.position, head.hash)
     with pytest.raises(StorageError, match="already exists"), open(one, "rb") as lines:
         import_location(lines, url)
-
-
-def test_the_readme_example_runs_against_the_server(url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    section = (Path(__file__).parent.parent / "README.md").read_text().split("## The log on PostgreSQL", 1)[1]
-    block = section.split("```python", 1)[1].split("```", 1)[0]
-    example = 'url = "postgresql://agent:secret@db.internal:5432/agents"'
-    assert example in block
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    exec(compile(block.replace(example, f"url = {url!r}"), "README.md", "exec"), {})
-    assert (tmp_path / "tract" / "analytics").is_dir()
