@@ -14,6 +14,11 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+from events import LOG_FILE, EventLog
+from projections import CommitView
+from projections.analytics import ANALYTICS_FILE, Analytics
+from tract import Tract
+
 import logapi
 from floors import Floors
 from report import Figure, Scale, collected, fmt, profiled, progress, timed, with_gc_disabled
@@ -30,11 +35,6 @@ from workload import (
     text_pool,
     write_tract,
 )
-
-from events import LOG_FILE, EventLog
-from projections import CommitView
-from projections.analytics import ANALYTICS_FILE, Analytics
-from tract import Tract
 
 QUERY = ("temperature", ">", 0.5)
 BIG_TRACT = "bench-tract"

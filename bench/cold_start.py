@@ -12,12 +12,12 @@ import sys
 import time
 from pathlib import Path
 
+from tract.tokens import SHIPPED_ENCODINGS
+
 import codepath
 from report import Figure, Scale, fmt, progress, summarize, timed
 from sqlite_store import SQLITE_INSERT, SQLITE_SCHEMA
 from workload import ENCODING, dialogue_text, generation_config
-
-from tract.tokens import SHIPPED_ENCODINGS
 
 TRACT_CHILD = """
 import time

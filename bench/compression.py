@@ -32,7 +32,24 @@ codepath.use(codepath.code_argument(sys.argv))
 
 from tract import DialogueContent, Tract  # noqa: E402  (after codepath.use: the checkout measured)
 
-WORDS = "the log keeps every fact and a summary stands for what it replaced in the context".split()
+WORDS = [
+    "the",
+    "log",
+    "keeps",
+    "every",
+    "fact",
+    "and",
+    "a",
+    "summary",
+    "stands",
+    "for",
+    "what",
+    "it",
+    "replaced",
+    "in",
+    "the",
+    "context",
+]
 KEPT = 20
 """Turns left uncompressed."""
 APPENDS = 20

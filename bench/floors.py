@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-from report import collected, fmt, timed
-from workload import ENCODING
 
 from events import AnnotationAdded, CommitCreated, Record
 from tract.tokens import load_encoding
+
+from report import collected, fmt, timed
+from workload import ENCODING
 
 
 class Floors:

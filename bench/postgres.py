@@ -24,13 +24,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import psycopg  # noqa: E402
+import psycopg
 
-from events import EventLog, UsageRecorded  # noqa: E402
-from events.opening import open_log  # noqa: E402
-from events.postgres.schema import tables  # noqa: E402
-from tract import Tract  # noqa: E402
-from tract.content import DialogueContent  # noqa: E402
+from events import EventLog, UsageRecorded
+from events.opening import open_log
+from events.postgres.schema import tables
+from tract import Tract
+from tract.content import DialogueContent
 
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
@@ -51,7 +51,9 @@ def schema(server: str) -> Iterator[str]:
             connection.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
 
 
-def _store_writer(url: str, tract: str, seconds: float, start: multiprocessing.Barrier, out: multiprocessing.Queue) -> None:
+def _store_writer(
+    url: str, tract: str, seconds: float, start: multiprocessing.Barrier, out: multiprocessing.Queue
+) -> None:
     log = open_log(url)
     start.wait()
     deadline, n = time.monotonic() + seconds, 0
@@ -61,7 +63,9 @@ def _store_writer(url: str, tract: str, seconds: float, start: multiprocessing.B
     out.put(n)
 
 
-def _insert_writer(url: str, tract: str, seconds: float, start: multiprocessing.Barrier, out: multiprocessing.Queue) -> None:
+def _insert_writer(
+    url: str, tract: str, seconds: float, start: multiprocessing.Barrier, out: multiprocessing.Queue
+) -> None:
     """The floor: one autocommit INSERT per commit of a same-sized body into a table of the same shape."""
     base, name = url.split("?schema=")
     body = bytes(120)
@@ -71,7 +75,8 @@ def _insert_writer(url: str, tract: str, seconds: float, start: multiprocessing.
         while time.monotonic() < deadline:
             n += 1
             connection.execute(
-                f'INSERT INTO "{name}".plain (tract_id, number, batch_end, body) VALUES (%s, %s, true, %s)', (tract, n, body)
+                f'INSERT INTO "{name}".plain (tract_id, number, batch_end, body) VALUES (%s, %s, true, %s)',
+                (tract, n, body),
             )
     out.put(n)
 
@@ -135,11 +140,10 @@ def analytics_catch_up(server: str, events: int) -> None:
             for first in range(0, per, 1000):
                 log.append(tract, [event(tract, n) for n in range(first, min(per, first + 1000))], expected=first)
         log.close()
-        with tempfile.TemporaryDirectory() as cache:
-            with Tract.open(url, tract_id="reader", analytics_dir=cache) as tract:
-                started = time.perf_counter()
-                rows = tract.sql("SELECT count(*) FROM usage").rows
-                print(f"analytics catch-up of {events:,} events in {tracts} tracts: {time.perf_counter() - started:.1f} s "
+        with tempfile.TemporaryDirectory() as cache, Tract.open(url, tract_id="reader", analytics_dir=cache) as tract:
+            started = time.perf_counter()
+            rows = tract.sql("SELECT count(*) FROM usage").rows
+            print(f"analytics catch-up of {events:,} events in {tracts} tracts: {time.perf_counter() - started:.1f} s "
                       f"({rows[0][0]:,} usage rows)")  # fmt: skip
 
 

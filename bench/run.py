@@ -49,15 +49,25 @@ import codepath
 
 codepath.use(codepath.code_argument(sys.argv[1:]))  # before anything imports the library
 
+from events import LOG_FILE, SyncMode  # noqa: E402
+from tract import DialogueContent, Tract  # noqa: E402
+
 from big_log import bench_analytics, bench_memory, bench_open, build_big_log, log_size_figure  # noqa: E402
 from cold_start import bench_cold_start  # noqa: E402
-from events import LOG_FILE, SyncMode  # noqa: E402
 from floors import Floors, floors_table, fsync_loop_rate  # noqa: E402
 from report import LOAD_AT_START, Figure, Scale, collected, fmt, profiled, progress, table, timed  # noqa: E402
 from sqlite_store import SqliteHistory, count_tokens_raw  # noqa: E402
-from tract import DialogueContent, Tract  # noqa: E402
-from workload import ENCODING, SKIP_EVERY, WORDS_PER_TEXT, EventFactory, Step, apply_to_tract  # noqa: E402
-from workload import iter_steps, make_steps, text_pool  # noqa: E402
+from workload import (  # noqa: E402  # noqa: E402
+    ENCODING,
+    SKIP_EVERY,
+    WORDS_PER_TEXT,
+    EventFactory,
+    Step,
+    apply_to_tract,
+    iter_steps,
+    make_steps,
+    text_pool,
+)
 
 FULL = Scale("full", 5, 3, 1_000, 20_000, 400, 1_000_000, 100_000, 20_000)
 QUICK = Scale("quick", 3, 2, 200, 5_000, 100, 100_000, 20_000, 5_000)

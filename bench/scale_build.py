@@ -13,11 +13,21 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import logapi
 from events import EventLog
 from tract import Tract
-from workload import START, ContentCache, EventFactory, apply_to_tract, check_written, iter_steps, text_pool
-from workload import write_events, write_tract
+
+import logapi
+from workload import (
+    START,
+    ContentCache,
+    EventFactory,
+    apply_to_tract,
+    check_written,
+    iter_steps,
+    text_pool,
+    write_events,
+    write_tract,
+)
 
 POOL_SEED = 5
 

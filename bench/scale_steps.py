@@ -14,9 +14,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import logapi
 from tract import Tract
 from tract.tokens import TiktokenCounter
+
+import logapi
 from workload import ENCODING
 
 QUERY = ("temperature", ">", 0.5)

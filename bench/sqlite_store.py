@@ -9,9 +9,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from workload import ENCODING, Step
-
 from tract.tokens import load_encoding
+
+from workload import ENCODING, Step
 
 SQLITE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS commits (

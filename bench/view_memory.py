@@ -36,7 +36,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # write the logs with this checkout, whatever else is installed
 
-from events import AnnotationAdded, Event, EventLog, TractCreated, sealed_commit
+from events import AnnotationAdded, Event, EventLog, TractCreated, sealed_commit  # noqa: E402 - after sys.path, above
 
 ENCODING = "o200k_base"
 WORDS = [

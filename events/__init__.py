@@ -14,7 +14,7 @@ from events.errors import (
     TractError,
 )
 from events.framing import FORMAT_VERSION, GENESIS_HASH, LOG_FILE, MAX_RECORD_BYTES, Checkpoint, TornTail
-from events.global_order import GlobalReader
+from events.global_order import GlobalReader, LogReader
 from events.hashing import (
     canonical_json,
     commit_hash,
@@ -59,22 +59,23 @@ __all__ = [
     "CommitCreated",
     "Compression",
     "ConcurrentWriteError",
+    "CorruptLogError",
     "Event",
     "EventLog",
     "GenerationConfigRecorded",
     "GlobalReader",
     "HeadChanged",
     "InvalidEventError",
-    "CorruptLogError",
-    "StorageError",
     "LogFormatError",
     "LogLockedError",
-    "ReadOnlyError",
+    "LogReader",
     "NotRegularFileError",
     "Problem",
+    "ReadOnlyError",
     "Record",
     "RecordTooLargeError",
     "RefMoved",
+    "StorageError",
     "SyncMode",
     "TornTail",
     "TractCreated",

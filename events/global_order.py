@@ -9,6 +9,7 @@ be in this file, at that place, with that hash, or the reader starts over.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Protocol, TypeVar
 
 import msgspec
 
@@ -19,6 +20,34 @@ from events.storage import FileStorage, MemoryStorage
 from events.types import Record
 
 _cursor_decoder = msgspec.msgpack.Decoder(Checkpoint)
+
+
+Resume = TypeVar("Resume")
+
+
+class ReaderEnd(Protocol):
+    @property
+    def end(self) -> int:
+        """How far the reader reaches: it grows as the log does."""
+        ...
+
+
+class LogReader(Protocol[Resume]):
+    """What a projection spanning tracts reads either backend through (`GlobalReader` here, the
+    store's `StoreReader`): a fixed end, an opaque cursor naming it, and the records after a resume
+    point. The resume point's type is the backend's own; the projection only hands it back."""
+
+    @property
+    def until(self) -> ReaderEnd: ...
+
+    @property
+    def cursor(self) -> bytes: ...
+
+    def resume_point(self, cursor: bytes | None) -> Resume | None: ...
+
+    def read(self, after: Resume = ...) -> Iterator[Record]: ...
+
+    def close(self) -> None: ...
 
 
 class GlobalReader:

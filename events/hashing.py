@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 
-from events.types import CommitCreated, Compression
+from events.types import CommitCreated, Compression, Operation
 
 _encoder = msgspec.json.Encoder(order="sorted")
 
@@ -43,7 +43,7 @@ def commit_hash(
     replaces and preserves (its token figures are not); each key is present only
     on those commits, so every other commit hashes exactly as the design says.
     """
-    identity = {
+    identity: dict[str, object] = {
         "content_hash": content_hash,
         "parent_hash": parent_hash,
         "content_type": content_type,
@@ -88,7 +88,7 @@ def sealed_commit(
     *,
     content: dict[str, Any],
     content_type: str,
-    operation: str,
+    operation: Operation,
     parent_hash: str | None,
     created_at: datetime,
     response_to: str | None = None,
@@ -105,7 +105,7 @@ def sealed_commit(
         content_hash=digest,
         content=content,
         content_type=content_type,
-        operation=operation,  # type: ignore[arg-type]
+        operation=operation,
         parent_hash=parent_hash,
         created_at=created_at,
         response_to=response_to,

@@ -75,7 +75,9 @@ def write_jsonl(records: Iterable[ExportedRecord], out: IO[bytes], progress: Pro
     return count
 
 
-def import_jsonl(lines: Iterable[bytes], directory: str | Path, progress: Progress | None = None) -> dict[str, TractHead]:
+def import_jsonl(
+    lines: Iterable[bytes], directory: str | Path, progress: Progress | None = None
+) -> dict[str, TractHead]:
     """Rebuild a log in a new `directory` from an export; returns each tract's chain head.
 
     Fails, naming the line or position, on any mismatch. The log is built in a
@@ -110,7 +112,9 @@ def _check_new(target: Path) -> None:
         raise LogFormatError(f"{target} is not an empty directory; import into a new one")
 
 
-def import_lines_into(log: PostgresLog, lines: Iterable[bytes], progress: Progress | None = None) -> dict[str, TractHead]:
+def import_lines_into(
+    log: PostgresLog, lines: Iterable[bytes], progress: Progress | None = None
+) -> dict[str, TractHead]:
     """Import an export into a PostgreSQL store as one transaction: every record, each tract walked
     as `verify` walks it, or nothing (its tracts must be new to the store); returns their chain heads."""
     with log.transaction():
@@ -134,7 +138,9 @@ def _import_lines(log: EventLog | PostgresLog, lines: Iterable[bytes], progress:
         except msgspec.DecodeError as error:
             raise LogFormatError(f"line {number}: not an exported record ({error})") from None
         if record.format > FORMAT_VERSION:
-            raise LogFormatError(f"line {number}: exported from a log of format {record.format}, newer than this library")
+            raise LogFormatError(
+                f"line {number}: exported from a log of format {record.format}, newer than this library"
+            )
         if record.format == FIRST_FORMAT:
             whole_log += 1
             expected = whole_log
@@ -173,7 +179,8 @@ def _append_batch(log: EventLog | PostgresLog, batch: list[ExportedRecord]) -> N
         after_first = log.read_tract(tract_id, batch[0].position + 1, batch[-1].position)
         hashes = [record.prev_hash.hex() for record in after_first]
         hashes.append(log.tract_head(tract_id).hex())
-        for record, previous, digest in zip(batch, [batch[0].prev_hash, *hashes], hashes):
+        # `previous` runs one ahead of `hashes` (it starts with the batch's first link): zip stops at `hashes`.
+        for record, previous, digest in zip(batch, [batch[0].prev_hash, *hashes], hashes, strict=False):
             if (record.prev_hash, record.record_hash) != (previous, digest):
                 raise StorageError(
                     f"tract {tract_id!r} position {record.position}: re-encoded record does not hash as exported"

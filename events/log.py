@@ -49,7 +49,7 @@ from events.roundtrip import encode_record
 from events.storage import FileStorage, MemoryStorage, sync_directory
 from events.tract_index import IndexMismatch, TractIndex
 from events.tract_reads import TractReader
-from events.types import Event, Record
+from events.types import AnyEvent, Record
 from events.verify import Anchor, Progress, VerifyReport, verify_storage
 
 SyncMode = Literal["always", "batch"]
@@ -312,7 +312,7 @@ class EventLog:
 
     # -- writing -------------------------------------------------------------
 
-    def append(self, tract_id: str, events: Sequence[Event], *, expected: int | None = None) -> int:
+    def append(self, tract_id: str, events: Sequence[AnyEvent], *, expected: int | None = None) -> int:
         """Write `events` (all of tract `tract_id`) as one atomic batch; returns the number of the last one.
 
         `expected` is how many records of the tract the caller knows of: if the tract has

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Union
 
 from events.jsonl import import_jsonl, import_lines_into
 from events.log import EventLog, SyncMode
@@ -16,7 +15,7 @@ from events.postgres.settings import is_store_url
 from events.postgres.store import PostgresLog
 from events.verify import Anchor, Progress, TractHead, VerifyReport, verify
 
-AnyLog = Union[EventLog, PostgresLog]
+AnyLog = EventLog | PostgresLog
 """Either backend of the storage interface."""
 
 

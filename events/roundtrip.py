@@ -18,7 +18,7 @@ import msgspec
 
 from events.errors import InvalidEventError
 from events.framing import GENESIS_HASH
-from events.types import EVENT_CLASSES, Event, Record
+from events.types import EVENT_CLASSES, AnyEvent, Event, Record
 
 _encoder = msgspec.msgpack.Encoder()
 _record_decoder = msgspec.msgpack.Decoder(Record, strict=True)
@@ -58,7 +58,7 @@ def encode_record(record: Record, out: bytearray, index: int = 0) -> None:
     out += body
 
 
-def check_events(events: Sequence[Event]) -> None:
+def check_events(events: Sequence[AnyEvent]) -> None:
     """The same check, for events that will be appended later (a batch being staged)."""
     scratch = bytearray()
     for index, event in enumerate(events):

@@ -140,7 +140,11 @@ class TractIndex:
             return None
         header = len(_MAGIC) + _CRC.size
         body = memoryview(data)[header:]
-        if not data.startswith(_MAGIC) or len(data) < header or _CRC.unpack_from(data, len(_MAGIC))[0] != zlib.crc32(body):
+        if (
+            not data.startswith(_MAGIC)
+            or len(data) < header
+            or _CRC.unpack_from(data, len(_MAGIC))[0] != zlib.crc32(body)
+        ):
             return None
         try:
             catalogue = _catalogue_decoder.decode(body)

@@ -141,7 +141,9 @@ class TractReader:
             data = self._span(numbers[at], start, stop)
             for number in numbers[at:upto]:
                 offset, length = pairs[2 * number - 2], pairs[2 * number - 1]
-                record, digest = self._check(data[offset - start : offset - start + length], tract_id, number, None, offset)
+                record, digest = self._check(
+                    data[offset - start : offset - start + length], tract_id, number, None, offset
+                )
                 if digest != wanted[number]:
                     raise _Unexpected(number, "hash mismatch", "the record is not the one read before", offset)
                 yield record

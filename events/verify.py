@@ -182,7 +182,9 @@ class RecordWalk:
             return Problem(position, "broken chain", "previous-record hash does not match the record before", offset)
         return None
 
-    def _tract_chain(self, record: Record, tract_id: str, number: int, last_hash: bytes, offset: int | None) -> Problem | None:
+    def _tract_chain(
+        self, record: Record, tract_id: str, number: int, last_hash: bytes, offset: int | None
+    ) -> Problem | None:
         if record.number != number:
             detail = f"record says position {record.number}, but it is the tract's record {number}"
             return Problem(number, "position mismatch", detail, offset, tract_id)
@@ -200,7 +202,9 @@ class RecordWalk:
             return Problem(number, "anchor missing", f"no record has position {number}: {detail}")
         count = self.heads.get(tract_id, (0, b""))[0]
         held = f"the tract holds positions 1 to {count}" if count else "the log holds no record of the tract"
-        return Problem(number, "anchor missing", f"no record of {tract_id} has position {number}: {held}", None, tract_id)
+        return Problem(
+            number, "anchor missing", f"no record of {tract_id} has position {number}: {held}", None, tract_id
+        )
 
     def report(self, problem: Problem | None) -> VerifyReport:
         heads = {tract_id: TractHead(number, digest.hex()) for tract_id, (number, digest) in self.heads.items()}

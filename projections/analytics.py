@@ -52,7 +52,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from events import GlobalReader
+from events import LogReader
 from projections.analytics_files import (
     ANALYTICS_FILE,
     FILE_CATALOG,
@@ -90,6 +90,8 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+Resume = TypeVar("Resume")
+"""The backend's resume point (see `events.LogReader`): opaque here, handed back as it came."""
 
 
 class Analytics:
@@ -182,7 +184,7 @@ class Analytics:
 
     # -- answering -----------------------------------------------------------
 
-    def _answer(self, log: GlobalReader, action: Callable[[], T]) -> T:
+    def _answer(self, log: LogReader[Resume], action: Callable[[], T]) -> T:
         """Catch up with `log` and run `action` under the projection's own lock; DuckDB errors that mean
         the database or its disk failed come out as AnalyticsStorageError, never raw."""
         with self._lock, duckdb_errors(), self._storage_failures():
@@ -196,15 +198,16 @@ class Analytics:
                 return self._answer_as_writer(log, action)
             return self._answer_privately(log, action)
 
-    def _answer_privately(self, log: GlobalReader, action: Callable[[], T]) -> T:
+    def _answer_privately(self, log: LogReader[Resume], action: Callable[[], T]) -> T:
         if log.until.end >= self._answered_to:
             # (Else a query with a later reader got here first: the projection holds all this one asks for.)
             self._catch_up(log)
             self._answered_to = log.until.end
         return action()
 
-    def _answer_as_writer(self, log: GlobalReader, action: Callable[[], T]) -> T:
+    def _answer_as_writer(self, log: LogReader[Resume], action: Callable[[], T]) -> T:
         """Answer from the file, caught up first; a damaged file is rebuilt from the log, once."""
+        assert self._path is not None  # (a projection without a file is private)
         try:
             return self._writer_turn(log, action)
         except Exception as error:
@@ -212,12 +215,12 @@ class Analytics:
                 raise
             self._warn(error, "rebuilding it from the log")
             self._disconnect()
-            discard_files(self._path)  # type: ignore[arg-type]
+            discard_files(self._path)
             self._connect()
             self._answered_to = 0  # the file holds nothing now
         return self._writer_turn(log, action)
 
-    def _writer_turn(self, log: GlobalReader, action: Callable[[], T]) -> T:
+    def _writer_turn(self, log: LogReader[Resume], action: Callable[[], T]) -> T:
         """Read-only while the file is current; read-write only for the catch-up."""
         assert self._path is not None
         older = log.until.end < self._answered_to  # a query with a later reader caught the file up already
@@ -235,7 +238,7 @@ class Analytics:
         with self._attached(writable=False):
             return action()
 
-    def _answer_as_reader(self, log: GlobalReader, action: Callable[[], T]) -> T:
+    def _answer_as_reader(self, log: LogReader[Resume], action: Callable[[], T]) -> T:
         """Answer from the file while it is current; else from a private copy (see the module's docstring)."""
         if self._use_file(log):
             try:
@@ -251,7 +254,7 @@ class Analytics:
                 return answer
         return self._answer_privately(log, action)
 
-    def _use_file(self, log: GlobalReader) -> bool:
+    def _use_file(self, log: LogReader[Resume]) -> bool:
         """Attach the file if it is current for `log` (True), or copy it into memory if it is behind,
         or give it up (False: the projection is private from now on)."""
         assert self._path is not None
@@ -305,11 +308,11 @@ class Analytics:
 
     # -- catching up ---------------------------------------------------------
 
-    def catch_up(self, log: GlobalReader) -> None:
+    def catch_up(self, log: LogReader[Resume]) -> None:
         """Apply every record the reader has beyond the projection's cursor, as one transaction."""
         self._answer(log, lambda: None)
 
-    def _catch_up(self, log: GlobalReader) -> None:
+    def _catch_up(self, log: LogReader[Resume]) -> None:
         """Bring the current database (its cursor in `_cursor`) up to `log`, as one transaction."""
         previous = self._cursor
         if previous is not None and previous == log.cursor:
@@ -344,7 +347,7 @@ class Analytics:
     # -- querying ------------------------------------------------------------
 
     def commits_where_config(
-        self, log: GlobalReader, tract_id: str, field: str, operator: str, value: Any
+        self, log: LogReader[Resume], tract_id: str, field: str, operator: str, value: Any
     ) -> list[str]:
         """Hashes of the tract's commits whose effective config matches, in creation order."""
         predicate, params = config_predicate("generation_config", field, operator, value)
@@ -353,7 +356,7 @@ class Analytics:
         return [row[0] for row in rows]
 
     def sql(
-        self, log: GlobalReader, query: str, params: list[Any] | dict[str, Any] | None = None, *, timeout: float
+        self, log: LogReader[Resume], query: str, params: list[Any] | dict[str, Any] | None = None, *, timeout: float
     ) -> QueryResult:
         """Catch up with `log` (a snapshot that no writer extends) and run a user's query,
         interrupted after `timeout` seconds."""
@@ -382,7 +385,7 @@ class Analytics:
             con.execute("ROLLBACK")
 
     def relation(
-        self, log: GlobalReader, query: str, params: list[Any] | dict[str, Any] | None = None, *, timeout: float
+        self, log: LogReader[Resume], query: str, params: list[Any] | dict[str, Any] | None = None, *, timeout: float
     ) -> duckdb.DuckDBPyRelation:
         """The query's result as a relation on a throwaway in-memory database of its own,
         so nothing done with the relation can reach the projection."""
@@ -394,7 +397,7 @@ class Analytics:
         except NotReadOnly as error:
             raise AnalyticsError(str(error)) from None
 
-    def export_parquet(self, log: GlobalReader, directory: Path) -> list[Path]:
+    def export_parquet(self, log: LogReader[Resume], directory: Path) -> list[Path]:
         """Catch up with `log` and write each table as `<table>.parquet` in `directory`. The files are
         written in a hidden directory beside them and moved into place once all are complete, so a
         failure (a full disk) leaves no partial file."""

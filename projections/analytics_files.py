@@ -60,7 +60,7 @@ def connect(scratch: Path, files: list[Path], *, file_access: bool) -> duckdb.Du
     with its settings frozen."""
     import duckdb
 
-    config = {
+    config: dict[str, str | bool | int | float | list[str]] = {
         "autoinstall_known_extensions": False,
         "autoload_known_extensions": False,
         "python_enable_replacements": False,

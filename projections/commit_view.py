@@ -234,11 +234,11 @@ class CommitView:
             if event.priority == "skip" or len(entries) > 1:
                 self.skip_changes += 1
         elif isinstance(event, GenerationConfigRecorded):
-            entry = ConfigEntry(event.generation_config, "record_usage", event.created_at, position)
-            state.recorded_configs.setdefault(event.commit_hash, []).append(entry)
+            recorded = ConfigEntry(event.generation_config, "record_usage", event.created_at, position)
+            state.recorded_configs.setdefault(event.commit_hash, []).append(recorded)
             self.config_changes.append(event.commit_hash)
         elif isinstance(event, UsageRecorded):
-            entry = UsageEntry(
+            usage = UsageEntry(
                 event.head_hash,
                 event.prompt_tokens,
                 event.completion_tokens,
@@ -251,9 +251,9 @@ class CommitView:
                 event.reasoning_tokens,
                 event.provider,
             )
-            self._tract(event).usage.append(entry)
-            if entry.context_hash is not None:
-                self._usage_by_context[entry.context_hash] = entry
+            self._tract(event).usage.append(usage)
+            if usage.context_hash is not None:
+                self._usage_by_context[usage.context_hash] = usage
         elif isinstance(event, BranchCreated):
             self._move(event, event.name, event.head, "branch", position)
         elif isinstance(event, RefMoved):
@@ -532,7 +532,9 @@ class ReadAhead:
             self._upto = self.index + self.WINDOW
             window = self._rows[self.index : self._upto]
             spare = self._spare
-            self._window = self._view.events_at(window if spare is None else [ahead for ahead in window if not spare(ahead)])
+            self._window = self._view.events_at(
+                window if spare is None else [ahead for ahead in window if not spare(ahead)]
+            )
         event = self._window.get(row)
         return event if event is not None else self._view.event(row)
 

@@ -119,7 +119,8 @@ def _comparison(column: str, pointer: str, op: str, value: Any) -> tuple[str, li
         return matching, [pointer, pointer, value]
     # Present with another JSON type, or the same type and a different value.
     return (
-        f"({_present(column)} AND (json_type({column}, ?) NOT IN {types} OR {extract.format(col=column)} <> CAST(? AS {sql_type})))",
+        f"({_present(column)} AND (json_type({column}, ?) NOT IN {types} "
+        f"OR {extract.format(col=column)} <> CAST(? AS {sql_type})))",
         [pointer, pointer, pointer, value],
     )
 
@@ -138,7 +139,8 @@ def _membership(column: str, pointer: str, negate: bool, values: Any) -> tuple[s
     params: list[Any] = []
     for (types, sql_type, extract), items in groups.items():
         clauses.append(
-            f"(json_type({column}, ?) IN {types} AND {extract.format(col=column)} IN (SELECT unnest(CAST(? AS {sql_type}[]))))"
+            f"(json_type({column}, ?) IN {types} "
+            f"AND {extract.format(col=column)} IN (SELECT unnest(CAST(? AS {sql_type}[]))))"
         )
         params += [pointer, pointer, items]
     if has_null:

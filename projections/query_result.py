@@ -18,7 +18,7 @@ class QueryResult:
     """DuckDB's type of each column, e.g. VARCHAR, DOUBLE, JSON."""
 
     def dicts(self) -> list[dict[str, Any]]:
-        return [dict(zip(self.columns, row)) for row in self.rows]
+        return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
 
 
 def as_relation(result: QueryResult) -> duckdb.DuckDBPyRelation:
@@ -28,7 +28,8 @@ def as_relation(result: QueryResult) -> duckdb.DuckDBPyRelation:
 
     scratch = duckdb.connect(config={"enable_external_access": False, "autoload_known_extensions": False})
     columns = ", ".join(
-        f'"{name.replace(chr(34), chr(34) * 2)}" {kind}' for name, kind in zip(result.columns, result.types)
+        f'"{name.replace(chr(34), chr(34) * 2)}" {kind}'
+        for name, kind in zip(result.columns, result.types, strict=True)
     )
     scratch.execute(f"CREATE TABLE result ({columns})")
     appender = scratch.appender("result")

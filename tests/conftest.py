@@ -6,9 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from properties import PROFILE
 
 from tract import Tract
+
+from properties import PROFILE
 
 
 def pytest_report_header() -> str:

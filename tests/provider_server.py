@@ -423,7 +423,7 @@ def check_gemini(body: dict[str, Any]) -> tuple[str, list[str], list[str]]:
                 "Please ensure that the number of function response parts is equal to the number of function call "
                 "parts of the function call turn.",
             )
-            for response, (call_id, name) in zip(responses, pending):
+            for response, (call_id, name) in zip(responses, pending, strict=True):
                 only_keys(response, {"id", "name", "response"}, f"{where}.functionResponse", {"name", "response"})
                 refuse_unless(
                     response["name"] == name,

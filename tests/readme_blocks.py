@@ -93,7 +93,7 @@ def run(block: Block, code: str) -> None:
     """Execute the block's code in a namespace of its own. Its code objects carry the block's README
     lines, so a traceback (and pytest's report, which starts at the block) names README.md's lines."""
     compiled = _moved(compile(code, str(README), "exec"), block.line - 1)
-    exec(compiled, {"__name__": f"readme_{block.id.replace('-', '_')}"})  # noqa: S102 -- running it is the test
+    exec(compiled, {"__name__": f"readme_{block.id.replace('-', '_')}"})  # running it is the test
 
 
 def _moved(code: CodeType, lines: int) -> CodeType:

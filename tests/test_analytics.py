@@ -84,7 +84,10 @@ def test_results_are_commit_infos_in_creation_order_scoped_to_the_tract(log_dir:
         other.commit(user("other"), generation_config={"model": "m"})
         assert texts(other.query_by_config("model", "=", "m")) == ["other"]
     with Tract.open(log_dir) as first:
-        assert first.query_by_config("model", "=", "m") == [first.get_commit(a.commit_hash), first.get_commit(b.commit_hash)]
+        assert first.query_by_config("model", "=", "m") == [
+            first.get_commit(a.commit_hash),
+            first.get_commit(b.commit_hash),
+        ]
 
 
 @pytest.mark.parametrize(
@@ -138,7 +141,9 @@ def test_the_latest_recorded_config_is_the_effective_one_caught_up_or_rebuilt(lo
 
 def test_sql_sees_every_committed_event_and_has_the_documented_schema(tract: Tract) -> None:
     tract.sql("SELECT 1")
-    info = tract.commit(user("q"), message="m", metadata={"k": "v"}, generation_config={"model": "gpt", "temperature": 0.3, "top_p": 1})
+    info = tract.commit(
+        user("q"), message="m", metadata={"k": "v"}, generation_config={"model": "gpt", "temperature": 0.3, "top_p": 1}
+    )
     tract.annotate(info.commit_hash, Priority.PINNED, reason="keep")
     tract.record_usage({"prompt_tokens": 12, "completion_tokens": 3})
     result = tract.sql("SELECT * FROM commits")
@@ -149,7 +154,9 @@ def test_sql_sees_every_committed_event_and_has_the_documented_schema(tract: Tra
     assert row["model"] == "gpt" and row["temperature"] == 0.3 and row["top_p"] == 1.0
     assert isinstance(row["created_at"], datetime) and row["position"] == info.position
     assert tract.sql("SELECT metadata->>'k' FROM commits").rows == [("v",)]
-    assert tract.sql("SELECT prompt_tokens, completion_tokens, total_tokens, head_hash FROM usage").rows == [(12, 3, 15, info.commit_hash)]
+    assert tract.sql("SELECT prompt_tokens, completion_tokens, total_tokens, head_hash FROM usage").rows == [
+        (12, 3, 15, info.commit_hash)
+    ]
     assert tract.sql("SELECT priority, reason FROM annotations").rows == [("pinned", "keep")]
     assert tract.sql("SELECT count(*) FROM commits WHERE temperature > ?", [0.2]).rows == [(1,)]
 
@@ -182,7 +189,9 @@ def test_sql_refuses_writes_and_file_access(configured: Tract, statement: str) -
 
 
 def test_sql_relation_for_duckdb_users(configured: Tract) -> None:
-    relation = configured.sql_relation("SELECT model, count(*) AS n FROM commits WHERE model IS NOT NULL GROUP BY model ORDER BY model")
+    relation = configured.sql_relation(
+        "SELECT model, count(*) AS n FROM commits WHERE model IS NOT NULL GROUP BY model ORDER BY model"
+    )
     assert relation.fetchall() == [("big", 4), ("small", 4)]
     with pytest.raises(QueryError):
         configured.sql_relation("DROP TABLE commits")
@@ -200,9 +209,8 @@ def test_deleting_or_damaging_the_database_only_costs_a_rebuild(log_dir: Path) -
     with Tract.open(log_dir) as tract:
         assert tract.query_by_config("temperature", ">", 0.3) == expected
     database.write_bytes(b"this is not a duckdb database" * 100)
-    with pytest.warns(RuntimeWarning, match="analytics"):
-        with Tract.open(log_dir) as tract:
-            assert tract.sql("SELECT count(*) FROM commits").rows == counts
+    with pytest.warns(RuntimeWarning, match="analytics"), Tract.open(log_dir) as tract:
+        assert tract.sql("SELECT count(*) FROM commits").rows == counts
 
 
 def test_analytics_of_another_log_is_rebuilt(tmp_path: Path) -> None:
@@ -212,9 +220,8 @@ def test_analytics_of_another_log_is_rebuilt(tmp_path: Path) -> None:
     with Tract.open(tmp_path / "b") as b:
         b.commit(user("b"), generation_config={"model": "from-b"})
     (tmp_path / "b" / "analytics.duckdb").write_bytes((tmp_path / "a" / "analytics.duckdb").read_bytes())
-    with pytest.warns(RuntimeWarning, match="does not match"):
-        with Tract.open(tmp_path / "b") as b:
-            assert b.sql("SELECT model FROM commits").rows == [("from-b",)]
+    with pytest.warns(RuntimeWarning, match="does not match"), Tract.open(tmp_path / "b") as b:
+        assert b.sql("SELECT model FROM commits").rows == [("from-b",)]
 
 
 def test_commit_does_not_load_duckdb(log_dir: Path) -> None:
@@ -260,15 +267,11 @@ def test_cli_sql_prints_a_table_and_refuses_writes(log_dir: Path) -> None:
     assert refused.stderr.count("\n") == 1 and "read-only" in refused.stderr and "Traceback" not in refused.stderr
 
 
-COMPARABLE = [
-    (operator, value)
-    for operator in ("=", "!=", ">", "<", ">=", "<=")
-    for value in (0.8, 1, 1e-9, "hot", True)
-] + [("=", None), ("!=", None)] + [
-    (operator, value)
-    for operator in ("in", "not in")
-    for value in ([0.8, 1e-9], ["hot", 0.5], [True, None], [1])
-]
+COMPARABLE = (
+    [(operator, value) for operator in ("=", "!=", ">", "<", ">=", "<=") for value in (0.8, 1, 1e-9, "hot", True)]
+    + [("=", None), ("!=", None)]
+    + [(operator, value) for operator in ("in", "not in") for value in ([0.8, 1e-9], ["hot", 0.5], [True, None], [1])]
+)
 
 
 @pytest.mark.parametrize("operator, value", COMPARABLE)
@@ -276,7 +279,9 @@ def test_typed_columns_answer_exactly_like_the_json_path(operator: str, value: o
     """`temperature` has a typed column (a fast path); the same values under `copy` do not."""
     with Tract.open() as tract:
         for temperature in TEMPERATURES:
-            tract.commit(user(f"t={temperature!r}"), generation_config={"temperature": temperature, "copy": temperature})
+            tract.commit(
+                user(f"t={temperature!r}"), generation_config={"temperature": temperature, "copy": temperature}
+            )
         tract.commit(user("none"))
         fast = texts(tract.query_by_config("temperature", operator, value))
         slow = texts(tract.query_by_config("copy", operator, value))

@@ -13,12 +13,13 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from properties import examples
 
 from events import LOG_FILE, EventLog, TractHead, verify
 from events.framing import FRAME_HEADER, seal_frame
 from events.jsonl import import_jsonl
 from tract import ChainHead, DialogueContent, Priority, ReadOnlyError, Tract
+
+from properties import examples
 
 
 def user(text: str) -> DialogueContent:
@@ -135,7 +136,7 @@ def test_inserted_record(log_dir: Path) -> None:
 
 def test_truncated_mid_record_is_a_torn_tail_not_tampering(log_dir: Path) -> None:
     build_log(log_dir)
-    start, end = spans(log_dir)[-1]
+    _, end = spans(log_dir)[-1]
     damage(log_dir, lambda d: d[: end - 7])
     report = verify(log_dir)
     assert report.problem is not None and (report.problem.position, report.problem.kind) == (7, "torn tail")

@@ -46,7 +46,7 @@ def running_query(run: Callable[[], object]) -> Iterator[list[Exception]]:
     def target() -> None:
         try:
             run()
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - handed to the test's thread, which asserts on it
             raised.append(error)
 
     worker = threading.Thread(target=target)

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from hypothesis import event, given
 from hypothesis import strategies as st
-from properties import examples
 
 from tract import (
     BranchError,
@@ -23,6 +22,8 @@ from tract import (
     Tract,
     TractError,
 )
+
+from properties import examples
 
 
 def user(text: str) -> DialogueContent:

@@ -13,6 +13,13 @@ from typing import Any
 
 import msgspec
 import pytest
+
+from events import LOG_FILE, UsageRecorded, verify
+from events.framing import FRAME_HEADER
+from events.tract_index import INDEX_DIR
+from tract import CorruptLogError, DialogueContent, InstructionContent, Tract
+from tract.cli import main
+
 from logcraft import (
     START,
     RawRecord,
@@ -28,12 +35,6 @@ from logcraft import (
     record_of,
     replace_record,
 )
-
-from events import LOG_FILE, UsageRecorded, verify
-from events.framing import FRAME_HEADER
-from events.tract_index import INDEX_DIR
-from tract import CorruptLogError, DialogueContent, InstructionContent, Tract
-from tract.cli import main
 
 HEAD = 8
 """Records in the tract `build` writes."""

@@ -333,6 +333,7 @@ def test_every_reading_command_prints_every_format(populated: Path, command: str
                     document["commit_hashes"],
                     document["content_types"],
                     document["generation_configs"],
+                    strict=True,
                 )
             )
         ]
@@ -340,7 +341,7 @@ def test_every_reading_command_prints_every_format(populated: Path, command: str
         items = [document]
     assert lines == items and len(rows) == len(items)
     assert command == "diff" or items
-    assert all(list(row) == list(item) for row, item in zip(rows, items))
+    assert all(list(row) == list(item) for row, item in zip(rows, items, strict=True))
 
 
 def test_text_from_the_log_cannot_drive_the_terminal(log_dir: Path) -> None:

@@ -7,10 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
-from test_cli import fails, json_lines, ok
 
 from tract import DialogueContent, InstructionContent, Priority, Tract
 from tract.cli.graph import draw
+
+from test_cli import fails, json_lines, ok
 
 
 @pytest.fixture
@@ -58,7 +59,8 @@ def test_every_branch_in_the_order_written_and_a_limit(log_dir: Path, merged: di
     c = {name: short(commit_hash) for name, commit_hash in merged.items()}
     lines = ok("log", log_dir, "--graph", "--all", "-n", "4").splitlines()
     assert [line.split()[:3] for line in lines] == [
-        ["*", c["merge"], "merge"], ["|\\"], ["*", "|", c["edit"]], ["*", "|", c["answer"]], ["|", "*", c["alt"]], ["|/"]
+        ["*", c["merge"], "merge"], ["|\\"], ["*", "|", c["edit"]], ["*", "|", c["answer"]],
+        ["|", "*", c["alt"]], ["|/"],
     ]  # fmt: skip
 
 

@@ -18,8 +18,6 @@ from typing import Any
 
 import msgspec
 import pytest
-from provider_server import ProviderServer
-from test_provider_clients import FORMATS, clients
 
 from events import LOG_FILE, CommitCreated, canonical_json, commit_hash, content_hash
 from events.jsonl import import_jsonl
@@ -39,6 +37,9 @@ from tract import (
     TractConfig,
 )
 from tract.cli import main
+
+from provider_server import ProviderServer
+from test_provider_clients import FORMATS, clients
 
 
 class Summaries:

@@ -28,7 +28,6 @@ from typing import Any, ClassVar
 from hypothesis import event
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
-from properties import examples
 
 from tract import (
     BudgetAction,
@@ -44,8 +43,10 @@ from tract import (
     TractConfig,
 )
 
+from properties import examples
+
 LOG_FILE = "events.log"
-WORDS = "the log keeps every fact and the summary stands for what it replaced".split()
+WORDS = ["the", "log", "keeps", "every", "fact", "and", "the", "summary", "stands", "for", "what", "it", "replaced"]
 indices = st.integers(min_value=0, max_value=10**6)
 
 
@@ -207,8 +208,8 @@ class CompressionMachine(RuleBasedStateMachine):
         assert after.commit_hashes == expected_order(
             compiled.commit_hashes, result.replaced, result.preserved, result.summary.commit_hash
         )
-        kept = dict(zip(compiled.commit_hashes, compiled.messages))
-        for commit_hash, message in zip(after.commit_hashes, after.messages):
+        kept = dict(zip(compiled.commit_hashes, compiled.messages, strict=True))
+        for commit_hash, message in zip(after.commit_hashes, after.messages, strict=True):
             assert (
                 message == kept[commit_hash]
                 if commit_hash in kept
@@ -292,7 +293,7 @@ def expected_order(before: list[str], replaced: list[str], preserved: list[str],
     at = min(index for index, commit in enumerate(before) if commit in gone)
     moved = [commit for commit in before[at:] if commit in set(preserved)]
     rest = [commit for commit in before[at:] if commit not in gone and commit not in moved]
-    return before[:at] + [summary] + moved + rest
+    return [*before[:at], summary, *moved, *rest]
 
 
 class BudgetCompressionMachine(CompressionMachine):

@@ -160,6 +160,8 @@ def test_what_a_caller_changes_in_a_commit_it_was_given_changes_nothing_served(l
         again = t.get_commit(first.commit_hash)
         assert again is not None
         assert (again.content["text"], again.generation_config, again.metadata) == (
-            "keep me", {"temperature": 0.7}, {"tag": "a"}
+            "keep me",
+            {"temperature": 0.7},
+            {"tag": "a"},
         )
         assert [info.content["text"] for info in t.query_by_config("temperature", ">", 0.5)] == ["keep me", "and me"]

@@ -282,7 +282,7 @@ class WriterHost:
 
     def __init__(self, stderr_path: Path) -> None:
         self.stderr_path = stderr_path
-        self.stderr = open(stderr_path, "w+")
+        self.stderr = open(stderr_path, "w+")  # noqa: SIM115 - the host process writes it until close()
         self.proc = subprocess.Popen(
             [sys.executable, "-c", WRITER_SCRIPT],
             stdin=subprocess.PIPE,
@@ -379,13 +379,17 @@ class WriterHost:
         assert status == -signal.SIGKILL, f"writer exited with {status}, not by SIGKILL; stderr:\n{self.stderr_tail()}"
         return Run([line for line in seen if line[0] not in ("pid", "exit")], mode)
 
-    def _next(self, lines: queue.Queue[tuple[str, Any] | None], seen: list[tuple[str, Any]], wanted: Any) -> tuple[str, Any]:
+    def _next(
+        self, lines: queue.Queue[tuple[str, Any] | None], seen: list[tuple[str, Any]], wanted: Any
+    ) -> tuple[str, Any]:
         deadline = time.monotonic() + WAIT_TIMEOUT
         while True:
             try:
                 item = lines.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
-                raise WriterError(f"writer printed nothing awaited in {WAIT_TIMEOUT}s; stderr:\n{self.stderr_tail()}") from None
+                raise WriterError(
+                    f"writer printed nothing awaited in {WAIT_TIMEOUT}s; stderr:\n{self.stderr_tail()}"
+                ) from None
             if item is None:
                 raise WriterError(f"writer output ended early: {seen[-5:]}; stderr:\n{self.stderr_tail()}")
             seen.append(item)
@@ -451,14 +455,16 @@ def classify(message: str) -> str | None:
 
 def check_warnings(messages: list[str], *, allow_torn: bool, where: str) -> list[str | None]:
     kinds = [classify(message) for message in messages]
-    for message, kind in zip(messages, kinds):
+    for message, kind in zip(messages, kinds, strict=True):
         assert kind is not None and (allow_torn or kind != "torn tail cut"), f"{where}: unexpected warning: {message}"
     return kinds
 
 
 def caught(records: list[warnings.WarningMessage], where: str) -> list[str]:
     for record in records:
-        assert issubclass(record.category, RuntimeWarning), f"{where}: unexpected {record.category.__name__}: {record.message}"
+        assert issubclass(record.category, RuntimeWarning), (
+            f"{where}: unexpected {record.category.__name__}: {record.message}"
+        )
     return [str(record.message) for record in records]
 
 
@@ -472,7 +478,9 @@ def check_acknowledged(t: Tract, ledger: Ledger) -> None:
     off_chain = [h for h in ledger.commits if h not in order]
     assert not off_chain, f"{len(off_chain)} acknowledged commits are not on HEAD's chain, first {off_chain[0]}"
     indexes = [order[h] for h in ledger.commits]
-    assert indexes == sorted(indexes) and len(set(indexes)) == len(indexes), "acknowledged commits out of order on HEAD's chain"
+    assert indexes == sorted(indexes) and len(set(indexes)) == len(indexes), (
+        "acknowledged commits out of order on HEAD's chain"
+    )
 
     events = {e.position: e for e in t.events()}
     members: dict[str, list[tuple[int, dict[str, Any], str]]] = defaultdict(list)
@@ -493,9 +501,9 @@ def check_acknowledged(t: Tract, ledger: Ledger) -> None:
                 compressions.add(position)
             if event.content_type == "instruction" and event.operation == "append":
                 pin = events.get(position + 1)
-                assert pin is not None and pin.type == "AnnotationAdded" and pin.event.target_hash == event.commit_hash, (
-                    f"instruction commit at {position} lacks its pin annotation"
-                )
+                assert (
+                    pin is not None and pin.type == "AnnotationAdded" and pin.event.target_hash == event.commit_hash
+                ), f"instruction commit at {position} lacks its pin annotation"
         elif logged.type == "GenerationConfigRecorded":
             usage = events.get(position + 1)
             assert usage is not None and usage.type == "UsageRecorded" and usage.event.head_hash == event.commit_hash, (
@@ -503,11 +511,15 @@ def check_acknowledged(t: Tract, ledger: Ledger) -> None:
             )
     for label, rows in members.items():
         size = rows[0][1]["size"]
-        assert [row[1]["index"] for row in rows] == list(range(size)), f"batch {label} is half-present: {len(rows)} of {size}"
+        assert [row[1]["index"] for row in rows] == list(range(size)), (
+            f"batch {label} is half-present: {len(rows)} of {size}"
+        )
         span = set(range(rows[0][0], rows[-1][0] + 1)) - compressions  # the budget's compressions may come between
         assert sorted(span) == [row[0] for row in rows], f"batch {label} is not contiguous"
     for label, hashes in ledger.batches.items():
-        assert [row[2] for row in members.get(label, [])] == hashes, f"acknowledged batch {label} is not in the log as printed"
+        assert [row[2] for row in members.get(label, [])] == hashes, (
+            f"acknowledged batch {label} is not in the log as printed"
+        )
 
     for usage in ledger.usages:
         matches = [
@@ -523,7 +535,9 @@ def check_acknowledged(t: Tract, ledger: Ledger) -> None:
         assert usage["config"] in history, f"acknowledged usage {usage['label']} is not in config_history()"
     for note in ledger.annotations:
         logged = events.get(note["position"])
-        assert logged is not None and logged.type == "AnnotationAdded", f"acknowledged annotation at {note['position']} is gone"
+        assert logged is not None and logged.type == "AnnotationAdded", (
+            f"acknowledged annotation at {note['position']} is gone"
+        )
         assert (logged.event.target_hash, logged.event.priority) == (note["target"], note["priority"]), (
             f"the annotation at {note['position']} is not the acknowledged one"
         )
@@ -550,7 +564,9 @@ def projections(t: Tract, ledger: Ledger) -> dict[str, Any]:
         "compile": t.compile().model_dump(),
         "compile_marked": t.compile(include_edit_annotations=True).model_dump(),
         "log": [info.model_dump() for info in chain],
-        "annotations": {n["target"]: [a.model_dump() for a in t.get_annotations(n["target"])] for n in ledger.annotations},
+        "annotations": {
+            n["target"]: [a.model_dump() for a in t.get_annotations(n["target"])] for n in ledger.annotations
+        },
         "config_history": {u["head"]: [r.model_dump() for r in t.config_history(u["head"])] for u in ledger.usages},
     }
     for table, query in SQL_TABLES.items():
@@ -573,7 +589,9 @@ def check_crashed(crashed: Path, scratch: Path, ledger: Ledger) -> Counter[str]:
         # Only possible if the writer died creating the log (no events.log or no header yet).
         assert not ledger, "the log holding acknowledged commits is not a log any more"
         report = None
-    assert report is None or report.ok or report.problem.kind == "torn tail", f"a kill left more than a torn tail: {report}"
+    assert report is None or report.ok or report.problem.kind == "torn tail", (
+        f"a kill left more than a torn tail: {report}"
+    )
     torn = report is not None and not report.ok
     stats["torn tails"] += torn
     stats["kills that left a saved index"] += (crashed / "index" / "catalogue").exists()
@@ -618,7 +636,9 @@ def check_crashed(crashed: Path, scratch: Path, ledger: Ledger) -> Counter[str]:
             counted = t.sql("SELECT count(*) FROM commits").rows
             assert counted == [(commit_events,)], f"commits table counts {counted}, the log has {commit_events} commits"
             usage_events = sum(1 for _ in t.events(types="UsageRecorded"))
-            assert len(reopened["usage"]) == usage_events, f"usage table: {len(reopened['usage'])} rows, {usage_events} events"
+            assert len(reopened["usage"]) == usage_events, (
+                f"usage table: {len(reopened['usage'])} rows, {usage_events} events"
+            )
     assert not (reopened_dir / "index" / "catalogue.tmp").exists(), "a clean close left index/catalogue.tmp"
     messages = caught(records, "writer reopen")
     kinds = check_warnings(messages, allow_torn=True, where="writer reopen")
@@ -688,7 +708,9 @@ def hammer(
             if kill % rotate == 0:
                 directory, ledger = tmp_path / f"log{kill}", Ledger()
             if not deck:
-                deck = ["early"] * 2 + ["random"] * (8 - 2 * len(targets)) + [f"at {t}" for t in targets for _ in range(3)]
+                deck = (
+                    ["early"] * 2 + ["random"] * (8 - 2 * len(targets)) + [f"at {t}" for t in targets for _ in range(3)]
+                )
                 rng.shuffle(deck)
             kill_mode = deck.pop()
             seed = rng.randrange(2**32)
@@ -808,8 +830,13 @@ def test_sync_batch_loses_nothing_on_a_process_kill(tmp_path: Path) -> None:
     bound: with sync="batch", every acknowledged commit, batch, usage and annotation survives SIGKILL.
     """
     _, runs = hammer(
-        tmp_path, "batch-sync", sync="batch", ops={"commit": 0.6, "batch": 0.2, "usage": 0.15, "annotate": 0.05}, big=0.02,
-        targets={"append": 0.01}, rotate=2,
+        tmp_path,
+        "batch-sync",
+        sync="batch",
+        ops={"commit": 0.6, "batch": 0.2, "usage": 0.15, "annotate": 0.05},
+        big=0.02,
+        targets={"append": 0.01},
+        rotate=2,
     )
     assert sum(kind in ("c", "b") for run in runs for kind, _ in run.lines) > 0, "nothing was ever acknowledged"
 
@@ -819,9 +846,7 @@ def test_budget_compressions_land_with_their_commits_across_sigkill(tmp_path: Pa
     compression and the commit are one write. Killed anywhere, every compression in the log is
     followed by the commit it made room for, batches hold only their commits and the budget's
     compressions, and every acknowledged commit survives on HEAD's chain."""
-    _, runs = hammer(
-        tmp_path, "budget-compress", ops={"commit": 0.8, "batch": 0.2}, budget=300
-    )
+    _, runs = hammer(tmp_path, "budget-compress", ops={"commit": 0.8, "batch": 0.2}, budget=300)
     acknowledged = [payload for run in runs for kind, payload in run.lines if kind == "c"]
     assert acknowledged, "no commit was ever acknowledged"
     made = 0
@@ -831,7 +856,7 @@ def test_budget_compressions_land_with_their_commits_across_sigkill(tmp_path: Pa
     assert made, "the budget never compressed: the scenario tests nothing"
 
 
-TORN_BUDGET_WRITER = r'''
+TORN_BUDGET_WRITER = r"""
 import os, signal, sys
 from tract import BudgetAction, Tract, TokenBudgetConfig, TractConfig
 
@@ -854,7 +879,7 @@ def torn(fd, data):
 os.write = torn
 t.user(" ".join(["word"] * 20) + " 4")
 print("not killed", flush=True)
-'''
+"""
 
 
 def test_a_budget_compression_torn_with_its_commit_leaves_neither(tmp_path: Path) -> None:

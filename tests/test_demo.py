@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from test_cli import fails, ok, run
-
 from tract import Priority, Tract
 from tract.cli.demo import COMPARISON
+
+from test_cli import fails, ok, run
 
 
 def test_without_a_directory_it_makes_a_fresh_one_each_time(tmp_path: Path) -> None:
@@ -56,7 +56,8 @@ def test_every_line_is_true_of_the_log(tmp_path: Path) -> None:
 
         # 2. each branch's reply, its config and its usage, labelled simulated
         replies = re.findall(r"branch (\w+): (.+)\n     reply ([0-9a-f]{12}), (\d+) tokens: .+\n"
-                             r"     usage \(simulated: tract's own counts\) (\d+) prompt \+ (\d+) completion", out)  # fmt: skip
+                             r"     usage \(simulated: tract's own counts\) (\d+) prompt \+ (\d+) completion",
+                             out)  # fmt: skip
         assert [reply[0] for reply in replies] == ["careful", "creative"]
         usage = dict(
             tract.sql(

@@ -440,7 +440,8 @@ def test_an_analytics_database_held_by_another_process_is_a_storage_error_not_da
         caught_up = head(t)
     database = (log_dir / "analytics.duckdb").stat().st_ino
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import duckdb, sys; con = duckdb.connect(sys.argv[1]); print('held', flush=True); sys.stdin.read()",
+        [sys.executable, "-c",
+         "import duckdb, sys; con = duckdb.connect(sys.argv[1]); print('held', flush=True); sys.stdin.read()",
          str(log_dir / "analytics.duckdb")],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip

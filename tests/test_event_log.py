@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import struct
+import typing
 import zlib
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,6 +27,7 @@ from events import (
     UsageRecorded,
 )
 from events.framing import FILE_HEADER, FORMAT_VERSION, MAGIC
+from events.types import EVENT_CLASSES, AnyEvent, Event
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=timezone.utc)
 CATALOGUE = Path("index") / "catalogue"
@@ -546,3 +548,10 @@ def test_batch_sync_mode_keeps_everything_across_a_clean_close(log_dir: Path) ->
 def test_invalid_sync_mode_is_refused(log_dir: Path) -> None:
     with pytest.raises(ValueError, match="sync"):
         EventLog.open(log_dir, sync="sometimes")  # type: ignore[arg-type]
+
+
+def test_any_event_is_every_event_class_and_nothing_else() -> None:
+    """`AnyEvent` is spelled out for the type checker; decoding and `EVENT_TYPES` use `EVENT_CLASSES`:
+    the two name the same classes, in the same order, and every kind of Event is among them."""
+    assert typing.get_args(AnyEvent) == EVENT_CLASSES
+    assert set(Event.__subclasses__()) == set(EVENT_CLASSES)

@@ -13,7 +13,12 @@ def user(text: str) -> DialogueContent:
     return DialogueContent(role="user", text=text)
 
 
-CONFIG = {"model": "claude-x", "temperature": 0.7, "top_p": 0.9, "extra": {"thinking": {"budget": 1024}, "stop": ["\n"]}}
+CONFIG = {
+    "model": "claude-x",
+    "temperature": 0.7,
+    "top_p": 0.9,
+    "extra": {"thinking": {"budget": 1024}, "stop": ["\n"]},
+}
 
 
 def test_config_round_trips_through_every_read_path(log_dir: Path) -> None:
@@ -61,13 +66,18 @@ def test_record_usage_with_config_records_an_event_not_an_overwrite(log_dir: Pat
     with Tract.open(log_dir) as tract:
         head = tract.commit(user("q"), generation_config={"model": "planned", "temperature": 0.5})
         tract.compile()
-        tract.record_usage({"prompt_tokens": 10, "completion_tokens": 2}, generation_config={"model": "served", "temperature": 0.5})
+        tract.record_usage(
+            {"prompt_tokens": 10, "completion_tokens": 2}, generation_config={"model": "served", "temperature": 0.5}
+        )
         assert tract.get_commit(head.commit_hash).generation_config == {"model": "served", "temperature": 0.5}  # type: ignore[union-attr]
         assert tract.compile().generation_configs == [{"model": "served", "temperature": 0.5}]
         tract.record_usage({"prompt_tokens": 11, "completion_tokens": 2})  # without a config: unchanged
         assert tract.get_commit(head.commit_hash).generation_config["model"] == "served"  # type: ignore[index]
         history = tract.config_history(head.commit_hash)
-        assert [(h.source, h.generation_config["model"]) for h in history] == [("commit", "planned"), ("record_usage", "served")]
+        assert [(h.source, h.generation_config["model"]) for h in history] == [
+            ("commit", "planned"),
+            ("record_usage", "served"),
+        ]
         assert history[0].position < history[1].position
         assert history[0].created_at <= history[1].created_at
     with Tract.open(log_dir) as reopened:

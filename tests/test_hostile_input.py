@@ -22,11 +22,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import logcraft
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from properties import examples
 
 import events
 from events.tract_index import CATALOGUE_FILE, INDEX_DIR
@@ -45,6 +43,9 @@ from tract import (
     TractError,
     UsageError,
 )
+
+import logcraft
+from properties import examples
 
 U64_MAX = 2**64 - 1
 I64_MIN = -(2**63)
@@ -114,7 +115,9 @@ class Before:
         assert report.ok, report.problem
 
 
-def refused(t: Tract, directory: Path | None, attempt: Any, expected: type[BaseException] | tuple[type[BaseException], ...]) -> BaseException:
+def refused(
+    t: Tract, directory: Path | None, attempt: Any, expected: type[BaseException] | tuple[type[BaseException], ...]
+) -> BaseException:
     before = Before(t, directory)
     with pytest.raises(expected) as caught:
         attempt()
@@ -227,13 +230,17 @@ json_values = st.recursive(
 )
 json_objects = st.dictionaries(st.text(max_size=10), json_values, max_size=6)
 
-hostile_keys = st.text(max_size=6) | st.sampled_from(["\ud800", "a\udfffb", "", "\x00", "."]) | st.integers() | st.none()
+hostile_keys = (
+    st.text(max_size=6) | st.sampled_from(["\ud800", "a\udfffb", "", "\x00", "."]) | st.integers() | st.none()
+)
 hostile_leaves = json_scalars | st.sampled_from(POISON + HOSTILE_STRINGS) | st.binary(max_size=4)
 hostile_trees = st.recursive(
     hostile_leaves,
-    lambda children: st.lists(children, max_size=3)
-    | st.dictionaries(hostile_keys, children, max_size=3)
-    | st.lists(children, max_size=3).map(tuple),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(hostile_keys, children, max_size=3)
+        | st.lists(children, max_size=3).map(tuple)
+    ),
     max_leaves=10,
 )
 hostile_objects = st.dictionaries(hostile_keys, hostile_trees, max_size=4)
@@ -402,31 +409,57 @@ REFUSED_CONTENT = [
     pytest.param({"content_type": "dialogue", "role": "user", "text": None}, ContentValidationError, id="none-text"),
     pytest.param({"content_type": "dialogue", "role": "user", "text": ["a"]}, ContentValidationError, id="list-text"),
     pytest.param({"content_type": "dialogue", "role": "user", "text": {"a"}}, ContentValidationError, id="set-text"),
-    pytest.param({"content_type": "dialogue", "role": "user", "text": b"\xff\xfe"}, ContentValidationError, id="non-utf8-bytes"),
+    pytest.param(
+        {"content_type": "dialogue", "role": "user", "text": b"\xff\xfe"}, ContentValidationError, id="non-utf8-bytes"
+    ),
     pytest.param({"content_type": "dialogue", "role": "tool", "text": "x"}, ContentValidationError, id="bad-role"),
     pytest.param({"content_type": "dialogue", "role": "user"}, ContentValidationError, id="missing-text"),
     pytest.param({"content_type": "dialogue", "text": "x"}, ContentValidationError, id="missing-role"),
-    pytest.param({"content_type": "dialogue", "role": "user", "text": "x", "extra": 1}, ContentValidationError, id="extra-field"),
-    pytest.param({"content_type": "dialogue", "role": "user", "text": "x", 1: "a"}, ContentValidationError, id="non-str-top-key"),
+    pytest.param(
+        {"content_type": "dialogue", "role": "user", "text": "x", "extra": 1}, ContentValidationError, id="extra-field"
+    ),
+    pytest.param(
+        {"content_type": "dialogue", "role": "user", "text": "x", 1: "a"}, ContentValidationError, id="non-str-top-key"
+    ),
     pytest.param({"role": "user", "text": "x"}, ContentValidationError, id="no-content-type"),
     pytest.param({"content_type": 5}, ContentValidationError, id="int-content-type"),
     pytest.param({"content_type": "nope"}, ContentValidationError, id="unknown-content-type"),
-    pytest.param({"content_type": "dialogue", "role": "user", "text": "\ud800"}, InvalidJSONError, id="lone-surrogate-text"),
-    pytest.param({"content_type": "instruction", "text": "ok \udfff"}, InvalidJSONError, id="lone-surrogate-instruction"),
+    pytest.param(
+        {"content_type": "dialogue", "role": "user", "text": "\ud800"}, InvalidJSONError, id="lone-surrogate-text"
+    ),
+    pytest.param(
+        {"content_type": "instruction", "text": "ok \udfff"}, InvalidJSONError, id="lone-surrogate-instruction"
+    ),
     pytest.param({"content_type": "freeform", "payload": {"a": {1, 2}}}, ContentValidationError, id="set-in-payload"),
     pytest.param({"content_type": "freeform", "payload": {"a": (1, 2)}}, ContentValidationError, id="tuple-in-payload"),
     pytest.param({"content_type": "freeform", "payload": {"a": b"x"}}, ContentValidationError, id="bytes-in-payload"),
-    pytest.param({"content_type": "freeform", "payload": {"a": object()}}, ContentValidationError, id="object-in-payload"),
-    pytest.param({"content_type": "freeform", "payload": {"a": float("nan")}}, ContentValidationError, id="nan-in-payload"),
-    pytest.param({"content_type": "freeform", "payload": {"a": [float("inf")]}}, ContentValidationError, id="inf-in-payload"),
+    pytest.param(
+        {"content_type": "freeform", "payload": {"a": object()}}, ContentValidationError, id="object-in-payload"
+    ),
+    pytest.param(
+        {"content_type": "freeform", "payload": {"a": float("nan")}}, ContentValidationError, id="nan-in-payload"
+    ),
+    pytest.param(
+        {"content_type": "freeform", "payload": {"a": [float("inf")]}}, ContentValidationError, id="inf-in-payload"
+    ),
     pytest.param({"content_type": "freeform", "payload": {1: "a"}}, ContentValidationError, id="int-key-in-payload"),
-    pytest.param({"content_type": "freeform", "payload": {"a": {None: 1}}}, ContentValidationError, id="none-key-nested"),
+    pytest.param(
+        {"content_type": "freeform", "payload": {"a": {None: 1}}}, ContentValidationError, id="none-key-nested"
+    ),
     pytest.param({"content_type": "freeform", "payload": {"a": 2**64}}, InvalidJSONError, id="int-beyond-64-bits"),
     pytest.param({"content_type": "freeform", "payload": {"a": I64_MIN - 1}}, InvalidJSONError, id="int-below-64-bits"),
     pytest.param({"content_type": "freeform", "payload": {"a": "\ud800"}}, InvalidJSONError, id="lone-surrogate-value"),
     pytest.param({"content_type": "freeform", "payload": [1]}, ContentValidationError, id="list-payload"),
-    pytest.param({"content_type": "tool_io", "tool_name": "t", "direction": "call", "payload": '{"a": 1}'}, ContentValidationError, id="json-string-payload"),
-    pytest.param({"content_type": "tool_io", "tool_name": "t", "direction": "sideways", "payload": {}}, ContentValidationError, id="bad-direction"),
+    pytest.param(
+        {"content_type": "tool_io", "tool_name": "t", "direction": "call", "payload": '{"a": 1}'},
+        ContentValidationError,
+        id="json-string-payload",
+    ),
+    pytest.param(
+        {"content_type": "tool_io", "tool_name": "t", "direction": "sideways", "payload": {}},
+        ContentValidationError,
+        id="bad-direction",
+    ),
     pytest.param({"content_type": "output", "text": "x", "format": None}, ContentValidationError, id="none-format"),
     pytest.param(None, ContentValidationError, id="none"),
     pytest.param("just a string", ContentValidationError, id="str"),
@@ -435,7 +468,9 @@ REFUSED_CONTENT = [
 
 
 @pytest.mark.parametrize(("content", "error"), REFUSED_CONTENT)
-def test_invalid_content_gets_a_clear_error_and_writes_nothing(tmp_path: Path, content: Any, error: type[TractError]) -> None:
+def test_invalid_content_gets_a_clear_error_and_writes_nothing(
+    tmp_path: Path, content: Any, error: type[TractError]
+) -> None:
     with Tract.open(tmp_path / "log") as t:
         t.commit(InstructionContent(text="sys"))
         first = t.commit(user("q"), generation_config={"model": "m"})
@@ -450,7 +485,12 @@ def test_invalid_model_instances_are_refused_too(tmp_path: Path) -> None:
     with Tract.open(directory) as t:
         t.commit(user("q"))
         refused(t, directory, lambda: t.commit(user("\ud800")), InvalidJSONError)
-        refused(t, directory, lambda: t.commit(ToolIOContent(tool_name="x\udc00", direction="call", payload={})), InvalidJSONError)
+        refused(
+            t,
+            directory,
+            lambda: t.commit(ToolIOContent(tool_name="x\udc00", direction="call", payload={})),
+            InvalidJSONError,
+        )
         refused(t, directory, lambda: t.commit(FreeformContent(payload={"n": 2**64})), InvalidJSONError)
         refused(t, directory, lambda: t.commit(FreeformContent(payload={"s": ["ok", "\udfff"]})), InvalidJSONError)
 
@@ -478,13 +518,27 @@ def test_lone_surrogate_in_payload_key_is_refused_not_silently_rewritten(tmp_pat
 ACCEPTED_CONTENT = [
     pytest.param({"content_type": "dialogue", "role": "user", "text": "a\x00b"}, id="nul-char"),
     pytest.param({"content_type": "dialogue", "role": "user", "text": ""}, id="empty-text"),
-    pytest.param({"content_type": "dialogue", "role": "assistant", "text": "x", "name": "'; DROP TABLE commits; --"}, id="sql-name"),
+    pytest.param(
+        {"content_type": "dialogue", "role": "assistant", "text": "x", "name": "'; DROP TABLE commits; --"},
+        id="sql-name",
+    ),
     pytest.param({"content_type": "reasoning", "text": "\U0010ffff\uffff\u202e 🙂 数据"}, id="astral-unicode"),
     pytest.param({"content_type": "instruction", "text": BIG_TEXT}, id="big-text"),
-    pytest.param({"content_type": "freeform", "payload": {"n": U64_MAX, "m": I64_MIN, "f": -0.0, "tiny": 5e-324, "big": 1.7976931348623157e308}}, id="extreme-numbers"),
+    pytest.param(
+        {
+            "content_type": "freeform",
+            "payload": {"n": U64_MAX, "m": I64_MIN, "f": -0.0, "tiny": 5e-324, "big": 1.7976931348623157e308},
+        },
+        id="extreme-numbers",
+    ),
     pytest.param({"content_type": "freeform", "payload": {"": {"~": {"/": {".": {"$": None}}}}}}, id="odd-keys"),
-    pytest.param({"content_type": "tool_io", "tool_name": "x", "direction": "result", "payload": {"text": 1}, "status": "error"}, id="tool-result"),
-    pytest.param({"content_type": "artifact", "artifact_type": "code", "content": "print('hi')", "language": None}, id="artifact"),
+    pytest.param(
+        {"content_type": "tool_io", "tool_name": "x", "direction": "result", "payload": {"text": 1}, "status": "error"},
+        id="tool-result",
+    ),
+    pytest.param(
+        {"content_type": "artifact", "artifact_type": "code", "content": "print('hi')", "language": None}, id="artifact"
+    ),
     pytest.param({"content_type": "output", "text": "{}", "format": "json"}, id="output-json"),
 ]
 
@@ -534,9 +588,21 @@ def test_deeply_nested_payloads_round_trip_or_are_refused_cleanly(tmp_path: Path
         assert [c.commit_hash for c in t.query_by_config(path, "=", 0.5)] == [info.commit_hash]
         # far too deep (and a recursion bomb) is a clear error, not a RecursionError
         for depth in (300, 5_000, 50_000):
-            refused(t, directory, lambda: t.commit({"content_type": "freeform", "payload": nested(depth)}), (ContentValidationError, InvalidJSONError))
-            refused(t, directory, lambda: t.commit(user("x"), generation_config=nested(depth)), InvalidJSONError)
-            refused(t, directory, lambda: t.commit(user("x"), metadata={"a": nested_lists(depth)}), InvalidJSONError)
+            refused(
+                t,
+                directory,
+                lambda depth=depth: t.commit({"content_type": "freeform", "payload": nested(depth)}),
+                (ContentValidationError, InvalidJSONError),
+            )
+            refused(
+                t, directory, lambda depth=depth: t.commit(user("x"), generation_config=nested(depth)), InvalidJSONError
+            )
+            refused(
+                t,
+                directory,
+                lambda depth=depth: t.commit(user("x"), metadata={"a": nested_lists(depth)}),
+                InvalidJSONError,
+            )
     with Tract.open(directory) as reopened:
         assert reopened.get_commit(info.commit_hash).content == deep  # type: ignore[union-attr]
         assert view_of(reopened.compile()) == compiled
@@ -569,7 +635,9 @@ def test_any_json_config_and_metadata_round_trip_exactly(tmp_path: Path) -> None
             assert stored is not None
             assert exact(stored.generation_config) == exact(effective)
             assert exact(stored.metadata) == exact(metadata)
-            assert [exact(r.generation_config) for r in t.config_history(info.commit_hash)] == [exact(c) for c in history]
+            assert [exact(r.generation_config) for r in t.config_history(info.commit_hash)] == [
+                exact(c) for c in history
+            ]
             assert exact(t.compile().generation_configs[-1]) == exact(effective)
             expected.append((info.commit_hash, effective, metadata, history))
 
@@ -582,7 +650,9 @@ def test_any_json_config_and_metadata_round_trip_exactly(tmp_path: Path) -> None
             assert stored is not None
             assert exact(stored.generation_config) == exact(effective)
             assert exact(stored.metadata) == exact(metadata)
-            assert [exact(r.generation_config) for r in reopened.config_history(commit_hash)] == [exact(c) for c in history]
+            assert [exact(r.generation_config) for r in reopened.config_history(commit_hash)] == [
+                exact(c) for c in history
+            ]
         assert view_of(reopened.compile()) == live
         assert view_of(reopened.replay().compile()) == live
         # the analytics projection holds the same JSON
@@ -594,9 +664,17 @@ def test_any_json_config_and_metadata_round_trip_exactly(tmp_path: Path) -> None
 @st.composite
 def poisoned_json(draw: st.DrawFn) -> Any:
     """A JSON object with one thing in it that is not plain JSON, somewhere."""
-    poison = draw(st.sampled_from(POISON + ["\ud800", "x\udfff"]) | st.integers(min_value=U64_MAX + 1) | st.integers(max_value=I64_MIN - 1))
+    poison = draw(
+        st.sampled_from([*POISON, "\ud800", "x\udfff"])
+        | st.integers(min_value=U64_MAX + 1)
+        | st.integers(max_value=I64_MIN - 1)
+    )
     if draw(st.integers(0, 9)) == 0:
-        return draw(st.sampled_from([[1], "text", 5, (), {"a", "b"}, [("a", 1)], b"{}"])) if draw(st.booleans()) else poison
+        return (
+            draw(st.sampled_from([[1], "text", 5, (), {"a", "b"}, [("a", 1)], b"{}"]))
+            if draw(st.booleans())
+            else poison
+        )
     base = draw(json_objects)
     where: Any = base
     for _ in range(draw(st.integers(0, 3))):
@@ -663,7 +741,9 @@ usage_values = (
     | st.lists(st.integers(0, 3), max_size=2)
 )
 usage_keys = st.sampled_from(USAGE_KEYS) | st.sampled_from(USAGE_KEYS) | st.text(max_size=6) | st.integers() | st.none()
-usage_inputs = st.dictionaries(usage_keys, usage_values, max_size=6) | st.sampled_from([None, [], "usage", 5, (("prompt_tokens", 1),)])
+usage_inputs = st.dictionaries(usage_keys, usage_values, max_size=6) | st.sampled_from(
+    [None, [], "usage", 5, (("prompt_tokens", 1),)]
+)
 
 
 BIGINT_MAX = 2**63 - 1
@@ -733,10 +813,15 @@ def test_random_usage_is_recorded_exactly_or_refused_with_usage_error(tmp_path: 
             ]
             assert matching, f"recorded {event} from {usage!r}"
             api = t.compile().api_usage
-            assert api is not None and (api.prompt_tokens, api.completion_tokens) == (event.prompt_tokens, event.completion_tokens)
+            assert api is not None and (api.prompt_tokens, api.completion_tokens) == (
+                event.prompt_tokens,
+                event.completion_tokens,
+            )
             assert t.verify().ok
             # the analytics projection takes the recorded usage too, and keeps working
-            last = t.sql("SELECT prompt_tokens, completion_tokens, total_tokens FROM usage ORDER BY position DESC LIMIT 1").rows
+            last = t.sql(
+                "SELECT prompt_tokens, completion_tokens, total_tokens FROM usage ORDER BY position DESC LIMIT 1"
+            ).rows
             assert last == [(event.prompt_tokens, event.completion_tokens, event.total_tokens)]
             if config is not None:
                 assert t.get_commit(t.head).generation_config == config  # type: ignore[arg-type, union-attr]
@@ -897,7 +982,24 @@ HOSTILE_FIELDS = [
     " ",
     "\t",
 ]
-QUERY_OPERATORS = ["=", "!=", ">", "<", ">=", "<=", "in", "not in", " IN ", "Not In", "NOT  IN", "==", "<>", "like", "", "; DROP TABLE commits"]
+QUERY_OPERATORS = [
+    "=",
+    "!=",
+    ">",
+    "<",
+    ">=",
+    "<=",
+    "in",
+    "not in",
+    " IN ",
+    "Not In",
+    "NOT  IN",
+    "==",
+    "<>",
+    "like",
+    "",
+    "; DROP TABLE commits",
+]
 HOSTILE_VALUES = [
     None,
     True,
@@ -959,7 +1061,13 @@ def lookup(config: Any, field: str) -> Any:
     for part in field.split("."):
         if isinstance(current, dict) and part in current:
             current = current[part]
-        elif isinstance(current, list) and part.isascii() and part.isdigit() and (part == "0" or not part.startswith("0")) and int(part) < len(current):
+        elif (
+            isinstance(current, list)
+            and part.isascii()
+            and part.isdigit()
+            and (part == "0" or not part.startswith("0"))
+            and int(part) < len(current)
+        ):
             current = current[int(part)]
         else:
             return MISSING
@@ -1077,7 +1185,16 @@ def related_queries(draw: st.DrawFn) -> tuple[str, str, Any]:
     config = draw(st.sampled_from([c for c in [*QUERY_CORPUS, *LATER_CONFIGS.values()] if c]))
     field = draw(st.sampled_from(sorted(_paths(config))))
     held = lookup(config, field)
-    near = [held] if json_kind(held) == "container" else [held, held, *([held + 1e-9, held - 1, -held] if json_kind(held) == "number" else []), *([held + "\x00", held[:-1], held.upper()] if isinstance(held, str) else [])]
+    near = (
+        [held]
+        if json_kind(held) == "container"
+        else [
+            held,
+            held,
+            *([held + 1e-9, held - 1, -held] if json_kind(held) == "number" else []),
+            *([held + "\x00", held[:-1], held.upper()] if isinstance(held, str) else []),
+        ]
+    )
     value = draw(st.sampled_from(near) | query_scalars)
     op = draw(st.sampled_from(VALID_OPERATORS) | st.sampled_from(QUERY_OPERATORS))
     if normalised_operator(op) in ("in", "not in"):
@@ -1085,12 +1202,20 @@ def related_queries(draw: st.DrawFn) -> tuple[str, str, Any]:
     return field, op, value
 
 
-def test_query_by_config_answers_like_plain_python_or_raises_value_error(query_corpus: tuple[Tract, Path, list[str]]) -> None:
+def test_query_by_config_answers_like_plain_python_or_raises_value_error(
+    query_corpus: tuple[Tract, Path, list[str]],
+) -> None:
     t, _, hashes = query_corpus
     configs = {h: t.get_commit(h).generation_config for h in hashes}  # type: ignore[union-attr]
 
     @examples(500)
-    @given(query=st.one_of(related_queries(), related_queries(), st.tuples(query_fields, st.sampled_from(QUERY_OPERATORS), query_values)))
+    @given(
+        query=st.one_of(
+            related_queries(),
+            related_queries(),
+            st.tuples(query_fields, st.sampled_from(QUERY_OPERATORS), query_values),
+        )
+    )
     def run(query: tuple[Any, str, Any]) -> None:
         field, op, value = query
         normalised = normalised_operator(op)
@@ -1100,7 +1225,9 @@ def test_query_by_config_answers_like_plain_python_or_raises_value_error(query_c
         except ValueError as error:
             assert not must_answer(field, normalised, value), f"{described} raised {error}"
             return
-        assert evaluable(field, normalised, value), f"{described} should raise ValueError, answered {len(found)} commits"
+        assert evaluable(field, normalised, value), (
+            f"{described} should raise ValueError, answered {len(found)} commits"
+        )
         assert normalised is not None
         wanted = [h for h in hashes if expected_match(configs[h], field, normalised, value)]
         assert found == wanted, described
@@ -1305,7 +1432,12 @@ def test_sql_refuses_writes_and_escapes(sql_tract: tuple[Tract, Path], tmp_path:
 
 def test_sql_still_answers_read_only_statements(sql_tract: tuple[Tract, Path]) -> None:
     t, _ = sql_tract
-    for query in ("  sElEcT count(*) FROM commits  ", "SELECT count(*) FROM commits;", "FROM commits SELECT count(*)", "-- c\nSELECT count(*) FROM commits"):
+    for query in (
+        "  sElEcT count(*) FROM commits  ",
+        "SELECT count(*) FROM commits;",
+        "FROM commits SELECT count(*)",
+        "-- c\nSELECT count(*) FROM commits",
+    ):
         assert t.sql(query).rows == [(2,)]
     assert t.sql("SELECT count(*) FROM commits WHERE message = ?", ["'; DROP TABLE commits; --"]).rows == [(0,)]
     # EXPLAIN is refused as a whole: EXPLAIN ANALYZE would run what it explains.
@@ -1360,7 +1492,10 @@ def test_random_sql_raises_only_query_error(sql_tract: tuple[Tract, Path]) -> No
     files = sorted(os.listdir(directory))
 
     @examples(250)
-    @given(query=random_sql, params=st.none() | st.lists(json_scalars | st.sampled_from(["\ud800", b"x", object()]), max_size=2))
+    @given(
+        query=random_sql,
+        params=st.none() | st.lists(json_scalars | st.sampled_from(["\ud800", b"x", object()]), max_size=2),
+    )
     def run(query: str, params: Any) -> None:
         try:
             result = t.sql(query, params)
@@ -1419,7 +1554,10 @@ def small_records(monkeypatch: pytest.MonkeyPatch) -> int:
     """Shrink the record limit to 1 MiB everywhere it is read (the log, and any early check above it)."""
     limit = 1024 * 1024
     for name, module in list(sys.modules.items()):
-        if name.split(".")[0] in ("events", "projections", "tract") and getattr(module, "MAX_RECORD_BYTES", None) == events.MAX_RECORD_BYTES:
+        if (
+            name.split(".")[0] in ("events", "projections", "tract")
+            and getattr(module, "MAX_RECORD_BYTES", None) == events.MAX_RECORD_BYTES
+        ):
             monkeypatch.setattr(module, "MAX_RECORD_BYTES", limit)
     return limit
 
@@ -1436,7 +1574,12 @@ def test_too_large_records_are_refused_and_leave_the_log_whole(tmp_path: Path, s
         head = t.commit(user("q"), generation_config={"model": "m"})
         t.commit(user("fits " * (small_records // 10)))  # ~half the limit: fine
         refused(t, directory, lambda: t.commit(user(too_big)), RecordTooLargeError)
-        refused(t, directory, lambda: t.commit({"content_type": "freeform", "payload": {"blob": too_big}}), RecordTooLargeError)
+        refused(
+            t,
+            directory,
+            lambda: t.commit({"content_type": "freeform", "payload": {"blob": too_big}}),
+            RecordTooLargeError,
+        )
         refused(t, directory, lambda: t.commit(user("x"), generation_config={"blob": too_big}), RecordTooLargeError)
         refused(t, directory, lambda: t.commit(user("x"), metadata={"blob": [too_big]}), RecordTooLargeError)
         refused(
@@ -1470,8 +1613,12 @@ def build_log(directory: Path, *, n: int = 4, tag: str = "") -> None:
     with Tract.open(directory) as t:
         first = t.commit(InstructionContent(text=f"sys{tag}"), generation_config={"model": "a", "temperature": 0.1})
         for i in range(n):
-            t.commit(user(f"{tag}question-{i}"), generation_config={"model": "b" if i % 2 else "a", "temperature": 0.3 * i})
-        t.record_usage({"prompt_tokens": 7, "completion_tokens": 3}, generation_config={"model": "served", "temperature": 0.95})
+            t.commit(
+                user(f"{tag}question-{i}"), generation_config={"model": "b" if i % 2 else "a", "temperature": 0.3 * i}
+            )
+        t.record_usage(
+            {"prompt_tokens": 7, "completion_tokens": 3}, generation_config={"model": "served", "temperature": 0.95}
+        )
         t.annotate(first.commit_hash, Priority.NORMAL)
         t.sql("SELECT 1")  # materialise analytics.duckdb
 
@@ -1590,7 +1737,9 @@ def rebuilt_index(directory: Path, scratch: Path) -> dict[str, bytes]:
 
 
 @pytest.mark.parametrize("damage", list(DAMAGE))
-def test_damaged_derived_files_cost_a_rebuild_never_a_wrong_answer(tmp_path: Path, pristine: tuple[Path, Path], damage: str) -> None:
+def test_damaged_derived_files_cost_a_rebuild_never_a_wrong_answer(
+    tmp_path: Path, pristine: tuple[Path, Path], damage: str
+) -> None:
     directory, other = tmp_path / "log", tmp_path / "other"
     shutil.copytree(pristine[0], directory)
     shutil.copytree(pristine[1], other)
@@ -1607,14 +1756,16 @@ def test_damaged_derived_files_cost_a_rebuild_never_a_wrong_answer(tmp_path: Pat
             t.commit(user("after the damage"))
             assert t.verify().ok
     if damage in ANALYTICS_DAMAGE and damage != "analytics-garbage-wal":  # DuckDB may ignore a WAL it cannot use
-        assert any(issubclass(w.category, RuntimeWarning) for w in caught), f"no RuntimeWarning about the damaged file ({damage})"
+        assert any(issubclass(w.category, RuntimeWarning) for w in caught), (
+            f"no RuntimeWarning about the damaged file ({damage})"
+        )
     assert log_bytes(directory).startswith(log_before)
     assert index_files(directory) == rebuilt_index(directory, tmp_path / "scratch"), "the writer saved a good index"
-    with Tract.open(directory) as again:  # what was rebuilt is good from now on, without further warnings
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", RuntimeWarning)
-            assert again.log(limit=None)[1:] == expected["log"]
-            assert again.sql("SELECT count(*) FROM commits").rows == [(expected["counts"]["commits"][0][0] + 1,)]
+    # What was rebuilt is good from now on, without further warnings.
+    with Tract.open(directory) as again, warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        assert again.log(limit=None)[1:] == expected["log"]
+        assert again.sql("SELECT count(*) FROM commits").rows == [(expected["counts"]["commits"][0][0] + 1,)]
 
 
 def test_a_log_with_a_newer_format_version_is_a_log_format_error(tmp_path: Path, pristine: tuple[Path, Path]) -> None:

@@ -65,7 +65,9 @@ for directory in sys.argv[1:]:
         try:
             call()
         except BaseException as error:
-            say(directory=directory, who=who, step=name, error=type(error).__name__, tract_error=isinstance(error, TractError), message=str(error))
+            kind = type(error).__name__
+            say(directory=directory, who=who, step=name, error=kind, tract_error=isinstance(error, TractError),
+                message=str(error))
             return False
         return True
 
@@ -86,8 +88,10 @@ for directory in sys.argv[1:]:
     def read():
         with Tract.open(directory, readonly=True) as t:
             t.compile(), t.sql("SELECT count(*) FROM commits")
-    say(directory=directory, who="reader", step=None) if step("reader", "open", read) else None
-    say(directory=directory, who="verify", step=None) if step("verify", "refused", lambda: events.verify(directory)) else None
+    if step("reader", "open", read):
+        say(directory=directory, who="reader", step=None)
+    if step("verify", "refused", lambda: events.verify(directory)):
+        say(directory=directory, who="verify", step=None)
     for command in ("verify", "log", "compile"):
         err, out = io.StringIO(), io.StringIO()
         say(start=f"cli {command}", directory=directory)

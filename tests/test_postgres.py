@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -16,6 +17,7 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -24,9 +26,11 @@ from events.jsonl import exported_records, write_jsonl
 from events.opening import import_location, open_log, verify_location
 from events.postgres import PostgresLog, StoreUnavailableError
 from events.postgres.session import Session
+from events.postgres.settings import StoreSettings
 from tests.pgstore import admin, fresh_schema, store_url, url_as
 from tests.test_storage_conformance import conversation, usage
-from tract import Tract
+from tract import Tract, TractError
+from tract.cli.report import write_report
 from tract.content import DialogueContent
 
 pytestmark = pytest.mark.postgres
@@ -173,7 +177,8 @@ def test_an_event_committed_late_by_an_earlier_transaction_is_never_skipped(url:
     with admin() as connection:
         slow_ids, fast_ids = (
             connection.execute(
-                f'SELECT min(txid::text::bigint), max(txid::text::bigint) FROM "{schema_of(url)}".records WHERE tract_id = %s',
+                "SELECT min(txid::text::bigint), max(txid::text::bigint) "
+                f'FROM "{schema_of(url)}".records WHERE tract_id = %s',
                 (tract,),
             ).fetchone()
             for tract in ("slow", "fast")
@@ -188,7 +193,10 @@ def test_an_event_committed_late_by_an_earlier_transaction_is_never_skipped(url:
     late = [(r.event.tract_id, r.number) for r in reader.read(after)]
     reader.close()
     assert late == [("slow", n) for n in range(1, 5)]
-    assert watcher.sql("SELECT tract_id, count(*) FROM commits GROUP BY 1 ORDER BY 1").rows == [("fast", 2), ("slow", 3)]
+    assert watcher.sql("SELECT tract_id, count(*) FROM commits GROUP BY 1 ORDER BY 1").rows == [
+        ("fast", 2),
+        ("slow", 3),
+    ]
     watcher.close()
     slow_log.close()
     fast_log.close()
@@ -211,7 +219,10 @@ while True:
 def test_a_writer_killed_mid_batch_loses_nothing_acknowledged_and_leaves_no_half_batch(url: str) -> None:
     for round_ in range(3):
         child = subprocess.Popen(
-            [sys.executable, "-c", _KILLED_WRITER, url], stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parent.parent
+            [sys.executable, "-c", _KILLED_WRITER, url],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=Path(__file__).parent.parent,
         )
         assert child.stdout is not None
         acknowledged = 0
@@ -270,7 +281,7 @@ def test_a_server_restart_fails_writes_clearly_and_the_next_one_reconnects(url: 
 
 def test_an_unreachable_server_is_a_clear_error_not_a_hang() -> None:
     started = time.monotonic()
-    with pytest.raises(StoreUnavailableError, match="127.0.0.1:1/"):
+    with pytest.raises(StoreUnavailableError, match=re.escape("127.0.0.1:1/")):
         open_log("postgresql://nobody@127.0.0.1:1/nothing?connect_timeout=2")
     assert time.monotonic() - started < 10
 
@@ -279,10 +290,11 @@ def test_an_unreachable_server_is_a_clear_error_not_a_hang() -> None:
 
 DAMAGE = {
     "altered": ("UPDATE {r} SET body = overlay(body placing '\\x5a'::bytea from length(body) - 3 for 1) "
-                "WHERE tract_id = 'a' AND number = 3", 4),  # a byte its commit hash does not cover: the next link breaks
+                "WHERE tract_id = 'a' AND number = 3", 4),  # a byte its commit hash does not cover: next link breaks
     "deleted": ("DELETE FROM {r} WHERE tract_id = 'a' AND number = 2", 2),
     "newest deleted": ("DELETE FROM {r} WHERE tract_id = 'a' AND number = 4", 4),
-    "reordered": ("UPDATE {r} SET body = CASE number WHEN 2 THEN (SELECT body FROM {r} WHERE tract_id = 'a' AND number = 3) "
+    "reordered": ("UPDATE {r} SET body = CASE number "
+                  "WHEN 2 THEN (SELECT body FROM {r} WHERE tract_id = 'a' AND number = 3) "
                   "ELSE (SELECT body FROM {r} WHERE tract_id = 'a' AND number = 2) END "
                   "WHERE tract_id = 'a' AND number IN (2, 3)", 2),
     "inserted": ("INSERT INTO {r} (tract_id, number, batch_end, body) "
@@ -345,7 +357,7 @@ def test_a_select_only_role_can_open_compile_replay_verify_and_query(url: str, t
         log.close()
     finally:
         with admin() as connection:
-            connection.execute(f'DROP OWNED BY {role}')
+            connection.execute(f"DROP OWNED BY {role}")
             connection.execute(f"DROP ROLE {role}")
 
 
@@ -368,7 +380,25 @@ def test_analytics_catch_up_incrementally_in_a_cache_of_their_own(url: str, tmp_
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a rebuild of the cache would warn
         with Tract.open(url, tract_id="a", readonly=True, analytics_dir=cache) as tract:
-            assert tract.sql("SELECT tract_id, count(*) FROM commits GROUP BY 1 ORDER BY 1").rows == [("a", 1), ("b", 1)]
+            assert tract.sql("SELECT tract_id, count(*) FROM commits GROUP BY 1 ORDER BY 1").rows == [
+                ("a", 1),
+                ("b", 1),
+            ]
+
+
+def test_a_report_of_a_store_shows_its_tracts_and_never_its_password(url: str, tmp_path: Path) -> None:
+    with Tract.open(url, tract_id="a") as tract:
+        tract.commit(DialogueContent(role="user", text="a question kept in the store"))
+    out = tmp_path / "report.html"
+    assert write_report(url, out)
+    page = out.read_text()
+    where = StoreSettings.parse(url).where
+    assert where in page and "a question kept in the store" in page
+    password = urlsplit(url).password
+    assert url not in page and (password is None or f":{password}@" not in page)
+    with pytest.raises(TractError, match=f"^{re.escape(where)}: no tract 'z' in this log$"):
+        write_report(url, tmp_path / "none.html", tract_id="z")
+    assert not (tmp_path / "none.html").exists()
 
 
 # -- moving between backends ---------------------------------------------------------------------
@@ -410,7 +440,9 @@ def test_a_tract_copied_to_a_shared_store_keeps_its_head_and_an_import_is_all_or
     with Tract.open(laptop, tract_id="mine", readonly=True) as tract, open(one, "wb") as out:
         tract.export_jsonl(out, tract_id="mine")
     broken = tmp_path / "broken.jsonl"
-    broken.write_bytes(one.read_bytes() + one.read_bytes().splitlines(keepends=True)[0].replace(b'"position":1', b'"position":9'))
+    broken.write_bytes(
+        one.read_bytes() + one.read_bytes().splitlines(keepends=True)[0].replace(b'"position":1', b'"position":9')
+    )
     with open(broken, "rb") as lines, pytest.raises(StorageError):
         import_location(lines, url)
     assert verify_location(url).heads.keys() == {"theirs"}  # nothing of the failed import is left

@@ -15,9 +15,10 @@ import pytest
 from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types as genai_types
-from provider_server import USAGE, ProviderServer
 
 from tract import CompiledContext, RenderError, TokenUsage, Tract
+
+from provider_server import USAGE, ProviderServer
 
 WEATHER_SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
 
@@ -185,7 +186,8 @@ def test_the_server_refuses_what_the_api_refuses(server: ProviderServer, fmt: st
     broken: dict[str, Callable[[], Any]] = {
         # a tool message without the call it answers (what to_openai() used to send for tool I/O)
         "openai": lambda: sdk.chat.completions.create(
-            model="gpt-4o", messages=[{"role": "user", "content": "hi"}, {"role": "tool", "name": "calc", "content": "{}"}]
+            model="gpt-4o",
+            messages=[{"role": "user", "content": "hi"}, {"role": "tool", "name": "calc", "content": "{}"}],
         ),
         "openai-responses": lambda: sdk.responses.create(
             model="gpt-4.1", input=[{"type": "function_call_output", "call_id": "call_x", "output": "{}"}]

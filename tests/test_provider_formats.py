@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -168,7 +169,7 @@ def test_anthropic_matches_the_sdk_types_and_the_api_rules(ctx: Any) -> None:
     TypeAdapter(list[MessageParam]).validate_python(messages)
     no_nones(request)
     roles = [m["role"] for m in messages]
-    assert roles[0] == "user" and all(a != b for a, b in zip(roles, roles[1:]))  # first turn, alternation
+    assert roles[0] == "user" and all(a != b for a, b in pairwise(roles))  # first turn, alternation
     for message in messages:
         assert set(message) == {"role", "content"}
         for block in [] if isinstance(message["content"], str) else message["content"]:
@@ -231,7 +232,7 @@ def test_gemini_matches_the_sdk_types_and_the_api_rules(ctx: Any) -> None:
     assert genai_types.GenerateContentConfig(system_instruction=request["system_instruction"])
     no_nones(request)
     roles = [c.role for c in contents]
-    assert roles[0] == "user" and set(roles) == {"user", "model"} and all(a != b for a, b in zip(roles, roles[1:]))
+    assert roles[0] == "user" and set(roles) == {"user", "model"} and all(a != b for a, b in pairwise(roles))
     calls = [p.function_call for p in contents[1].parts or () if p.function_call]
     responses = [p.function_response for p in contents[2].parts or () if p.function_response]
     assert len(calls) == len(responses) == 2  # every call of the turn answered in the next one

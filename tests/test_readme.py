@@ -12,10 +12,11 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
-from provider_server import ProviderServer
-from readme_blocks import README, Block, ReadmeFormatError, python_blocks, run, with_postgres
 
 from tract import Tract
+
+from provider_server import ProviderServer
+from readme_blocks import README, Block, ReadmeFormatError, python_blocks, run, with_postgres
 
 BLOCKS = python_blocks(README.read_text())
 

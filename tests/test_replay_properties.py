@@ -56,7 +56,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
-from properties import examples
 from pydantic import BaseModel
 
 from events import TractHead
@@ -84,6 +83,8 @@ from tract import (
     UsageError,
 )
 
+from properties import examples
+
 LOG_FILE = "events.log"
 INDEX_DIR = "index"
 OTHER = "other"
@@ -91,7 +92,6 @@ OTHER = "other"
 TOKENS = TiktokenCounter("o200k_base")  # the independent count the model expects
 CL100K = TiktokenCounter("cl100k_base")
 PINNED_BY_DEFAULT = "instructions are pinned by default"
-
 
 
 class Note(ContentModel):
@@ -206,7 +206,7 @@ tool_calls = st.lists(
 
 @st.composite
 def contents(draw: st.DrawFn) -> Drawn:
-    kind = draw(st.sampled_from(BUILTIN_KINDS + ["note", "ticket"]))
+    kind = draw(st.sampled_from([*BUILTIN_KINDS, "note", "ticket"]))
     if kind in ("user", "assistant", "system"):
         name = draw(names)
         model: Any = DialogueContent(role=kind, text=draw(texts), name=name)
@@ -221,7 +221,11 @@ def contents(draw: st.DrawFn) -> Drawn:
         model = OutputContent(text=draw(texts), format=draw(st.sampled_from(["text", "markdown", "json"])))
         rendered = Rendered("assistant", model.text)
     elif kind == "artifact":
-        model = ArtifactContent(artifact_type=draw(st.sampled_from(["code", "doc"])), content=draw(texts), language=draw(st.none() | st.just("python")))
+        model = ArtifactContent(
+            artifact_type=draw(st.sampled_from(["code", "doc"])),
+            content=draw(texts),
+            language=draw(st.none() | st.just("python")),
+        )
         rendered = Rendered("assistant", model.content)
     elif kind == "tool_io":
         tool = draw(st.sampled_from(["search", "calc", "read_file"]))
@@ -238,7 +242,10 @@ def contents(draw: st.DrawFn) -> Drawn:
     elif kind == "tool_result":
         name = draw(st.none() | st.just("search"))
         model = ToolResultContent(
-            tool_call_id=draw(st.sampled_from(["c1", "c2"])), content=draw(texts), name=name, is_error=draw(st.booleans())
+            tool_call_id=draw(st.sampled_from(["c1", "c2"])),
+            content=draw(texts),
+            name=name,
+            is_error=draw(st.booleans()),
         )
         rendered = Rendered("tool", model.content, name, tool_call_id=model.tool_call_id, is_error=model.is_error)
     elif kind == "note":
@@ -517,7 +524,9 @@ class ReplayMachine(RuleBasedStateMachine):
         info = self.tract.commit(drawn.content, message=message, metadata=metadata, generation_config=config)
         self._record_commit(info, drawn, "append", None, config, metadata, message)
 
-    def _edit(self, index: int, drawn: Drawn, config: dict | None, metadata: dict | None, message: str | None = None) -> None:
+    def _edit(
+        self, index: int, drawn: Drawn, config: dict | None, metadata: dict | None, message: str | None = None
+    ) -> None:
         target = self._originals()[index % len(self._originals())]
         info = self.tract.commit(
             drawn.content,
@@ -529,7 +538,16 @@ class ReplayMachine(RuleBasedStateMachine):
         )
         self._record_commit(info, drawn, "edit", target.commit_hash, config, metadata, message)
 
-    def _record_commit(self, info: Any, drawn: Drawn, operation: str, target: str | None, config: dict | None, metadata: dict | None, message: str | None) -> None:
+    def _record_commit(
+        self,
+        info: Any,
+        drawn: Drawn,
+        operation: str,
+        target: str | None,
+        config: dict | None,
+        metadata: dict | None,
+        message: str | None,
+    ) -> None:
         assert info.parent_hash == self.model.head
         assert self.tract.head == info.commit_hash
         assert info.operation.value == operation and info.response_to == target
@@ -537,7 +555,9 @@ class ReplayMachine(RuleBasedStateMachine):
         assert info.generation_config == config and info.metadata == metadata and info.message == message
         assert info.token_count == content_tokens(drawn.rendered.message())
         content_type = drawn.payload["content_type"]
-        commit = ModelCommit(info.commit_hash, content_type, drawn.payload, drawn.rendered, operation, target, config, metadata, message)
+        commit = ModelCommit(
+            info.commit_hash, content_type, drawn.payload, drawn.rendered, operation, target, config, metadata, message
+        )
         self.model.commits.append(commit)
         if content_type == "instruction" and operation == "append":
             commit.annotations.append(("pinned", PINNED_BY_DEFAULT, len(self.model.commits)))
@@ -548,7 +568,9 @@ class ReplayMachine(RuleBasedStateMachine):
         assert annotation.priority is Priority(priority) and annotation.reason == reason
         target.annotations.append((Priority(priority).value, reason, len(self.model.commits)))
 
-    def _record_usage(self, usage: tuple[Any, int, int], config: dict | None, name_head: bool = False) -> CompiledContext:
+    def _record_usage(
+        self, usage: tuple[Any, int, int], config: dict | None, name_head: bool = False
+    ) -> CompiledContext:
         raw, prompt, completion = usage
         head = self.model.head
         assert head is not None
@@ -591,7 +613,11 @@ class ReplayMachine(RuleBasedStateMachine):
         returned = self._record_usage(usage, config, name_head)
         assert_compiled_is(returned, self.model.expected())
 
-    @rule(ops=batch_ops, failure=st.sampled_from([None, None, None, "raise", "invalid content", "bad edit target", "bad usage"]), look_inside=st.booleans())
+    @rule(
+        ops=batch_ops,
+        failure=st.sampled_from([None, None, None, "raise", "invalid content", "bad edit target", "bad usage"]),
+        look_inside=st.booleans(),
+    )
     def batch(self, ops: list[tuple], failure: str | None, look_inside: bool) -> None:
         t = self.tract
         saved_model = copy.deepcopy(self.model)
@@ -731,7 +757,7 @@ class ReplayMachine(RuleBasedStateMachine):
         assert state["head"] == self.model.head
         log = state["log"]
         assert [info.commit_hash for info in log] == [c.commit_hash for c in reversed(self.model.commits)]
-        for info, commit in zip(log, reversed(self.model.commits)):
+        for info, commit in zip(log, reversed(self.model.commits), strict=True):
             assert state["commits"][info.commit_hash] == info
             assert info.content_type == commit.content_type and info.content == commit.payload
             assert info.operation.value == commit.operation and info.response_to == commit.target
@@ -833,13 +859,15 @@ def test_memory_and_directory_tracts_compile_alike_and_replay(ops: list[tuple]) 
                 elif op[0] == "edit" and originals:
                     targets = originals[op[1] % len(originals)]
                     pair = tuple(
-                        t.commit(op[2].content, operation="edit", response_to=target, generation_config=op[3]).commit_hash
-                        for t, target in zip((memory, disk), targets)
+                        t.commit(
+                            op[2].content, operation="edit", response_to=target, generation_config=op[3]
+                        ).commit_hash
+                        for t, target in zip((memory, disk), targets, strict=True)
                     )
                     everything.append(pair)
                     head_usage = None
                 elif op[0] == "annotate" and everything:
-                    for t, target in zip((memory, disk), everything[op[1] % len(everything)]):
+                    for t, target in zip((memory, disk), everything[op[1] % len(everything)], strict=True):
                         t.annotate(target, op[2])
                 elif op[0] == "usage" and everything:
                     for t in (memory, disk):
@@ -859,7 +887,6 @@ def test_memory_and_directory_tracts_compile_alike_and_replay(ops: list[tuple]) 
         finally:
             memory.close()
             disk.close()
-
 
 
 # -- a reader that does not know a custom content type --------------------------------

@@ -10,16 +10,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser import Browser, Page, without_security_policy
 from hypothesis import given
 from hypothesis import strategies as st
-from test_cli import fails, ok, run
 
 from events import LOG_FILE, EventLog, TractCreated, UsageRecorded, sealed_commit
 from tract import DialogueContent, InstructionContent, Tract
 from tract.cli.report.collect import COMMITS_SHOWN
 from tract.cli.report.page import embedded_json
 from tract.tokens import TiktokenCounter
+
+from browser import Browser, Page, without_security_policy
+from test_cli import fails, ok, run
 
 COUNTS = """Object.fromEntries([...document.querySelectorAll("#tract-%d [data-count]")]
     .map((item) => [item.dataset.count, Number(item.querySelector(".value").textContent.replaceAll(",", ""))]))"""
@@ -156,7 +157,8 @@ def hostile_log(directory: Path) -> None:
         forged = sealed_commit(
             tract_id=HOSTILE_TRACT, content={"content_type": "tool_call", "text": None, "tool_calls": [call]},
             content_type="tool_call", operation="append", parent_hash=head,
-            created_at=datetime.now(timezone.utc), token_count=1, tokenizer="tiktoken:o200k_base", branch=HOSTILE_BRANCH,
+            created_at=datetime.now(timezone.utc), token_count=1, tokenizer="tiktoken:o200k_base",
+            branch=HOSTILE_BRANCH,
         )  # fmt: skip
         log.append(HOSTILE_TRACT, [forged])
     finally:
@@ -247,7 +249,8 @@ def write_long_log(directory: Path, commits: int, tract_id: str = "long") -> Non
             commit = sealed_commit(
                 tract_id=tract_id, content={"content_type": "dialogue", "role": role, "text": texts[number % 97]},
                 content_type="dialogue", operation="append", parent_hash=head, created_at=at,
-                token_count=tokens[number % 97], tokenizer="tiktoken:o200k_base", generation_config=configs[number // 2 % 2],
+                token_count=tokens[number % 97], tokenizer="tiktoken:o200k_base",
+                generation_config=configs[number // 2 % 2],
             )  # fmt: skip
             head = commit.commit_hash
             batch.append(commit)

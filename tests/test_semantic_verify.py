@@ -23,8 +23,6 @@ from typing import Any, NamedTuple
 import pytest
 from hypothesis import event, example, given
 from hypothesis import strategies as st
-from logcraft import START, Forger
-from properties import examples
 
 from events import (
     LOG_FILE,
@@ -44,6 +42,9 @@ from events import (
 from projections.commit_view import merge_content
 from tract import ChainHead, CorruptLogError, Tract, TractError
 from tract.cli import main
+
+from logcraft import START, Forger
+from properties import examples
 
 UNKNOWN = "f" * 64
 
@@ -316,7 +317,8 @@ def test_an_anchor_that_names_no_record_fails(
 # flag exactly that record).
 
 KINDS = [
-    "commit", "commit", "commit", "compress", "annotate", "config", "usage", "branch", "delete", "move", "head", "tract",
+    "commit", "commit", "commit", "compress", "annotate", "config", "usage",
+    "branch", "delete", "move", "head", "tract",
 ]  # fmt: skip
 MODES = ["valid"] * 6 + ["odd"] * 4 + ["hostile"]
 STEPS = st.tuples(st.sampled_from(KINDS), st.sampled_from(MODES), st.integers(0, 9), st.integers(0, 9))
@@ -626,7 +628,8 @@ def read_everything(directory: Path, scratch: Path) -> list[str]:
                 lambda: t.query_by_config("temperature", ">", 0.5), lambda: t.sql("SELECT * FROM commits"),
                 lambda: t.sql("SELECT * FROM usage"), lambda: t.sql("SELECT * FROM ref_moves"),
                 lambda: t.sql("SELECT * FROM compressions"),
-                lambda tract_id=tract_id: list(t.events(tract_id=tract_id)), lambda: t.export_jsonl(io.BytesIO()), t.verify,
+                lambda tract_id=tract_id: list(t.events(tract_id=tract_id)), lambda: t.export_jsonl(io.BytesIO()),
+                t.verify,
             ]  # fmt: skip
             for h in hashes:
                 calls += [

@@ -229,7 +229,8 @@ def hold(path: Path, *, read_only: bool, seconds: float | None) -> subprocess.Po
         "time.sleep(float(sys.argv[3])) if sys.argv[3] != 'stdin' else sys.stdin.read()\n"
     )
     holder = subprocess.Popen(
-        [sys.executable, "-c", script, str(path), "ro" if read_only else "rw", "stdin" if seconds is None else str(seconds)],
+        [sys.executable, "-c", script, str(path), "ro" if read_only else "rw",
+         "stdin" if seconds is None else str(seconds)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     assert holder.stdout is not None and holder.stdout.readline() == "held\n"
@@ -299,7 +300,8 @@ with Tract.open(sys.argv[1]) as t:
     for i in range(int(sys.argv[2])):
         for j in range(3):
             n = 3 * i + j
-            t.commit(DialogueContent(role="user", text=f"c{n}"), generation_config={"temperature": (n * 37 % 100) / 100})
+            config = {"temperature": (n * 37 % 100) / 100}
+            t.commit(DialogueContent(role="user", text=f"c{n}"), generation_config=config)
         assert t.sql("SELECT count(*) FROM commits").rows == [(3 * i + 4,)]
         assert len(t.query_by_config("temperature", ">", -1)) == 3 * i + 4
 """
@@ -355,7 +357,7 @@ def test_a_writer_and_readers_in_other_processes_share_the_file(tmp_path: Path) 
         results = [reader.communicate(timeout=300) for reader in readers]
     assert writer.returncode == 0, writer.stderr
     counts = []
-    for reader, (out, err) in zip(readers, results):
+    for reader, (out, err) in zip(readers, results, strict=True):
         assert reader.returncode == 0, err
         counts.append(json.loads(out))
     assert all(checked > 0 for checked, _ in counts)

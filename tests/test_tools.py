@@ -214,7 +214,8 @@ RESPONSES = {
         "content": [{"type": "thinking", "thinking": "...", "signature": "s"},
                     {"type": "tool_use", "id": "call_a", "name": "f", "input": {"x": 1}}],
         "stop_reason": "tool_use",
-        "usage": {"input_tokens": 4, "cache_read_input_tokens": 32, "cache_creation_input_tokens": 4, "output_tokens": 7},
+        "usage": {"input_tokens": 4, "cache_read_input_tokens": 32, "cache_creation_input_tokens": 4,
+                  "output_tokens": 7},
     },
     "gemini": {  # the REST JSON, camelCase; the call carries no id
         "candidates": [{"content": {"role": "model", "parts": [{"functionCall": {"name": "f", "args": {"x": 1}}}]}}],

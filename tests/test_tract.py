@@ -7,6 +7,7 @@ import json
 import shutil
 import threading
 from datetime import datetime, timedelta, timezone
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -282,7 +283,9 @@ def test_provider_formats(tract: Tract) -> None:
     tract.commit(ToolIOContent(tool_name="calc", direction="result", payload={"v": 2}, status="success"))
     tract.commit(assistant("a1"))
     compiled = tract.compile()
-    assert compiled.messages[3].role == "tool" and compiled.messages[3].name == "calc"  # the legacy form compiles as before
+    assert (
+        compiled.messages[3].role == "tool" and compiled.messages[3].name == "calc"
+    )  # the legacy form compiles as before
     openai = compiled.to_openai()
     assert openai[0] == {"role": "system", "content": "sys"}
     # no call id, so no provider takes it as a tool message: it travels as labelled user text
@@ -315,7 +318,11 @@ def test_record_usage_shapes(tract: Tract, usage: object, expected: tuple[int, i
     # the figures belong to the context that was sent; the count keeps describing the messages
     assert compiled == tract.compile(at_commit=sent.commit_hashes[-1])
     assert compiled.api_usage is not None
-    assert (compiled.api_usage.prompt_tokens, compiled.api_usage.completion_tokens, compiled.api_usage.total_tokens) == expected
+    assert (
+        compiled.api_usage.prompt_tokens,
+        compiled.api_usage.completion_tokens,
+        compiled.api_usage.total_tokens,
+    ) == expected
     assert (compiled.token_count, compiled.token_source) == (sent.token_count, "tiktoken:o200k_base")
     assert tract.compile().api_usage is None and tract.compile().token_source == "tiktoken:o200k_base"
 
@@ -351,9 +358,9 @@ def test_budget_warn_and_callback() -> None:
     with Tract.open(config=TractConfig(token_budget=callback)) as tract:
         tract.commit(user("word " * 20))
         assert seen and seen[0][1] == 10 and seen[0][0] == tract.compile().token_count
-    with Tract.open(config=TractConfig(token_budget=TokenBudgetConfig(max_tokens=10))) as tract:
-        with pytest.warns(RuntimeWarning, match="over the budget"):
-            tract.commit(user("word " * 20))
+    budget = TractConfig(token_budget=TokenBudgetConfig(max_tokens=10))
+    with Tract.open(config=budget) as tract, pytest.warns(RuntimeWarning, match="over the budget"):
+        tract.commit(user("word " * 20))
     with pytest.raises(ValueError):
         TokenBudgetConfig(max_tokens=10, action=BudgetAction.CALLBACK)
 
@@ -373,11 +380,10 @@ def test_batch_exception_leaves_everything_as_before(tract: Tract, log_dir: Path
     kept = tract.commit(user("kept"))
     tract.compile()
     before = (log_dir / LOG_FILE).read_bytes()
-    with pytest.raises(RuntimeError):
-        with tract.batch():
-            tract.commit(user("lost 1"))
-            tract.commit(user("lost 2"))
-            raise RuntimeError("agent crashed")
+    with pytest.raises(RuntimeError), tract.batch():
+        tract.commit(user("lost 1"))
+        tract.commit(user("lost 2"))
+        raise RuntimeError("agent crashed")
     assert (log_dir / LOG_FILE).read_bytes() == before
     assert tract.head == kept.commit_hash
     assert [m.content for m in tract.compile().messages] == ["kept"]
@@ -511,11 +517,10 @@ def test_torn_tail_is_recovered_through_the_facade(log_dir: Path, with_index: bo
     path = log_dir / LOG_FILE
     with open(path, "r+b") as handle:
         handle.truncate(path.stat().st_size - 10)
-    with pytest.warns(RuntimeWarning, match="torn tail"):
-        with Tract.open(log_dir) as tract:
-            assert [m.content for m in tract.compile().messages] == ["m0", "m1", "m2", "m3"]
-            assert tract.chain_head == head_before_last
-            tract.commit(user("m4 again"))
+    with pytest.warns(RuntimeWarning, match="torn tail"), Tract.open(log_dir) as tract:
+        assert [m.content for m in tract.compile().messages] == ["m0", "m1", "m2", "m3"]
+        assert tract.chain_head == head_before_last
+        tract.commit(user("m4 again"))
     with Tract.open(log_dir, readonly=True) as reader:
         assert [m.content for m in reader.compile().messages] == ["m0", "m1", "m2", "m3", "m4 again"]
         assert reader.verify().ok
@@ -572,7 +577,7 @@ def test_threads_share_one_tract_safely(tract: Tract) -> None:
         thread.join()
     history = tract.log(limit=None)
     assert len(history) == 100
-    for newer, older in zip(history, history[1:]):
+    for newer, older in pairwise(history):
         assert newer.parent_hash == older.commit_hash
     assert tract.compile().commit_count == 100
 
@@ -613,10 +618,9 @@ def test_a_writer_in_another_process_is_refused_at_once(tract: Tract, log_dir: P
 def test_close_inside_a_batch_is_refused_and_nothing_half_lands(log_dir: Path) -> None:
     tract = Tract.open(log_dir)
     tract.commit(user("kept"))
-    with pytest.raises(TractError, match="inside batch"):
-        with tract.batch():
-            tract.commit(user("staged"))
-            tract.close()
+    with pytest.raises(TractError, match="inside batch"), tract.batch():
+        tract.commit(user("staged"))
+        tract.close()
     assert [m.content for m in tract.compile().messages] == ["kept"]
     tract.close()
     with Tract.open(log_dir) as again:
@@ -626,10 +630,9 @@ def test_close_inside_a_batch_is_refused_and_nothing_half_lands(log_dir: Path) -
 def test_a_failed_inner_batch_is_undone_inside_an_outer_one(tract: Tract) -> None:
     with tract.batch():
         tract.commit(user("outer"))
-        with pytest.raises(RuntimeError):
-            with tract.batch():
-                tract.commit(user("inner"))
-                raise RuntimeError("inner step failed")
+        with pytest.raises(RuntimeError), tract.batch():
+            tract.commit(user("inner"))
+            raise RuntimeError("inner step failed")
         tract.commit(user("outer again"))
     assert [m.content for m in tract.compile().messages] == ["outer", "outer again"]
     assert tract.verify().ok

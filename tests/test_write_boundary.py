@@ -24,7 +24,6 @@ import msgspec
 import pytest
 from hypothesis import event, given
 from hypothesis import strategies as st
-from properties import examples
 from pydantic import BaseModel
 
 import events
@@ -49,6 +48,8 @@ from tract import (
     UsageError,
 )
 from tract.cli import main as cli
+
+from properties import examples
 
 # -- what must stay as it was -----------------------------------------------------------------------
 
@@ -964,8 +965,8 @@ def test_opening_with_anything_refuses_cleanly_or_opens_a_tract_that_reads_back(
             assert view_state(reopened)[:9] == default[:9]  # as it was (only the chain head may have moved on)
 
 
-FREE_FIELDS = {"message", "reason", "metadata", "generation_config", "content", "tokenizer", "token_count", "created_at",
-               "prompt_tokens", "completion_tokens", "total_tokens", "priority", "operation"}  # fmt: skip
+FREE_FIELDS = {"message", "reason", "metadata", "generation_config", "content", "tokenizer", "token_count",
+               "created_at", "prompt_tokens", "completion_tokens", "total_tokens", "priority", "operation"}  # fmt: skip
 RECORD_FIELDS = ("position", "batch_end", "prev_hash", "record_hash")
 json_text = st.one_of(
     json_values.map(json.dumps),

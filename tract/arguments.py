@@ -29,13 +29,14 @@ def optional_text(value: Any, argument: str) -> str | None:
 
 def storable_text(value: Any, argument: str) -> str:
     """A non-empty string that UTF-8 can store (no lone surrogates)."""
-    if not text(value, argument):
+    checked = text(value, argument)
+    if not checked:
         raise InvalidArgumentError(f"{argument} must not be empty")
     try:
-        value.encode()
+        checked.encode()
     except UnicodeEncodeError as error:
         raise InvalidArgumentError(f"{argument} cannot be stored: {error}") from None
-    return value
+    return checked
 
 
 def one_of(value: Any, allowed: tuple[str, ...], argument: str) -> str:

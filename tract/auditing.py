@@ -66,7 +66,7 @@ class Auditing(TractParts):
             with storage_errors():
                 report = self._log.verify(anchor=checked)
             if report.ok and checked is not None and checked[0] == self._tract_id:
-                return _served_through(report, checked, self._view.state.position)
+                return _served_through(report, self._tract_id, checked[1], self._view.state.position)
             return report
 
     def refresh(self) -> int:
@@ -167,10 +167,10 @@ class Auditing(TractParts):
         return position
 
 
-def _served_through(report: VerifyReport, anchor: Anchor, served: int) -> VerifyReport:
-    """The report, failed if the anchor lies past the records this tract serves (which only a
-    reader behind its writer, or an index forged to hide the tract's newest records, can cause)."""
-    tract_id, position, _ = anchor
+def _served_through(report: VerifyReport, tract_id: str, position: int, served: int) -> VerifyReport:
+    """The report, failed if the anchor (`position` in `tract_id`) lies past the records this tract
+    serves (which only a reader behind its writer, or an index forged to hide the tract's newest
+    records, can cause)."""
     if position <= served:
         return report
     detail = (

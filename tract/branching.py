@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from events import BranchCreated, BranchDeleted, CommitCreated, Event, HeadChanged, RefMoved, sealed_commit
+from events import AnyEvent, BranchCreated, BranchDeleted, CommitCreated, HeadChanged, RefMoved, sealed_commit
 from projections import StoredCommit
 from projections.commit_view import TractState, merge_content
 from tract.arguments import flag, one_of, text
@@ -27,7 +27,8 @@ class Branching(TractParts):
     """Branch operations for `Tract` (which provides the methods declared below)."""
 
     if TYPE_CHECKING:
-        def _write(self, new: list[Event]) -> None: ...
+
+        def _write(self, new: list[AnyEvent]) -> None: ...
         def _timestamp_after(self, parent: str | None, unwritten: datetime | None = None) -> datetime: ...
         def resolve(self, prefix: str) -> str: ...
         def _require(self, commit_hash: str) -> StoredCommit: ...
@@ -44,7 +45,7 @@ class Branching(TractParts):
                 raise BranchError(f"branch {name!r} already exists")
             head = self._require(self.resolve(text(at, "at"))).commit_hash if at is not None else self.head
             now = utc_now()
-            new: list[Event] = [BranchCreated(tract_id=self._tract_id, created_at=now, name=name, head=head)]
+            new: list[AnyEvent] = [BranchCreated(tract_id=self._tract_id, created_at=now, name=name, head=head)]
             if switch:
                 new.append(HeadChanged(tract_id=self._tract_id, created_at=now, branch=name))
             self._write(new)

@@ -61,7 +61,7 @@ class CompiledContext(BaseModel):
         compiled._window = window
         return compiled
 
-    @computed_field  # type: ignore[prop-decorator]
+    @computed_field  # type: ignore[prop-decorator]  # pydantic's spelling; mypy rejects decorators over @property
     @property
     def messages(self) -> list[Message]:
         if self._messages is None:
@@ -71,7 +71,7 @@ class CompiledContext(BaseModel):
                 self._messages = [m if m.tool_calls is None else m.model_copy(deep=True) for m in self._messages]
         return self._messages
 
-    @computed_field  # type: ignore[prop-decorator]
+    @computed_field  # type: ignore[prop-decorator]  # pydantic's spelling; mypy rejects decorators over @property
     @property
     def commit_hashes(self) -> list[str]:
         """The commit each message comes from (the original, for edited messages)."""
@@ -79,13 +79,13 @@ class CompiledContext(BaseModel):
             self._commit_hashes = self._window.commit_hashes[: self._window.length]
         return self._commit_hashes
 
-    @computed_field  # type: ignore[prop-decorator]
+    @computed_field  # type: ignore[prop-decorator]  # pydantic's spelling; mypy rejects decorators over @property
     @property
     def content_types(self) -> list[str]:
         """The content type each message comes from (an edit's, where an edit replaced it)."""
         return self._window.content_types[: self._window.length]
 
-    @computed_field  # type: ignore[prop-decorator]
+    @computed_field  # type: ignore[prop-decorator]  # pydantic's spelling; mypy rejects decorators over @property
     @property
     def generation_configs(self) -> list[dict[str, Any]]:
         """One config per message (`{}` where none), decoded afresh on every access."""
@@ -114,7 +114,8 @@ class CompiledContext(BaseModel):
             and mine.configs[: mine.length] == theirs.configs[: theirs.length]
         )
 
-    __hash__ = None  # type: ignore[assignment]
+    # Unhashable on purpose: equality compares the messages, which pydantic's frozen-model hash leaves out.
+    __hash__ = None  # type: ignore[assignment]  # the Python idiom for it; BaseModel declares __hash__
 
     def _items(self, include_reasoning: bool) -> list[providers.turns.Item]:
         return providers.conversation(self.messages, self.content_types, self.commit_hashes, include_reasoning)

@@ -31,7 +31,7 @@ from projections.commit_view import ReadAhead, Visibility
 from tract.compile_state import CompileState, Slot
 from tract.compiled import CompiledContext, CompiledWindow
 from tract.content import ContentRegistry, MessageParts
-from tract.errors import CorruptLogError
+from tract.errors import ContentValidationError, CorruptLogError
 from tract.models import Message, TokenUsage, trusted
 from tract.tokens import CHAT_FORMULA, ChatFormula, TokenCounter, content_tokens, counts_messages_itself
 
@@ -336,12 +336,16 @@ class Compiler:
             raise self._unrenderable(event, "role, text and name must be strings")
         return parts
 
-    def _unrenderable(self, event: CommitCreated, why: str) -> CorruptLogError:
+    def _unrenderable(self, event: CommitCreated, why: str) -> CorruptLogError | ContentValidationError:
+        """A stored commit that does not render is a corrupt record; one only staged (previewed, not
+        yet in the log) has content at fault, and nothing is written."""
+        problem = f"commit {event.commit_hash}: its {event.content_type} payload does not render ({why})"
         row = self._view.row(event.commit_hash)
-        position = self._view.commits.positions[row] if row != NO_ROW else None
+        if row == NO_ROW:
+            return ContentValidationError(problem)
         return CorruptLogError(
-            f"commit {event.commit_hash}: its {event.content_type} payload does not render ({why})",
-            position=position,
+            problem,
+            position=self._view.commits.positions[row],
             kind="unrenderable content",
             tract_id=event.tract_id,
         )

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from pydantic import BaseModel
 
-from events import CommitCreated, Compression, Event, sealed_commit
+from events import AnyEvent, CommitCreated, Compression, sealed_commit
 from projections.commit_table import CommitTable
 from tract.arguments import optional_text, shown, text
 from tract.content import SummaryContent, ToolResultContent
@@ -45,7 +45,7 @@ class Compressing(TractParts):
 
     if TYPE_CHECKING:
 
-        def _write(self, new: list[Event]) -> None: ...
+        def _write(self, new: list[AnyEvent]) -> None: ...
         def _commit_info(self, event: CommitCreated, position: int) -> CommitInfo: ...
         def _current_branch_for_commit(self) -> str: ...
         def _timestamp_after(self, parent: str | None, unwritten: datetime | None = None) -> datetime: ...
@@ -90,7 +90,12 @@ class Compressing(TractParts):
             rows = self._range_rows(head, from_commit, to_commit, commits)
             keep = self._refs(preserve, "preserve") if preserve is not None else set()
             plan = self._plan(head, rows, keep, listed=commits is not None)
-            summary = content if summarizer is None else _summarised(summarizer, plan.messages, target_tokens)
+            # Exactly one of the two was given (checked above).
+            summary = (
+                text(content, "content")
+                if summarizer is None
+                else _summarised(summarizer, plan.messages, target_tokens)
+            )
             event = self._compression([], SummaryContent(text=summary), plan.replaced, plan.preserved, message)
             self._write([event])
             return self._compress_result(event)
@@ -195,6 +200,9 @@ class Compressing(TractParts):
         parent = before[-1] if before else None
         tokens_before = self._compiler.preview(head, before).token_count
         content_type, payload = self._registry.validate(content)
+        compression = Compression(
+            replaces=replaced, preserves=preserved, tokens_before=tokens_before, tokens_after=tokens_before
+        )
         event = sealed_commit(
             tract_id=self._tract_id,
             created_at=self._timestamp_after(head, parent.created_at if parent is not None else None),
@@ -206,14 +214,12 @@ class Compressing(TractParts):
             token_count=content_tokens(self._counter, self._registry.render(content_type, payload)),
             tokenizer=self._counter.name,
             branch=self._current_branch_for_commit(),
-            compression=Compression(
-                replaces=replaced, preserves=preserved, tokens_before=tokens_before, tokens_after=tokens_before
-            ),
+            compression=compression,
         )
         if not final:
             return event
         after = self._compiler.preview(head, [*before, event]).token_count
-        counted = msgspec.structs.replace(event.compression, tokens_after=after)  # (not part of the commit hash)
+        counted = msgspec.structs.replace(compression, tokens_after=after)  # (not part of the commit hash)
         return msgspec.structs.replace(event, compression=counted)
 
     def _compress_result(self, event: CommitCreated) -> CompressResult:

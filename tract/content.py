@@ -198,9 +198,10 @@ class ContentRegistry:
                 name = self._name_of(content)
                 validated = revalidated(content)  # it may come from model_construct, never validated
             elif isinstance(content, dict):
-                name = content.get("content_type")
-                if not isinstance(name, str):
+                given = content.get("content_type")
+                if not isinstance(given, str):
                     raise ContentValidationError("a content dict needs a 'content_type' naming its type")
+                name = given
                 model = self._model(name)
                 if "content_type" not in model.model_fields:
                     content = {key: value for key, value in content.items() if key != "content_type"}

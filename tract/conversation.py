@@ -19,7 +19,7 @@ from tract import arguments
 from tract.content import DialogueContent, InstructionContent, ToolCallContent, ToolResultContent
 from tract.errors import ContentValidationError, InvalidArgumentError
 from tract.jsonvalues import json_object
-from tract.models import CommitInfo, ToolCall
+from tract.models import CommitInfo, CommitOperation, TokenUsage, ToolCall
 from tract.sdk_objects import parse_response
 
 if TYPE_CHECKING:
@@ -33,12 +33,28 @@ class Conversation:
     """Shortcuts over `commit` for `Tract` (which provides what is declared below)."""
 
     if TYPE_CHECKING:
-        head: str | None
         _lock: threading.RLock
         _compiler: Compiler
 
-        def commit(self, content: BaseModel | dict[str, Any], **kwargs: Any) -> CommitInfo: ...
-        def record_usage(self, usage: Any, **kwargs: Any) -> CompiledContext: ...
+        @property
+        def head(self) -> str | None: ...
+        def commit(
+            self,
+            content: BaseModel | dict[str, Any],
+            *,
+            operation: CommitOperation | str = ...,
+            message: str | None = ...,
+            response_to: str | None = ...,
+            metadata: dict[str, Any] | None = ...,
+            generation_config: dict[str, Any] | None = ...,
+        ) -> CommitInfo: ...
+        def record_usage(
+            self,
+            usage: TokenUsage | Mapping[str, Any] | object,
+            *,
+            head_hash: str | None = ...,
+            generation_config: dict[str, Any] | None = ...,
+        ) -> CompiledContext: ...
         def batch(self) -> AbstractContextManager[Any]: ...
 
     def system(self, text: str, **commit_kwargs: Any) -> CommitInfo:

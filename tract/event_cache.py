@@ -32,9 +32,7 @@ CACHE_BYTES = 16 * 1024 * 1024
 class EventCache:
     """Decoded commits of one tract of `log`, by their records' numbers (an `EventSource` for the view)."""
 
-    def __init__(
-        self, log: AnyLog, tract_id: str, *, entries: int = CACHE_ENTRIES, budget: int = CACHE_BYTES
-    ) -> None:
+    def __init__(self, log: AnyLog, tract_id: str, *, entries: int = CACHE_ENTRIES, budget: int = CACHE_BYTES) -> None:
         self._log = log
         self._tract_id = tract_id
         self._entries = entries

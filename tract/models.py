@@ -80,7 +80,7 @@ def revalidated(instance: ModelT, *, strict: bool = False) -> ModelT:
             break
     if instance.__pydantic_extra__:
         values = {**values, **instance.__pydantic_extra__}
-    return type(instance).__pydantic_validator__.validate_python(values, strict=strict, by_name=True)
+    return type(instance).model_validate(values, strict=strict, by_name=True)
 
 
 class CompressionInfo(_Frozen):

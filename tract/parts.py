@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from events import Event
+    from events import AnyEvent
     from events.opening import AnyLog
     from projections import CommitView
     from projections.analytics import Analytics
@@ -40,7 +40,7 @@ class TractParts:
         _compiler: Compiler
         _events: EventCache
         _analytics: Analytics | None
-        _staged: list[Event] | None
+        _staged: list[AnyEvent] | None
         _last_compiled: str | None
 
         @property

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
-from events import CommitCreated, GlobalReader
+from events import CommitCreated, LogReader
 from events.jsonl import exported_records, write_jsonl
 from projections.analytics import ANALYTICS_FILE, Analytics, QueryResult, duckdb_errors
 from projections.bulk import paused_gc
@@ -24,6 +24,9 @@ from tract.errors import InvalidArgumentError, QueryError, StorageError, TractCl
 from tract.models import CommitInfo
 from tract.parts import TractParts
 
+if TYPE_CHECKING:
+    import duckdb
+
 T = TypeVar("T")
 SQL_TIMEOUT = 30.0
 """Seconds a `sql()` query may run by default before it is stopped."""
@@ -33,6 +36,7 @@ class Querying(TractParts):
     """Analytics queries and exports for `Tract` (which provides the methods declared below)."""
 
     if TYPE_CHECKING:
+
         def _commit_info(self, event: CommitCreated, position: int, *, owned: bool = False) -> CommitInfo: ...
 
     def query_by_config(self, field: str, operator: str, value: Any) -> list[CommitInfo]:
@@ -72,15 +76,16 @@ class Querying(TractParts):
 
     def sql_relation(
         self, query: str, params: list[Any] | dict[str, Any] | None = None, *, timeout: float = SQL_TIMEOUT
-    ) -> Any:
+    ) -> duckdb.DuckDBPyRelation:
         """The same query's result as a `duckdb.DuckDBPyRelation` (for `.df()`, `.arrow()`, chaining),
         on a throwaway database of its own: nothing done with it reaches the projection."""
         seconds = _timeout(timeout)
         return self._analytics_query(lambda analytics, log: analytics.relation(log, query, params, timeout=seconds))
 
-    def _analytics_query(self, ask: Callable[[Analytics, GlobalReader], T]) -> T:
+    def _analytics_query(self, ask: Callable[[Analytics, LogReader[Any]], T]) -> T:
         """Fix the log position under the tract lock, then let the projection catch up to it and answer
-        outside that lock: a slow query never holds up commits."""
+        outside that lock: a slow query never holds up commits. (The reader is either backend's: `Any`
+        stands for its own resume point type.)"""
         try:
             with self._lock, storage_errors(), duckdb_errors():
                 analytics = self._analytics_db()
@@ -115,7 +120,7 @@ class Querying(TractParts):
             with storage_errors():
                 self._log.flush()  # a writer's export catches the shared file up: only to what is durable
                 analytics = Analytics(self._analytics_path(), readonly=self._analytics_readonly(), file_access=True)
-                reader = self._log.global_reader()
+                reader: LogReader[Any] = self._log.global_reader()  # either backend's: Any is its resume point
                 try:
                     return analytics.export_parquet(reader, Path(directory))
                 finally:

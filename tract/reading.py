@@ -45,6 +45,7 @@ class Reading(TractParts):
     """Reads of the commit view for `Tract` (which provides the methods declared below)."""
 
     if TYPE_CHECKING:
+
         def replay(self, until_position: int | None = None, until_time: datetime | None = None) -> Tract: ...
         def _ref_head(self, ref: str) -> str | None: ...
 
@@ -97,7 +98,7 @@ class Reading(TractParts):
             rows = newest_first[:limit]
             with paused_gc():
                 events = ReadAhead(self._view, rows).events()
-                return [self._info(table.entry(row), event) for row, event in zip(rows, events)]
+                return [self._info(table.entry(row), event) for row, event in zip(rows, events, strict=True)]
 
     def history(self, ref: str | None = None, *, newest: int | None = None) -> list[HistoryEntry]:
         """Every commit in the history of `ref` (a branch name, or a commit hash or a unique prefix of
@@ -200,7 +201,8 @@ class Reading(TractParts):
 
     def _commit_info(self, event: CommitCreated, position: int, *, owned: bool = False) -> CommitInfo:
         """`_info` of the commit `event`, the tract's record `position`; `owned`: the event was read for
-        this caller alone (`CommitView.events_at(fresh=True)`), so its payload and metadata are handed out as they are."""
+        this caller alone (`CommitView.events_at(fresh=True)`), so its payload and metadata are handed
+        out as they are."""
         copy = _as_is if owned else fresh
         config = self._view.config(event.commit_hash, event)
         return trusted(

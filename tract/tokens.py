@@ -36,7 +36,10 @@ _O200K_PATTERN = "|".join(
         r"""\s+""",
     ]
 )
-_CL100K_PATTERN = r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s"""
+_CL100K_PATTERN = (
+    r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+"""
+    r"""|\s++$|\s*[\r\n]|\s+(?!\S)|\s"""
+)
 
 ENCODINGS_DIR = Path(__file__).with_name("encodings")
 """The rank files, installed with the package."""
@@ -68,7 +71,7 @@ def load_encoding(name: str) -> tiktoken.Encoding:
     if name not in SHIPPED_ENCODINGS:
         try:
             return tiktoken.get_encoding(name)
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - tiktoken's loaders raise many kinds; each is named
             raise EncodingError(
                 f"encoding {name!r} is not shipped with tract ({', '.join(SHIPPED_ENCODINGS)} are) "
                 f"and tiktoken could not load it: {error}"
@@ -79,7 +82,7 @@ def load_encoding(name: str) -> tiktoken.Encoding:
     if hashlib.sha256(raw).hexdigest() != expected_sha256:
         raise EncodingError(f"shipped rank file for {name} fails its SHA-256 check; the package is damaged")
     fields = raw.split()  # token, rank, token, rank, ...: parsed in C, not line by line
-    ranks = dict(zip(map(binascii.a2b_base64, fields[0::2]), map(int, fields[1::2])))
+    ranks = dict(zip(map(binascii.a2b_base64, fields[0::2]), map(int, fields[1::2]), strict=True))
     return tiktoken.Encoding(name=name, pat_str=pattern, mergeable_ranks=ranks, special_tokens=special_tokens)
 
 

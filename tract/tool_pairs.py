@@ -50,4 +50,4 @@ def pair_units(messages: Sequence[Message], eligible: Sequence[bool]) -> list[li
             owner[call_id] = joined
         groups[joined].append(index)
         whole[joined] = whole[joined] and eligible[index]
-    return [group for group, keep in zip(groups, whole) if keep]
+    return [group for group, keep in zip(groups, whole, strict=True) if keep]

@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from events import Event, EventLog, SyncMode, TractCreated
+from events import AnyEvent, EventLog, SyncMode, TractCreated
 from events.opening import AnyLog, open_log
 from events.postgres import PostgresLog, is_store_url
 from projections import CommitView
@@ -74,7 +74,7 @@ class Tract(Writing, Compressing, Branching, Reading, Auditing, Querying, Conver
         view.source = self._events
         self._compiler = Compiler(view, self._registry, counter)
         self._lock = threading.RLock()
-        self._staged: list[Event] | None = None
+        self._staged: list[AnyEvent] | None = None
         self._analytics: Analytics | None = None
         self._closed = False
         self._last_compiled: str | None = None
@@ -113,20 +113,23 @@ class Tract(Writing, Compressing, Branching, Reading, Auditing, Querying, Conver
         if not isinstance(counter, TokenCounter):
             raise InvalidArgumentError(f"tokenizer must be a TokenCounter, not {type(counter).__name__}")
         if store and sync != "always":
-            raise InvalidArgumentError("sync='batch' belongs to log directories: every append to a store is a committed transaction")
+            raise InvalidArgumentError(
+                "sync='batch' belongs to log directories: every append to a store is a committed transaction"
+            )
+        location = path if store else directory  # None: in memory
         log: AnyLog
-        if directory is None and not store:
+        if location is None:
             if readonly:
                 raise TractError("an in-memory tract cannot be opened read-only: there is nothing to read")
             log = EventLog.memory()
         else:
             with storage_errors():
-                log = open_log(path if store else directory, readonly=readonly, sync=sync)  # type: ignore[arg-type]  # one of the two is set
+                log = open_log(location, readonly=readonly, sync=sync)
         if isinstance(log, PostgresLog) and chosen_analytics is None:
             chosen_analytics = _store_cache(log)
         try:
             chosen, view = _read_tract(log, tract_id)
-            if view.state.position == 0:
+            if chosen is None or view.state.position == 0:  # (no tract chosen: none in the log yet)
                 if readonly:
                     missing = f"no tract {chosen!r} in this log" if chosen else "the log holds no tract"
                     raise TractError(f"{directory or getattr(log, 'where', '')}: {missing}")

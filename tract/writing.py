@@ -17,8 +17,8 @@ from pydantic import BaseModel
 
 from events import (
     AnnotationAdded,
+    AnyEvent,
     CommitCreated,
-    Event,
     GenerationConfigRecorded,
     UsageRecorded,
     check_events,
@@ -36,10 +36,9 @@ from tract.shared import annotation_model, utc_now
 from tract.tokens import content_tokens
 from tract.usage import parse_usage
 
-if TYPE_CHECKING:
-    from tract.tract import Tract
-
 EnumT = TypeVar("EnumT", bound=Enum)
+WritingT = TypeVar("WritingT", bound="Writing")
+"""The tract itself (a `Tract`: `batch()` hands back what it was called on)."""
 _ONE_MICROSECOND = timedelta(microseconds=1)
 
 
@@ -47,10 +46,11 @@ class Writing(TractParts):
     """Commits, annotations, usage records and batches for `Tract` (which provides the methods declared below)."""
 
     if TYPE_CHECKING:
+
         def _find(self, commit_hash: str) -> StoredCommit | None: ...
         def _require(self, commit_hash: str) -> StoredCommit: ...
         def _info(self, stored: StoredCommit, event: CommitCreated | None = None) -> CommitInfo: ...
-        def _commit_info(self, event: CommitCreated, position: int) -> CommitInfo: ...
+        def _commit_info(self, event: CommitCreated, position: int, *, owned: bool = False) -> CommitInfo: ...
         def _current_branch_for_commit(self) -> str: ...
         def _budget_compression(self, event: CommitCreated, total: int) -> CommitCreated: ...
 
@@ -96,7 +96,7 @@ class Writing(TractParts):
                 "branch": branch,
             }
             event = sealed_commit(**fields, parent_hash=parent, created_at=self._timestamp_after(parent))
-            new: list[Event] = []
+            new: list[AnyEvent] = []
             compression = self._check_budget(parent, event)
             if compression is not None:  # it lands first, in the same write: both or neither
                 new.append(compression)
@@ -145,15 +145,16 @@ class Writing(TractParts):
             head = self.head
             if head is None:
                 raise UsageError("there are no commits to record usage for")
-            if optional_text(head_hash, "head_hash") is None:
+            named = optional_text(head_hash, "head_hash")
+            if named is None:
                 last = self._last_compiled
                 context = last if last is not None and self._find(last) is not None else head
-            elif self._find(head_hash) is None:
-                raise UsageError(f"head_hash must name the context sent, a commit of this tract; not {head_hash}")
+            elif self._find(named) is None:
+                raise UsageError(f"head_hash must name the context sent, a commit of this tract; not {named}")
             else:
-                context = head_hash
+                context = named
             now = utc_now()
-            new: list[Event] = []
+            new: list[AnyEvent] = []
             if generation_config is not None:
                 config = json_object(generation_config, "generation_config")
                 new.append(
@@ -180,7 +181,7 @@ class Writing(TractParts):
             return self._compiler.compile_live(context)
 
     @contextmanager
-    def batch(self) -> Iterator[Tract]:
+    def batch(self: WritingT) -> Iterator[WritingT]:
         """Commits inside land together or not at all; an exception leaves log and HEAD as before."""
         with self._lock:
             self._check_writable()
@@ -203,7 +204,7 @@ class Writing(TractParts):
                 self._rebuild_view()
                 raise
 
-    def _write(self, new: list[Event]) -> None:
+    def _write(self, new: list[AnyEvent]) -> None:
         first = self._view.state.position + 1
         staged = self._staged is not None
         if self._staged is not None:
@@ -230,7 +231,7 @@ class Writing(TractParts):
             with storage_errors():
                 self._remember_written(first, new)
 
-    def _remember_written(self, first: int, new: list[Event]) -> None:
+    def _remember_written(self, first: int, new: list[AnyEvent]) -> None:
         """Keep the commits just written as records `first`... in the event cache, and their records'
         hashes in the view (so reading one back later checks it is what was written)."""
         table = self._view.commits

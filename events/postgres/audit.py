@@ -32,7 +32,9 @@ def verify_store(session: Session, *, anchor: Anchor | None = None, progress: Pr
         connection = session.connection
         with connection.transaction():
             connection.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            listed = connection.execute(f"SELECT tract_id, length, head FROM {tracts_table} ORDER BY created").fetchall()
+            listed = connection.execute(
+                f"SELECT tract_id, length, head FROM {tracts_table} ORDER BY created"
+            ).fetchall()
             walk = RecordWalk(anchor, FORMAT_VERSION)
             problem = walk_tracts(connection, records, listed, walk, progress)
             if problem is None:

@@ -36,7 +36,9 @@ def checked(tract_id: str, number: int, body: bytes, prev: bytes | None) -> tupl
     return record, hashlib.sha256(body).digest()  # the format-2 chain hash: the body alone
 
 
-def stored_rows(session: Session, records: str, tract_id: str, first: int, last: int) -> Iterator[tuple[int, bytes, bool]]:
+def stored_rows(
+    session: Session, records: str, tract_id: str, first: int, last: int
+) -> Iterator[tuple[int, bytes, bool]]:
     """(number, body, batch end) of the tract's rows `first` to `last`, in order; a missing one is damage."""
     number = first
     while number <= last:

@@ -59,7 +59,9 @@ def prepare(connection: Any, settings: StoreSettings, *, readonly: bool) -> str:
                 connection.execute(_CREATE.format(schema=_quoted(schema), version=SCHEMA_VERSION))
         found = _store_row(connection, schema)
     if found is None:
-        raise LogFormatError(f"PostgreSQL store {settings.where}: no tract store here (schema {schema!r} has no store table)")
+        raise LogFormatError(
+            f"PostgreSQL store {settings.where}: no tract store here (schema {schema!r} has no store table)"
+        )
     version, store_id = found
     if version > SCHEMA_VERSION:
         raise LogFormatError(

@@ -10,24 +10,28 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from typing import Any
+from contextlib import contextmanager, suppress
+from typing import TYPE_CHECKING, Any
 
 from events.errors import StorageError
 from events.postgres.settings import StoreSettings, StoreUnavailableError, driver, unavailable
+
+if TYPE_CHECKING:
+    import psycopg
+    from psycopg.rows import TupleRow
 
 
 class Session:
     def __init__(self, settings: StoreSettings, *, readonly: bool) -> None:
         self.settings = settings
         self.readonly = readonly
-        self._connection: Any = None
+        self._connection: psycopg.Connection[TupleRow] | None = None
         self._lock = threading.RLock()
         self._in_transaction = False
         self._closed = False
 
     @property
-    def connection(self) -> Any:
+    def connection(self) -> psycopg.Connection[TupleRow]:
         """The live connection (connecting if there is none); call under `lock`."""
         if self._closed:
             raise StorageError("this log is closed")
@@ -91,10 +95,9 @@ class Session:
     def _drop(self) -> None:
         connection, self._connection = self._connection, None
         if connection is not None:
-            try:
+            # Any failure: it is broken already, and there is nothing more to learn from it.
+            with suppress(Exception):
                 connection.close()
-            except Exception:  # noqa: BLE001 - it is broken already; nothing more to learn from it
-                pass
 
     def close(self) -> None:
         with self._lock:

@@ -13,13 +13,15 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from types import ModuleType
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from events.errors import StorageError
 
 if TYPE_CHECKING:
     import psycopg
+    from psycopg.rows import TupleRow
 
 URL_SCHEMES = ("postgresql://", "postgres://")
 DEFAULT_SCHEMA = "tract"
@@ -69,7 +71,12 @@ class StoreSettings:
         if "connect_timeout" not in names:
             kept.append(("connect_timeout", str(CONNECT_TIMEOUT)))
         if "keepalives_idle" not in names:
-            kept += [("keepalives", "1"), ("keepalives_idle", "10"), ("keepalives_interval", "5"), ("keepalives_count", "3")]
+            kept += [
+                ("keepalives", "1"),
+                ("keepalives_idle", "10"),
+                ("keepalives_interval", "5"),
+                ("keepalives_count", "3"),
+            ]
         if "application_name" not in names:
             kept.append(("application_name", "tract"))
         return cls(urlunsplit(parts._replace(query=urlencode(kept))), schema)
@@ -89,9 +96,11 @@ class StoreSettings:
         readable = re.sub(r"[^A-Za-z0-9_.-]+", "-", self.where).strip("-")
         return f"{readable}-{hashlib.sha256(self.where.encode()).hexdigest()[:12]}"
 
-    def connect(self, *, readonly: bool) -> psycopg.Connection[Any]:
+    def connect(self, *, readonly: bool) -> psycopg.Connection[TupleRow]:
         """A new autocommit connection with the store's timeouts (read-only sessions for readers)."""
-        psycopg = driver()
+        driver()  # a missing psycopg is named before anything else
+        import psycopg
+
         options = [
             f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
             f"-c lock_timeout={LOCK_TIMEOUT_MS}",
@@ -104,14 +113,12 @@ class StoreSettings:
             return psycopg.connect(self.url, autocommit=True, options=" ".join([*options, given or ""]).strip())
 
 
-def driver() -> Any:
+def driver() -> ModuleType:
     """The psycopg module, or a clear error naming the extra that brings it."""
     try:
         import psycopg
     except ImportError:
-        raise StorageError(
-            "a PostgreSQL store needs psycopg 3: pip install 'tract-context[postgres]'"
-        ) from None
+        raise StorageError("a PostgreSQL store needs psycopg 3: pip install 'tract-context[postgres]'") from None
     return psycopg
 
 

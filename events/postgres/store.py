@@ -27,7 +27,7 @@ from events.postgres.schema import prepare, tables
 from events.postgres.session import Session
 from events.postgres.settings import StoreSettings, driver
 from events.roundtrip import encode_record
-from events.types import Event, Record
+from events.types import AnyEvent, Record
 from events.verify import Anchor, Progress, VerifyReport
 
 _MOVE_NEW = """
@@ -176,7 +176,9 @@ class PostgresLog:
         for number in numbers:
             body = rows.get(number)
             if body is None:
-                raise damage(tract_id, number, "missing record", f"the store has no row for record {number} of the tract")
+                raise damage(
+                    tract_id, number, "missing record", f"the store has no row for record {number} of the tract"
+                )
             record, digest = checked(tract_id, number, body, None)
             if digest != wanted[number]:
                 raise damage(tract_id, number, "hash mismatch", "the record is not the one read before")
@@ -196,7 +198,8 @@ class PostgresLog:
         size = self._sizes.get((tract_id, number))
         if size is None:
             rows = self._session.rows(
-                f"SELECT length(body) FROM {self._records_table} WHERE tract_id = %s AND number = %s", (tract_id, number)
+                f"SELECT length(body) FROM {self._records_table} WHERE tract_id = %s AND number = %s",
+                (tract_id, number),
             )
             size = int(rows[0][0]) if rows else 0
         return size
@@ -226,7 +229,9 @@ class PostgresLog:
         replay reads. Its global reader holds that tract alone too (there is no one order of commits
         across a store's tracts to cut the others at)."""
         count = min(number, self.tract_length(tract_id))
-        view = PostgresLog(Session(self._settings, readonly=True), self._store_id, readonly=True, only={tract_id: count})
+        view = PostgresLog(
+            Session(self._settings, readonly=True), self._store_id, readonly=True, only={tract_id: count}
+        )
         if count == self.tract_length(tract_id) and tract_id in self._heads:
             view._heads[tract_id] = self._heads[tract_id]
         return view
@@ -245,7 +250,7 @@ class PostgresLog:
 
     # -- writing -------------------------------------------------------------
 
-    def append(self, tract_id: str, events: Sequence[Event], *, expected: int | None = None) -> int:
+    def append(self, tract_id: str, events: Sequence[AnyEvent], *, expected: int | None = None) -> int:
         """Write `events` (all of tract `tract_id`) as one transaction; returns the number of the last one.
 
         `expected` is how many records of the tract the caller knows of: if the store holds another

@@ -77,7 +77,9 @@ def existing(directory: str | Path) -> Path | str:
 
 def shown(location: str | Path) -> str:
     """A log directory as given, or a store's URL without its credentials, for printing."""
-    return StoreSettings.parse(location).where if isinstance(location, str) and is_store_url(location) else str(location)
+    return (
+        StoreSettings.parse(location).where if isinstance(location, str) and is_store_url(location) else str(location)
+    )
 
 
 def reader(args: argparse.Namespace) -> Tract:

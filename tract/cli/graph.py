@@ -57,9 +57,9 @@ def _lines(edges: list[tuple[int, int]]) -> list[str]:
     """The lines that take every edge from its start column to its end column, one step a line."""
     positions = [start for start, _ in edges]
     lines: list[str] = []
-    while any(position != end for position, (_, end) in zip(positions, edges)):
+    while any(position != end for position, (_, end) in zip(positions, edges, strict=True)):
         cells: dict[int, str] = {}
-        for number, (position, (_, end)) in enumerate(zip(positions, edges)):
+        for number, (position, (_, end)) in enumerate(zip(positions, edges, strict=True)):
             if position == end:
                 cells.setdefault(2 * position, "|")
             elif position < end:

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from tract.cli.common import reader
@@ -40,7 +40,7 @@ def run_log(args: argparse.Namespace) -> int:
         if not args.graph:
             print_records(args.format, records, fields=FIELDS, table=TABLE)
         else:
-            drawn = (dict(record, graph=[row.lanes, *row.after]) for record, row in zip(records, rows))
+            drawn = (dict(record, graph=[row.lanes, *row.after]) for record, row in zip(records, rows, strict=True))
             print_records(args.format, drawn, fields=(*FIELDS, "graph"))
     return 0
 
@@ -51,7 +51,7 @@ def graph_lines(
     """The graph as text: each commit's lanes, short hash, type, tokens, names, markers and the start
     of its text; then the lines that lead to the next commit."""
     records, rows = _shown(tract, ref, every_branch, limit)
-    for record, row in zip(records, rows):
+    for record, row in zip(records, rows, strict=True):
         yield (
             f"{row.lanes} {record['commit_hash'][:12]} {record['content_type']} {record['token_count']}t "
             f"{_summary(record)}"
@@ -71,7 +71,7 @@ def _shown(
     return (describe(tract, entry, markers, names) for entry in shown), rows
 
 
-def _summary(record: dict[str, Any]) -> str:
+def _summary(record: Mapping[str, Any]) -> str:
     """The names pointing at a commit, its markers and the start of its text, on one line."""
     parts = (
         decoration_text(record["refs"]),

@@ -28,7 +28,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return run(args)
     except BrokenPipeError:
-        sys.stdout = open(os.devnull, "w")  # the reader went away (`| head`): stop quietly
+        # The reader went away (`| head`): stop quietly. Open for the rest of the process, so no `with`.
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115
         return BROKEN_PIPE_EXIT
     except CommandLineError as error:
         _fail(args.command, f"usage error: {error}")

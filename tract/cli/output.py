@@ -137,7 +137,7 @@ def print_records(
         count = _json_array(records, out)
     elif form == "jsonl":
         count = 0
-        for count, record in enumerate(records, 1):
+        for count, record in enumerate(records, 1):  # noqa: B007 - its last value is how many were written
             out.write(json_text(record) + "\n")
     elif form == "csv":
         count = _csv_rows(records, fields, out, header)
@@ -190,7 +190,7 @@ def _csv_rows(
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(fields if header is None else header)
     count = 0
-    for count, record in enumerate(records, 1):
+    for count, record in enumerate(records, 1):  # noqa: B007 - its last value is how many were written
         writer.writerow([_csv_cell(record.get(name)) for name in fields])
     return count
 
@@ -249,4 +249,6 @@ def _table_lines(
 
 
 def _line(cells: Sequence[str], widths: Sequence[int], aligns: Sequence[str]) -> str:
-    return "  ".join(f"{cell:{align}{width}}" for cell, width, align in zip(cells, widths, aligns)).rstrip()
+    return "  ".join(
+        f"{cell:{align}{width}}" for cell, width, align in zip(cells, widths, aligns, strict=True)
+    ).rstrip()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from typing import NoReturn
 
 from tract import __version__
 from tract.cli.common import USAGE_EXIT, anchor, limit, point_in_time
@@ -22,7 +23,7 @@ Command = Callable[[argparse.Namespace], int]
 class Parser(argparse.ArgumentParser):
     """argparse, with its errors as one line on stderr (exit status 2) like every other failure."""
 
-    def error(self, message: str) -> None:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         self.exit(USAGE_EXIT, f"{self.prog}: usage error: {message} (see '{self.prog} --help')\n")
 
 

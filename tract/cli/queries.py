@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Iterator
+from operator import itemgetter
 from typing import Any
 
 import msgspec
@@ -124,7 +125,7 @@ def run_sql(args: argparse.Namespace) -> int:
             f"name them apart (AS) for --format {args.format}"
         )
     keys = [str(index) for index in range(len(columns))] if args.format in ("table", "csv") else columns
-    records = (dict(zip(keys, row)) for row in result.rows)
-    table = [Column(name, lambda record, key=key: record[key]) for name, key in zip(columns, keys)]
+    records = (dict(zip(keys, row, strict=True)) for row in result.rows)
+    table = [Column(name, itemgetter(key)) for name, key in zip(columns, keys, strict=True)]
     print_records(args.format, records, fields=keys, header=columns, table=table, row_count=True)
     return 0

@@ -38,9 +38,14 @@ def run_verify(args: argparse.Namespace) -> int:
     report = verify(existing(args.directory), anchor=args.anchor, progress=progress("verified"))
     end_progress()
     heads = [
-        {"tract_id": tract_id, "position": head.number, "hash": head.hash, "anchor": anchor_text(tract_id, head.number, head.hash)}
+        {
+            "tract_id": tract_id,
+            "position": head.number,
+            "hash": head.hash,
+            "anchor": anchor_text(tract_id, head.number, head.hash),
+        }
         for tract_id, head in report.heads.items()
-    ]  # fmt: skip
+    ]
     problem = report.problem
     record = {
         "ok": report.ok,
@@ -122,7 +127,7 @@ def run_compile(args: argparse.Namespace) -> int:
         | message.model_dump(mode="json")
         | {"generation_config": config}
         for index, (message, commit_hash, content_type, config) in enumerate(
-            zip(compiled.messages, compiled.commit_hashes, compiled.content_types, configs)
+            zip(compiled.messages, compiled.commit_hashes, compiled.content_types, configs, strict=True)
         )
     )
     print_records(args.format, records, fields=MESSAGE_FIELDS)

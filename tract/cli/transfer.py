@@ -36,7 +36,9 @@ def run_import(args: argparse.Namespace) -> int:
         heads = import_location(lines, args.directory, progress=progress("imported"))
     end_progress()
     records = sum(head.number for head in heads.values())
-    print(f"imported {records} records of {len(heads)} tract{'' if len(heads) == 1 else 's'} into {shown(args.directory)}")
+    print(
+        f"imported {records} records of {len(heads)} tract{'' if len(heads) == 1 else 's'} into {shown(args.directory)}"
+    )
     for tract_id, head in heads.items():
         print(f"chain head {anchor_text(tract_id, head.number, head.hash)}")
     return 0

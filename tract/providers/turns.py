@@ -79,7 +79,7 @@ def conversation(
 def _items(
     messages: Sequence[Message], content_types: Sequence[str], commit_hashes: Sequence[str], include_reasoning: bool
 ) -> Iterator[Item]:
-    for message, kind, commit_hash in zip(messages, content_types, commit_hashes):
+    for message, kind, commit_hash in zip(messages, content_types, commit_hashes, strict=True):
         if kind == REASONING and not include_reasoning:
             continue
         if message.tool_calls:
@@ -122,7 +122,8 @@ def _check_pairing(items: list[Item]) -> None:
             for call in item.calls:
                 if call.id in seen:
                     raise RenderError(
-                        f"tool call id {call.id!r} is used twice in the rendered context (commit {item.commit_hash[:12]})",
+                        f"tool call id {call.id!r} is used twice in the rendered context "
+                        f"(commit {item.commit_hash[:12]})",
                         commit_hash=item.commit_hash,
                     )
                 seen.add(call.id)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from events import VerifyReport
-from tract.cli.common import anchor_text
+from tract.cli.common import anchor_text, shown
 from tract.cli.graph import draw
 from tract.cli.history import Markers, decorations, describe, newest_first, parents
 from tract.errors import TractError
@@ -47,11 +47,11 @@ GROUP BY ALL ORDER BY calls DESC, prompt_tokens DESC, config
 COMMIT_COUNT_QUERY = "SELECT count(*) FROM commits WHERE tract_id = $tract"
 
 
-def collect(directory: Path, report: VerifyReport, tract_ids: Iterable[str], version: str) -> dict[str, Any]:
+def collect(location: Path | str, report: VerifyReport, tract_ids: Iterable[str], version: str) -> dict[str, Any]:
     """The report's data: the verification, then one section per tract (or the error opening it)."""
     problem = report.problem
     return {
-        "directory": str(directory),
+        "directory": shown(location),  # a store's URL without its credentials
         "generated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "version": version,
         "verification": {
@@ -77,13 +77,13 @@ def collect(directory: Path, report: VerifyReport, tract_ids: Iterable[str], ver
             ],
         },
         "limits": {"commits_shown": COMMITS_SHOWN, "text_shown": TEXT_SHOWN, "configs_shown": CONFIGS_SHOWN},
-        "tracts": [_section(directory, tract_id) for tract_id in tract_ids],
+        "tracts": [_section(location, tract_id) for tract_id in tract_ids],
     }
 
 
-def _section(directory: Path, tract_id: str) -> dict[str, Any]:
+def _section(location: Path | str, tract_id: str) -> dict[str, Any]:
     try:
-        with Tract.open(directory, tract_id=tract_id, readonly=True) as tract:
+        with Tract.open(location, tract_id=tract_id, readonly=True) as tract:
             return _tract(tract)
     except TractError as error:
         return {"tract_id": tract_id, "error": " ".join(str(error).split())}
@@ -148,7 +148,8 @@ def _tract(tract: Tract) -> dict[str, Any]:
         "per_model": _per_model(per_config),
         "per_config": {
             "rows": [
-                {"model": model, "config": config, "calls": calls, "prompt_tokens": prompt, "completion_tokens": completion}
+                {"model": model, "config": config, "calls": calls,
+                 "prompt_tokens": prompt, "completion_tokens": completion}
                 for model, config, calls, prompt, completion in per_config[:CONFIGS_SHOWN]
             ],
             "total": len(per_config),
@@ -163,7 +164,7 @@ def _conversation(
     each message as the model saw it, or left out (by a SKIP, or replaced by a summary: `summaries`
     gives what each summary commit replaces); edits listed under the message they replace;
     merges where they happened."""
-    seen = {commit_hash: message for commit_hash, message in zip(sent, messages)}
+    seen = {commit_hash: message for commit_hash, message in zip(sent, messages, strict=True)}
     summarized_in = {original: summary for summary, replaced in summaries.items() for original in replaced}
     edits: dict[str, list[str]] = defaultdict(list)
     for entry in at_head:

@@ -67,7 +67,10 @@ def _verification(verification: dict[str, Any]) -> str:
             if problem["tract_id"]
             else f"position {problem['position']}"
         )
-        detail = f'<p class="problem">First problem: {escape(problem["kind"])} at {escape(where)}: {escape(problem["detail"])}</p>'
+        detail = (
+            f'<p class="problem">First problem: {escape(problem["kind"])} at {escape(where)}: '
+            f"{escape(problem['detail'])}</p>"
+        )
     return (
         f'<section id="verification" class="{"ok" if ok else "failed"}" data-ok="{"true" if ok else "false"}">'
         f"<h2>Verification: {'whole and unaltered' if ok else 'FAILED'}</h2>"
