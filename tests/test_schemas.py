@@ -18,7 +18,7 @@ import pytest
 from events import AnnotationAdded, CommitCreated, GenerationConfigRecorded, UsageRecorded
 from projections import analytics_schema
 from projections.commit_view import ConfigEntry, RefEntry, UsageEntry
-from tract.models import ConfigRecord, RefLogEntry, TokenUsage
+from tract.models import CommitInfo, ConfigRecord, RefLogEntry, TokenUsage
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -88,3 +88,10 @@ def test_usage_entries_carry_every_figure_the_sdk_reports() -> None:
         <= set(struct_fields(UsageEntry))
         <= set(struct_fields(UsageRecorded)) | {"position"}
     )
+
+
+def test_a_commit_info_is_its_event_with_the_records_number() -> None:
+    """`CommitInfo` serves every field of `CommitCreated` but the tokenizer's name (the count is served),
+    plus the record's number in its tract."""
+    event_fields = set(struct_fields(CommitCreated))
+    assert set(CommitInfo.model_fields) == event_fields - {"tokenizer"} | {"position"}
