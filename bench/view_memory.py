@@ -38,59 +38,11 @@ sys.path.insert(0, str(REPO))  # write the logs with this checkout, whatever els
 
 from events import AnnotationAdded, Event, EventLog, TractCreated, sealed_commit  # noqa: E402 - after sys.path, above
 
-ENCODING = "o200k_base"
-WORDS = [
-    "the",
-    "a",
-    "of",
-    "and",
-    "to",
-    "in",
-    "is",
-    "that",
-    "it",
-    "for",
-    "on",
-    "with",
-    "as",
-    "this",
-    "be",
-    "are",
-    "from",
-    "by",
-    "at",
-    "or",
-    "was",
-    "an",
-    "not",
-    "can",
-    "but",
-    "model",
-    "context",
-    "token",
-    "window",
-    "commit",
-    "history",
-    "message",
-    "prompt",
-    "reply",
-    "agent",
-    "tool",
-    "call",
-    "result",
-    "config",
-    "temperature",
-    "sample",
-    "answer",
-    "question",
-    "explain",
-    "summarise",
-    "function",
-    "return",
-    "value",
-    "error",
-    "retry",
-]
+from workload import ENCODING  # noqa: E402 - after sys.path, above
+from workload import WORDS as ALL_WORDS  # noqa: E402 - after sys.path, above
+
+WORDS = ALL_WORDS[:50]
+"""The commits' texts draw on the first 50 of the workload's words."""
 MODELS = ("gpt-4o", "gpt-4o-mini", "claude-sonnet-4", "o3", "gemini-2.5-pro")
 EDIT_EVERY, SKIP_EVERY, RECENT, POOL = 10, 25, 50, 4096
 BATCH = 10_000
