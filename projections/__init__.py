@@ -2,13 +2,8 @@
 DuckDB analytics projection of the whole log. Each is a disposable cache of the log."""
 
 from projections.commit_table import StoredCommit
-from projections.commit_view import (
-    AnnotationEntry,
-    CommitView,
-    ConfigEntry,
-    UsageEntry,
-    ViewState,
-)
+from projections.commit_view import CommitView
+from projections.view_state import AnnotationEntry, ConfigEntry, UsageEntry, ViewState
 
 __all__ = [
     "AnnotationEntry",

@@ -22,12 +22,8 @@ checked against the record hash remembered when the commit was folded.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, Literal, Protocol
-
-import msgspec
+from collections.abc import Collection, Iterable, Sequence
+from typing import Any
 
 from events import (
     AnnotationAdded,
@@ -44,127 +40,19 @@ from events import (
     UsageRecorded,
 )
 from events.consistency import breach, first_unreached
-from events.types import DEFAULT_BRANCH, JsonObject, PriorityName
+from events.types import JsonObject, PriorityName
 from projections.bulk import paused_gc
 from projections.commit_table import NO_ROW, CommitTable, Kind, StoredCommit
-
-ConfigSource = Literal["commit", "record_usage"]
-
-
-class EventSource(Protocol):
-    """Where a view's commits are read back whole (the facade's cache over the log)."""
-
-    def cached(self, position: int) -> CommitCreated | None:
-        """The commit of record `position` if it is at hand (nothing is read)."""
-
-    def commit(self, position: int, record_hash: bytes | None, commit_hash: str) -> CommitCreated:
-        """The commit event of the tract's record `position`, checked to be the one folded."""
-
-    def read(self, wanted: Sequence[tuple[int, bytes | None, str]]) -> Iterator[tuple[int, CommitCreated]]:
-        """(position, commit) of these written records, read afresh and checked, in order; not kept."""
-
-
-class AnnotationEntry(msgspec.Struct, frozen=True):
-    priority: PriorityName
-    reason: str | None
-    created_at: datetime
-    position: int
-    anchor: str | None = None
-    anchor_row: int = NO_ROW
-    """The anchor's row in the commit table (its history is a set of rows)."""
-
-
-class ConfigEntry(msgspec.Struct, frozen=True):
-    generation_config: JsonObject
-    source: ConfigSource
-    created_at: datetime
-    position: int
-
-
-class UsageEntry(msgspec.Struct, frozen=True):
-    head_hash: str
-    prompt_tokens: int
-    completion_tokens: int
-    total_tokens: int
-    created_at: datetime
-    position: int
-    context_hash: str | None = None
-    cache_read_tokens: int | None = None
-    cache_write_tokens: int | None = None
-    reasoning_tokens: int | None = None
-    provider: str | None = None
-
-
-class RefEntry(msgspec.Struct, frozen=True):
-    """One move of a branch head: by a commit, creation, reset, merge or deletion."""
-
-    branch: str
-    old_head: str | None
-    new_head: str | None
-    reason: str
-    created_at: datetime
-    position: int
-
-
-class TractState(msgspec.Struct):
-    created_at: datetime
-    branches: dict[str, str | None] = msgspec.field(default_factory=lambda: {DEFAULT_BRANCH: None})
-    current: str | None = DEFAULT_BRANCH
-    detached_at: str | None = None
-    usage: list[UsageEntry] = msgspec.field(default_factory=list)
-    ref_moves: list[RefEntry] = msgspec.field(default_factory=list)
-    """Moves other than commits (the commits themselves say which branch they moved)."""
-
-    @property
-    def head(self) -> str | None:
-        return self.branches.get(self.current) if self.current is not None else self.detached_at
-
-
-class ViewState(msgspec.Struct):
-    """The folded log. Tracts keep creation order: the first is the log's default."""
-
-    position: int = 0
-    tracts: dict[str, TractState] = msgspec.field(default_factory=dict)
-    commits: CommitTable = msgspec.field(default_factory=CommitTable)
-    annotations: dict[str, list[AnnotationEntry]] = msgspec.field(default_factory=dict)
-    recorded_configs: dict[str, list[ConfigEntry]] = msgspec.field(default_factory=dict)
-
-
-@dataclass
-class Visibility:
-    """What one compiled history sees: its commits (one flag per row), and what its merges set aside."""
-
-    ancestors: bytearray = field(default_factory=bytearray)
-    ignored_edits: set[str] = field(default_factory=set)
-    ignored_annotations: set[int] = field(default_factory=set)
-
-    def sees(self, entry: AnnotationEntry) -> bool:
-        if entry.anchor is not None:
-            row, ancestors = entry.anchor_row, self.ancestors
-            if row < 0 or row >= len(ancestors) or not ancestors[row]:
-                return False
-        return entry.position not in self.ignored_annotations
-
-    def include(self, row: int, table: CommitTable) -> None:
-        """Take in one more commit of the history (and what a merge sets aside)."""
-        ancestors = self.ancestors
-        if row >= len(ancestors):
-            ancestors.extend(bytes(row + 1 - len(ancestors) + len(ancestors) // 2 + 64))
-        ancestors[row] = 1
-        overridden = table.overridden(row)
-        if overridden is not None:
-            self.ignored_edits.update(overridden.edits)
-            self.ignored_annotations.update(overridden.annotations)
-
-    def replaced(self, row: int, table: CommitTable) -> bool:
-        """Does a compression in this history (one no merge set aside) replace the commit at `row`?"""
-        ancestors = self.ancestors
-        return any(
-            compression < len(ancestors)
-            and ancestors[compression]
-            and table.hash(compression) not in self.ignored_edits
-            for compression in table.replaced_by(row)
-        )
+from projections.content_reads import EventSource
+from projections.view_state import (
+    AnnotationEntry,
+    ConfigEntry,
+    RefEntry,
+    TractState,
+    UsageEntry,
+    ViewState,
+    Visibility,
+)
 
 
 class CommitView:
@@ -507,42 +395,6 @@ class CommitView:
     def usage_for(self, context_hash: str) -> UsageEntry | None:
         """The latest usage an API reported for the context whose head is `context_hash`."""
         return self._usage_by_context.get(context_hash)
-
-
-class ReadAhead:
-    """The commits of a list of rows, read from the log a window at a time as a loop asks for them.
-
-    The loop sets `index` to its place in `rows`; asking for a commit there (or anywhere, while
-    the loop is past the last window read) reads the next `WINDOW` rows' records at once, but for
-    the rows `spare` says the loop will not ask for (a recompile reuses most messages). A window's
-    commits are held until the next one is read, not kept in the view's cache."""
-
-    WINDOW = 256
-
-    def __init__(self, view: CommitView, rows: Sequence[int], spare: Callable[[int], bool] | None = None) -> None:
-        self._view = view
-        self._rows = rows
-        self._spare = spare
-        self._window: dict[int, CommitCreated] = {}
-        self.index = 0
-        self._upto = 0
-
-    def __call__(self, row: int) -> CommitCreated:
-        if self.index >= self._upto:
-            self._upto = self.index + self.WINDOW
-            window = self._rows[self.index : self._upto]
-            spare = self._spare
-            self._window = self._view.events_at(
-                window if spare is None else [ahead for ahead in window if not spare(ahead)]
-            )
-        event = self._window.get(row)
-        return event if event is not None else self._view.event(row)
-
-    def events(self) -> Iterator[CommitCreated]:
-        """Every row's commit, in order."""
-        for index, row in enumerate(self._rows):
-            self.index = index
-            yield self(row)
 
 
 def merge_content(

@@ -17,7 +17,7 @@ import pytest
 
 from events import AnnotationAdded, CommitCreated, GenerationConfigRecorded, UsageRecorded
 from projections import analytics_schema
-from projections.commit_view import ConfigEntry, RefEntry, UsageEntry
+from projections.view_state import ConfigEntry, RefEntry, UsageEntry
 from tract.models import CommitInfo, ConfigRecord, RefLogEntry, TokenUsage
 
 README = Path(__file__).resolve().parent.parent / "README.md"

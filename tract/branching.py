@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 
 from events import AnyEvent, BranchCreated, BranchDeleted, CommitCreated, HeadChanged, RefMoved, sealed_commit
 from projections import StoredCommit
-from projections.commit_view import TractState, merge_content
+from projections.commit_view import merge_content
+from projections.view_state import TractState
 from tract.arguments import flag, one_of, text
 from tract.branches import check_branch_name, plan_merge
 from tract.diff import diff_contexts

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from projections.commit_table import NO_ROW
-from projections.commit_view import Visibility
+from projections.view_state import Visibility
 from tract.models import Message
 
 

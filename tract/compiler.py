@@ -27,7 +27,8 @@ from events import CommitCreated, Compression
 from projections import CommitView, UsageEntry
 from projections.bulk import paused_gc
 from projections.commit_table import NO_ROW
-from projections.commit_view import ReadAhead, Visibility
+from projections.content_reads import ReadAhead
+from projections.view_state import Visibility
 from tract.compile_state import CompileState, Slot
 from tract.compiled import CompiledContext, CompiledWindow
 from tract.content import ContentRegistry, MessageParts

@@ -16,7 +16,8 @@ from events import CommitCreated
 from projections import StoredCommit
 from projections.bulk import paused_gc
 from projections.commit_table import NO_ROW
-from projections.commit_view import ReadAhead, Visibility
+from projections.content_reads import ReadAhead
+from projections.view_state import Visibility
 from tract.arguments import text
 from tract.compiled import CompiledContext
 from tract.errors import CommitNotFoundError, InvalidArgumentError
