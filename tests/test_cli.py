@@ -351,3 +351,11 @@ def test_text_from_the_log_cannot_drive_the_terminal(log_dir: Path) -> None:
         out = ok(*args[:1], log_dir, *args[1:])
         assert "\x1b" not in out and "\x07" not in out, args
     assert "\\x1b[2J" in ok("compile", log_dir)
+
+
+@pytest.mark.parametrize("url", ["postgresql://u@h:abc/db", "postgresql://[::1/db", "postgresql://h:99999/db"])
+def test_a_malformed_store_url_is_one_readable_line(url: str) -> None:
+    with pytest.raises(tract.StorageError, match="not a valid PostgreSQL URL"):
+        tract.Tract.open(url)
+    for command in ("verify", "log"):
+        fails(command, url, match="not a valid PostgreSQL URL")

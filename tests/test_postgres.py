@@ -140,6 +140,23 @@ def test_a_second_writer_at_the_same_position_is_refused_naming_the_tract(url: s
         second.close()
 
 
+def test_a_writer_kept_waiting_past_the_lock_timeout_is_refused_naming_the_tract(url: str) -> None:
+    """Another transaction holds the tract's row: the append waits `lock_timeout`, then is refused as a
+    concurrent write (not a lost server), nothing written, and the same connection goes on working."""
+    impatient = f"{url}&options=-c%20lock_timeout%3D300"
+    log = open_log(impatient)
+    try:
+        log.append("t", [usage(1, "t")], expected=0)
+        with admin() as holder, holder.transaction():
+            holder.execute(f'SELECT * FROM "{schema_of(url)}".tracts WHERE tract_id = %s FOR UPDATE', ("t",))
+            with pytest.raises(ConcurrentWriteError, match="'t'"):
+                log.append("t", [usage(2, "t")], expected=1)
+        assert log.append("t", [usage(3, "t")], expected=1) == 2
+        assert [r.event.prompt_tokens for r in log.read_tract("t")] == [1, 3]
+    finally:
+        log.close()
+
+
 # -- the gap problem -----------------------------------------------------------------------------
 
 

@@ -49,13 +49,13 @@ def trusted(cls: type[ModelT], values: dict[str, Any]) -> ModelT:
     `model_construct`'s per-field bookkeeping costs them about 2.5 us an object; this
     restores the instance through pydantic's own pickle protocol (`__setstate__`) instead,
     with the state pydantic itself produced for the class once, so no private attribute is
-    written by name. `values` must name every field; `cls` must be frozen (the state's
-    set of fields set is shared by its instances).
+    written by name. `values` must name every field; `cls` must be frozen, with no private
+    attributes or extra fields (what the state holds besides the fields is shared by its instances).
     """
     state = _STATES.get(cls)
     if state is None:
-        if not cls.model_config.get("frozen"):
-            raise TypeError(f"{cls.__name__} is not frozen: build it with model_construct")
+        if not cls.model_config.get("frozen") or cls.__private_attributes__ or cls.model_config.get("extra") == "allow":
+            raise TypeError(f"{cls.__name__} holds more than frozen fields: build it with model_construct")
         complete = cls.model_construct(**dict.fromkeys(cls.model_fields))
         state = _STATES[cls] = {key: value for key, value in complete.__getstate__().items() if key != "__dict__"}
     instance = _new(cls)

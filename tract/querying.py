@@ -57,7 +57,9 @@ class Querying(TractParts):
         with self._lock:
             self._check_open()
             commits = self._view.state.commits
-            rows = [row for commit_hash in hashes if (row := commits.row(commit_hash)) != NO_ROW]  # a replay: fewer
+            rows = [
+                row for commit_hash in dict.fromkeys(hashes) if (row := commits.row(commit_hash)) != NO_ROW
+            ]  # a replay: fewer
             with paused_gc():  # many new long-lived objects, no cycles
                 events = self._view.events_at(rows, fresh=True)  # their content, in few reads, theirs alone
                 positions = commits.positions

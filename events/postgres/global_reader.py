@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import msgspec
 
 from events.framing import GENESIS_HASH
-from events.postgres.reads import hashed
+from events.postgres.reads import damage, hashed
 from events.postgres.schema import tables
 from events.postgres.session import Session
 from events.postgres.settings import StoreSettings
@@ -98,9 +98,13 @@ class StoreReader:
         _, records = tables(self._settings.schema)
         session = self._reader_session()
         for tract in self._tracts:
-            count, prev = (after or {}).get(tract.tract_id, (0, GENESIS_HASH))
-            for record, _ in hashed(session, records, tract.tract_id, count + 1, tract.length, prev):
+            count, start = (after or {}).get(tract.tract_id, (0, GENESIS_HASH))
+            last = start
+            for record, last in hashed(session, records, tract.tract_id, count + 1, tract.length, start):  # noqa: B007 - read after the loop
                 yield record
+            if tract.length > count and last != tract.head:  # the cursor will name this head
+                detail = "the tract's row names another chain head than its records"
+                raise damage(tract.tract_id, tract.length, "head mismatch", detail)
 
     def _reader_session(self) -> Session:
         if self._session is None:

@@ -56,7 +56,11 @@ class StoreSettings:
     @classmethod
     def parse(cls, location: str) -> StoreSettings:
         """Split our own `schema=` parameter off the URL; libpq reads the rest (and its defaults are added)."""
-        parts = urlsplit(location)
+        try:
+            parts = urlsplit(location)
+            parts.port  # noqa: B018 - read now: a port that is no number is the URL's fault, named here
+        except ValueError as error:
+            raise StorageError(f"not a valid PostgreSQL URL: {error}") from None
         query = parse_qsl(parts.query, keep_blank_values=True)
         schema = DEFAULT_SCHEMA
         kept: list[tuple[str, str]] = []
@@ -128,6 +132,8 @@ def unavailable(settings: StoreSettings) -> Iterator[None]:
     psycopg = driver()
     try:
         yield
+    except psycopg.errors.LockNotAvailable:
+        raise  # another writer holds the row: the connection is fine, and the append names the tract
     except (psycopg.OperationalError, psycopg.errors.QueryCanceled) as error:
         detail = " ".join(str(error).split()) or type(error).__name__
         raise StoreUnavailableError(f"PostgreSQL store {settings.where}: {detail}") from error
