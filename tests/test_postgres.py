@@ -316,6 +316,7 @@ DAMAGE = {
                   "WHERE tract_id = 'a' AND number IN (2, 3)", 2),
     "inserted": ("INSERT INTO {r} (tract_id, number, batch_end, body) "
                  "SELECT tract_id, 5, true, body FROM {r} WHERE tract_id = 'a' AND number = 4", 5),
+    "batch left open": ("UPDATE {r} SET batch_end = false WHERE tract_id = 'a' AND number = 4", 4),
 }  # fmt: skip
 
 

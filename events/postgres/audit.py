@@ -6,7 +6,8 @@ Before that, each row must hold the body of its own place: a body of another tra
 a moved or reordered row. Then the `tracts` row must agree with the records walked: a record
 missing in the middle breaks the numbering, one deleted from the end leaves the tract shorter than
 its row says, one inserted past the end longer. Kinds beyond the file log's: missing record,
-wrong tract, extra record, head mismatch, unlisted tract. As on files, only an anchor catches the
+wrong tract, extra record, head mismatch, unlisted tract, unfinished batch (a tract's last row
+not marked as a batch's end: its export would not import). As on files, only an anchor catches the
 loss of a tract's newest records when its row was rewritten to match.
 """
 
@@ -60,12 +61,15 @@ def walk_tracts(
     """Walk each listed tract's rows (on `connection`, inside its transaction); the first problem found."""
     position = 0
     for tract_id, length, head in listed:
-        number = 0
+        number, ends_batch = 0, True
         with connection.cursor(name="tract_verify", binary=True) as rows:
             rows.itersize = 500
-            rows.execute(f"SELECT number, body FROM {records} WHERE tract_id = %s ORDER BY number", (tract_id,))
-            for row_number, body in rows:
+            rows.execute(
+                f"SELECT number, body, batch_end FROM {records} WHERE tract_id = %s ORDER BY number", (tract_id,)
+            )
+            for row_number, body, batch_end in rows:
                 number += 1
+                ends_batch = bool(batch_end)
                 position += 1
                 problem = _misplaced(tract_id, number, int(row_number), bytes(body))
                 if problem is None:
@@ -77,6 +81,9 @@ def walk_tracts(
         problem = _disagreeing_row(tract_id, number, int(length), bytes(head), walk)
         if problem is not None:
             return problem
+        if not ends_batch:  # what an export, and so an import, needs: every batch whole
+            detail = "the tract's last record does not end a batch (its batch is unfinished)"
+            return Problem(number, "unfinished batch", detail, None, tract_id)
     return None
 
 
