@@ -60,9 +60,15 @@ def check_file_header(data: bytes, where: str) -> int:
     return int(version)
 
 
+def body_hash(body: bytes | memoryview) -> bytes:
+    """The chain hash of a record in the current format: SHA-256 of its body (the record without
+    the flags byte, which says how it was framed, not what it is), in every backend."""
+    return hashlib.sha256(body).digest()
+
+
 def record_hash(record: bytes | memoryview, version: int = FORMAT_VERSION) -> bytes:
     """The chain hash of a framed record (flags byte first), as its log's format defines it."""
-    return hashlib.sha256(record[1:] if version >= FORMAT_VERSION else record).digest()
+    return body_hash(record[1:]) if version >= FORMAT_VERSION else hashlib.sha256(record).digest()
 
 
 def seal_frame(out: bytearray, start: int) -> tuple[int, bytes]:
@@ -71,7 +77,7 @@ def seal_frame(out: bytearray, start: int) -> tuple[int, bytes]:
     with memoryview(out) as view, view[start + FRAME_HEADER.size :] as record:
         length = len(record)
         crc = zlib.crc32(record)
-        digest = hashlib.sha256(record[1:]).digest()
+        digest = body_hash(record[1:])
     FRAME_HEADER.pack_into(out, start, length, crc, zlib.crc32(_LENGTH_CRC.pack(length, crc)))
     return length, digest
 

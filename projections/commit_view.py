@@ -83,9 +83,6 @@ class CommitView:
 
     # -- folding -------------------------------------------------------------
 
-    def apply_record(self, record: Record, record_hash: bytes | None = None) -> None:
-        self.apply(record.number, record.event, record_hash)
-
     def apply_records(self, records: Iterable[Record]) -> None:
         """Fold records read without their hashes (a commit's record is then read back chained to the
         record before it; `apply_hashed` remembers each hash instead)."""
@@ -186,10 +183,6 @@ class CommitView:
         return first_unreached(start, wanted, table.parents, table.merge_parents)
 
     # -- refs ----------------------------------------------------------------
-
-    @property
-    def default_tract(self) -> str | None:
-        return next(iter(self.state.tracts), None)
 
     def tract(self, tract_id: str) -> TractState | None:
         return self.state.tracts.get(tract_id)

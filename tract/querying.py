@@ -20,7 +20,7 @@ from projections.bulk import paused_gc
 from projections.commit_table import NO_ROW
 from projections.query_limits import AnalyticsClosedError, AnalyticsError, AnalyticsStorageError
 from tract.arguments import optional_text
-from tract.errors import InvalidArgumentError, QueryError, StorageError, TractClosedError, TractError, storage_errors
+from tract.errors import InvalidArgumentError, QueryError, TractClosedError, TractError, storage_errors
 from tract.models import CommitInfo
 from tract.parts import TractParts
 
@@ -100,8 +100,8 @@ class Querying(TractParts):
                 snapshot.close()
         except AnalyticsClosedError:
             raise TractClosedError("this tract was closed before the query finished") from None
-        except AnalyticsStorageError as error:
-            raise StorageError(f"analytics database failed: {error}") from error
+        except AnalyticsStorageError:
+            raise  # a StorageError already, naming the database
         except AnalyticsError as error:
             raise QueryError(str(error)) from None
 

@@ -8,10 +8,10 @@ of the record before it. A row that is not there is a missing record. Every fail
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 
 from events.errors import CorruptLogError
+from events.framing import body_hash
 from events.postgres.session import Session
 from events.records import decode_record
 from events.types import Record
@@ -33,7 +33,7 @@ def checked(tract_id: str, number: int, body: bytes, prev: bytes | None) -> tupl
         raise damage(tract_id, number, "position mismatch", f"record says position {record.number}")
     if prev is not None and record.prev_hash != prev:
         raise damage(tract_id, number, "broken chain", "previous-record hash does not match the tract's record before")
-    return record, hashlib.sha256(body).digest()  # the format-2 chain hash: the body alone
+    return record, body_hash(body)
 
 
 def stored_rows(

@@ -14,12 +14,11 @@ What a handle knows of a tract (its length and head) is read when first asked an
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 from events.errors import ConcurrentWriteError, ReadOnlyError, RecordTooLargeError, StorageError
-from events.framing import FLAG_BATCH_END, FORMAT_VERSION, GENESIS_HASH, MAX_RECORD_BYTES, Frame
+from events.framing import FLAG_BATCH_END, FORMAT_VERSION, GENESIS_HASH, MAX_RECORD_BYTES, Frame, body_hash
 from events.postgres.audit import verify_store, verify_tracts
 from events.postgres.global_reader import StoreReader, TractEnd
 from events.postgres.reads import checked, damage, stored_rows
@@ -280,7 +279,7 @@ class PostgresLog:
                         f"{MAX_RECORD_BYTES} bytes"
                     )
                 body = bytes(out)
-                prev = hashlib.sha256(body).digest()  # the chain hash, as `checked` derives it on reading
+                prev = body_hash(body)
                 bodies.append(body)
             length = count + len(bodies)
             move = (_MOVE_NEW if count == 0 else _MOVE_KNOWN).format(tracts=self._tracts_table)
